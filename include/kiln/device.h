@@ -1,0 +1,170 @@
+/*
+ * OpenCL devices as Kiln sees them: discovery across every platform, selection by a spec
+ * string, compiling the embedded kernels (with an on-disk binary cache) and device buffers.
+ *
+ * No OpenCL type appears here; handles are opaque. A device is used from one thread at a time,
+ * and records its failures in the context it was created from.
+ */
+#ifndef KILN_DEVICE_H
+#define KILN_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/context.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kiln_device kiln_device;
+typedef struct kiln_buffer kiln_buffer;
+
+typedef enum kiln_device_type {
+    KILN_DEVICE_TYPE_CPU = 1,
+    KILN_DEVICE_TYPE_GPU = 2,
+    KILN_DEVICE_TYPE_ACCELERATOR = 3,
+    KILN_DEVICE_TYPE_OTHER = 4,
+} kiln_device_type;
+
+enum { KILN_DEVICE_TEXT = 128 };
+
+/* What discovery reads from one device. Strings are NUL-terminated and truncated to fit. */
+typedef struct kiln_device_info {
+    size_t index;          /* position in kiln_device_list's order, as `kiln devices` shows */
+    size_t platform_index; /* clGetPlatformIDs order */
+    size_t device_index;   /* clGetDeviceIDs order within the platform */
+    char platform_name[KILN_DEVICE_TEXT];
+    char platform_vendor[KILN_DEVICE_TEXT];
+    char platform_version[KILN_DEVICE_TEXT];
+    char name[KILN_DEVICE_TEXT];
+    char vendor[KILN_DEVICE_TEXT];
+    char driver_version[KILN_DEVICE_TEXT];
+    char opencl_c_version[KILN_DEVICE_TEXT]; /* e.g. "OpenCL C 1.2 PoCL" */
+    int opencl_c_major, opencl_c_minor;      /* parsed from opencl_c_version; 0.0 if unreadable */
+    kiln_device_type type;
+    uint32_t vendor_id;
+    uint32_t compute_units;
+    uint32_t clock_mhz;
+    uint64_t global_mem_bytes;
+    uint64_t max_alloc_bytes;
+    uint64_t local_mem_bytes;
+    size_t max_work_group_size;
+    bool has_fp16;
+    bool has_fp64;
+} kiln_device_info;
+
+/* Lists every device of every OpenCL platform. On success `*out_infos` (free it with
+ * kiln_device_list_free) holds `*out_count` entries. Returns KILN_ERR_NO_PLATFORM, with a
+ * message naming the packages to install, when no OpenCL platform exists. */
+kiln_status kiln_device_list(kiln_context *ctx, kiln_device_info **out_infos, size_t *out_count);
+void kiln_device_list_free(kiln_context *ctx, kiln_device_info *infos);
+
+/* "CPU", "GPU", "accelerator" or "other". */
+const char *kiln_device_type_name(kiln_device_type type);
+
+/* The spec to use given the configured one: $KILN_DEVICE when set and non-empty, else
+ * `configured`, else "auto". The result is `configured`, a static string or the environment's. */
+const char *kiln_device_spec_effective(const char *configured);
+
+/* The index (in kiln_device_list's order) of the device `spec` names, without creating it.
+ * Same errors as kiln_device_create's selection. */
+kiln_status kiln_device_find(kiln_context *ctx, const char *spec, size_t *out_index);
+
+typedef struct kiln_device_options {
+    const char *spec;      /* NULL means "auto"; see docs/DEVICES.md for the forms */
+    const char *cache_dir; /* NULL: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln */
+    bool disable_cache;    /* the environment's KILN_NO_CACHE=1 also disables it */
+} kiln_device_options;
+
+/* Selects a device by spec and creates its OpenCL context and queue; compiles nothing yet.
+ * Returns KILN_ERR_BAD_SPEC for a malformed spec, KILN_ERR_NO_DEVICE (message lists the
+ * devices that exist) when nothing matches, KILN_ERR_NO_PLATFORM, KILN_ERR_UNSUPPORTED for a
+ * device below OpenCL C 1.2, KILN_ERR_OPENCL, KILN_ERR_NO_MEMORY. */
+kiln_status kiln_device_create(kiln_context *ctx, const kiln_device_options *options,
+                               kiln_device **out);
+/* Releases the device's programs, queue and context. Buffers must be destroyed first.
+ * NULL is a no-op. */
+void kiln_device_destroy(kiln_device *dev);
+
+const kiln_device_info *kiln_device_get_info(const kiln_device *dev);
+kiln_context *kiln_device_get_context(const kiln_device *dev);
+/* The -D options every kernel of this device is compiled with (dtype and device traits). */
+const char *kiln_device_get_build_options(const kiln_device *dev);
+/* The binary cache directory in use, or NULL when the cache is disabled. */
+const char *kiln_device_get_cache_dir(const kiln_device *dev);
+
+/* Waits for all queued work on the device. */
+kiln_status kiln_device_finish(kiln_device *dev);
+
+/* ---- Programs: the embedded cl/<name>.cl sources ---- */
+
+size_t kiln_program_count(void);
+/* Name of the i-th embedded program (its file name without ".cl"), or NULL past the end. */
+const char *kiln_program_name(size_t i);
+
+typedef enum kiln_program_origin {
+    KILN_PROGRAM_FROM_SOURCE = 0, /* compiled from source (cache miss, corrupt or disabled) */
+    KILN_PROGRAM_FROM_CACHE = 1,  /* loaded from a binary in the on-disk cache */
+    KILN_PROGRAM_IN_MEMORY = 2,   /* already built earlier in this process */
+} kiln_program_origin;
+
+/* Builds program `name` for the device now (startup compilation), through the binary cache.
+ * `out_origin` may be NULL. Returns KILN_ERR_NOT_FOUND for an unknown name and KILN_ERR_BUILD
+ * with the device, program and full build log when compilation fails. */
+kiln_status kiln_device_prepare(kiln_device *dev, const char *name,
+                                kiln_program_origin *out_origin);
+
+typedef struct kiln_cache_stats {
+    uint64_t hits;           /* programs loaded from a valid cache entry */
+    uint64_t misses;         /* no entry existed */
+    uint64_t corrupt;        /* an entry existed but was unreadable, truncated or rejected */
+    uint64_t writes;         /* entries written */
+    uint64_t write_failures; /* entries that could not be written (logged, not fatal) */
+} kiln_cache_stats;
+
+void kiln_device_get_cache_stats(const kiln_device *dev, kiln_cache_stats *out);
+
+/* ---- The on-disk cache, without a device ---- */
+
+/* Resolves the cache directory (see kiln_device_options.cache_dir) into `out` of `capacity`
+ * bytes. Returns KILN_ERR_NOT_FOUND when no location can be derived (no HOME) and
+ * KILN_ERR_INVALID_ARGUMENT when it does not fit. Does not create the directory. */
+kiln_status kiln_cache_get_dir(kiln_context *ctx, const char *override, char *out,
+                               size_t capacity);
+
+typedef struct kiln_cache_info {
+    size_t n_entries;     /* program binaries */
+    uint64_t n_bytes;     /* their total size */
+    size_t n_stale_temps; /* temporary files left by an interrupted write */
+} kiln_cache_info;
+
+/* Counts the entries in `dir`; a directory that does not exist yet counts as empty. */
+kiln_status kiln_cache_get_info(kiln_context *ctx, const char *dir, kiln_cache_info *out);
+/* Removes Kiln's entries and temporaries from `dir` (nothing else); `out_removed` may be NULL. */
+kiln_status kiln_cache_clear(kiln_context *ctx, const char *dir, kiln_cache_info *out_removed);
+
+/* ---- Buffers ---- */
+
+/* Allocates `n_bytes` of device memory. `purpose` (e.g. "tensor conv1.weight") is named in
+ * errors. Returns KILN_ERR_DEVICE_OOM, with the request, the device's maximum allocation and
+ * global memory, when the device cannot hold it. */
+kiln_status kiln_buffer_create(kiln_device *dev, size_t n_bytes, const char *purpose,
+                               kiln_buffer **out);
+void kiln_buffer_destroy(kiln_buffer *buffer);
+size_t kiln_buffer_get_size(const kiln_buffer *buffer);
+/* Blocking copies between host memory and the buffer; the range must lie inside it. */
+kiln_status kiln_buffer_write(kiln_buffer *buffer, size_t offset, const void *source,
+                              size_t n_bytes);
+kiln_status kiln_buffer_read(kiln_buffer *buffer, size_t offset, void *destination,
+                             size_t n_bytes);
+
+/* Bytes currently allocated on the device through kiln_buffer_create. */
+uint64_t kiln_device_get_allocated_bytes(const kiln_device *dev);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

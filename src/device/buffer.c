@@ -1,0 +1,135 @@
+/*
+ * Device buffers: allocation with an out-of-memory report a user can act on (the request, the
+ * device's limits, what the memory was for), and blocking host transfers.
+ *
+ * Drivers often allocate lazily and fail only at first use, so requests that cannot fit are
+ * refused here, against the device's advertised limits and what Kiln already holds.
+ */
+#include <string.h>
+
+#include "device/device.h"
+
+static kiln_status oom(kiln_device *dev, size_t n_bytes, const char *purpose, const char *why)
+{
+    char req[32], max_alloc[32], global[32], held[32];
+    return kiln__error(
+        dev->ctx, KILN_ERR_DEVICE_OOM, "kiln_buffer_create",
+        "cannot allocate %s (%zu bytes) for %s on device '%s': %s. The device allows %s per "
+        "allocation and has %s of global memory, of which Kiln holds %s. Use a smaller batch "
+        "size or model, or a device with more memory",
+        kiln_format_bytes(n_bytes, req, sizeof req), n_bytes, purpose, dev->info.name, why,
+        kiln_format_bytes(dev->info.max_alloc_bytes, max_alloc, sizeof max_alloc),
+        kiln_format_bytes(dev->info.global_mem_bytes, global, sizeof global),
+        kiln_format_bytes(dev->allocated_bytes, held, sizeof held));
+}
+
+kiln_status kiln_buffer_create(kiln_device *dev, size_t n_bytes, const char *purpose,
+                               kiln_buffer **out)
+{
+    kiln_status rc = KILN_OK;
+    kiln_buffer *buffer = NULL;
+    if (dev == NULL || out == NULL)
+        return KILN_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (purpose == NULL)
+        purpose = "an unnamed buffer";
+    if (n_bytes == 0)
+        KILN_FAIL(dev->ctx, KILN_ERR_INVALID_ARGUMENT,
+                  "zero-byte buffer requested for %s on device '%s' (OpenCL has no empty buffers)",
+                  purpose, dev->info.name);
+    if ((uint64_t)n_bytes > dev->info.max_alloc_bytes)
+        return oom(dev, n_bytes, purpose, "larger than the device's maximum single allocation");
+    if ((uint64_t)n_bytes > dev->info.global_mem_bytes - dev->allocated_bytes ||
+        dev->allocated_bytes > dev->info.global_mem_bytes)
+        return oom(dev, n_bytes, purpose, "more than the device's remaining global memory");
+    buffer = kiln__calloc(dev->ctx, 1, sizeof *buffer);
+    if (buffer == NULL)
+        KILN_FAIL(dev->ctx, KILN_ERR_NO_MEMORY, "out of host memory creating a buffer for %s",
+                  purpose);
+    cl_int err = CL_SUCCESS;
+    buffer->mem = clCreateBuffer(dev->cl_ctx, CL_MEM_READ_WRITE, n_bytes, NULL, &err);
+    if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ||
+        err == CL_INVALID_BUFFER_SIZE || err == CL_OUT_OF_HOST_MEMORY) {
+        rc = oom(dev, n_bytes, purpose, kiln__cl_error_name(err));
+        goto cleanup;
+    }
+    if (err != CL_SUCCESS || buffer->mem == NULL)
+        KILN_FAIL(dev->ctx, KILN_ERR_OPENCL,
+                  "clCreateBuffer of %zu bytes for %s on device '%s' failed with %s", n_bytes,
+                  purpose, dev->info.name, kiln__cl_error_name(err));
+    buffer->dev = dev;
+    buffer->n_bytes = n_bytes;
+    dev->allocated_bytes += n_bytes;
+    *out = buffer;
+    buffer = NULL;
+cleanup:
+    kiln__free(dev->ctx, buffer);
+    return rc;
+}
+
+void kiln_buffer_destroy(kiln_buffer *buffer)
+{
+    if (buffer == NULL)
+        return;
+    kiln_device *dev = buffer->dev;
+    clReleaseMemObject(buffer->mem);
+    dev->allocated_bytes -= buffer->n_bytes;
+    kiln__free(dev->ctx, buffer);
+}
+
+size_t kiln_buffer_get_size(const kiln_buffer *buffer)
+{
+    return buffer->n_bytes;
+}
+
+static kiln_status check_range(const kiln_buffer *buffer, size_t offset, size_t n_bytes,
+                               const char *function)
+{
+    if (offset > buffer->n_bytes || n_bytes > buffer->n_bytes - offset)
+        return kiln__error(buffer->dev->ctx, KILN_ERR_INVALID_ARGUMENT, function,
+                           "range [%zu, %zu + %zu) lies outside the %zu-byte buffer", offset,
+                           offset, n_bytes, buffer->n_bytes);
+    return KILN_OK;
+}
+
+kiln_status kiln_buffer_write(kiln_buffer *buffer, size_t offset, const void *source,
+                              size_t n_bytes)
+{
+    kiln_status rc = KILN_OK;
+    if (buffer == NULL || (source == NULL && n_bytes > 0))
+        return KILN_ERR_INVALID_ARGUMENT;
+    KILN_CHECK(check_range(buffer, offset, n_bytes, __func__));
+    if (n_bytes == 0)
+        return KILN_OK;
+    kiln_device *dev = buffer->dev;
+    cl_int err = clEnqueueWriteBuffer(dev->queue, buffer->mem, CL_TRUE, offset, n_bytes, source,
+                                      0, NULL, NULL);
+    if (err != CL_SUCCESS)
+        KILN_FAIL(dev->ctx, KILN_ERR_OPENCL,
+                  "writing %zu bytes at offset %zu to a %zu-byte buffer on device '%s' failed "
+                  "with %s",
+                  n_bytes, offset, buffer->n_bytes, dev->info.name, kiln__cl_error_name(err));
+cleanup:
+    return rc;
+}
+
+kiln_status kiln_buffer_read(kiln_buffer *buffer, size_t offset, void *destination,
+                             size_t n_bytes)
+{
+    kiln_status rc = KILN_OK;
+    if (buffer == NULL || (destination == NULL && n_bytes > 0))
+        return KILN_ERR_INVALID_ARGUMENT;
+    KILN_CHECK(check_range(buffer, offset, n_bytes, __func__));
+    if (n_bytes == 0)
+        return KILN_OK;
+    kiln_device *dev = buffer->dev;
+    cl_int err = clEnqueueReadBuffer(dev->queue, buffer->mem, CL_TRUE, offset, n_bytes,
+                                     destination, 0, NULL, NULL);
+    if (err != CL_SUCCESS)
+        KILN_FAIL(dev->ctx, KILN_ERR_OPENCL,
+                  "reading %zu bytes at offset %zu from a %zu-byte buffer on device '%s' failed "
+                  "with %s",
+                  n_bytes, offset, buffer->n_bytes, dev->info.name, kiln__cl_error_name(err));
+cleanup:
+    return rc;
+}

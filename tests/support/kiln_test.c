@@ -1,0 +1,166 @@
+/*
+ * Shared test helpers: device availability policy, failure-injecting allocator, temporary
+ * directories and string assertions. See kiln_test.h.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "support/kiln_test.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *kiln_test_device_spec(void)
+{
+    const char *spec = getenv("KILN_TEST_DEVICE");
+    return spec != NULL && spec[0] != '\0' ? spec : "pocl";
+}
+
+static bool in_ci(void)
+{
+    const char *ci = getenv("CI");
+    return ci != NULL && (strcmp(ci, "true") == 0 || strcmp(ci, "1") == 0);
+}
+
+void kiln_test_require_device(void)
+{
+    kiln_context *ctx = NULL;
+    if (kiln_context_create(NULL, &ctx) != KILN_OK) {
+        fprintf(stderr, "cannot create a context\n");
+        exit(1);
+    }
+    size_t index = 0;
+    kiln_status status = kiln_device_find(ctx, kiln_test_device_spec(), &index);
+    if (status == KILN_OK) {
+        kiln_context_destroy(ctx);
+        return;
+    }
+    fprintf(stderr, "no OpenCL device for spec '%s': %s\n", kiln_test_device_spec(),
+            kiln_context_last_error(ctx));
+    kiln_context_destroy(ctx);
+    if (in_ci()) {
+        fprintf(stderr, "CI=true: a missing OpenCL device is a failure, not a skip\n");
+        exit(1);
+    }
+    exit(KILN_TEST_SKIP);
+}
+
+static void log_to_stderr(kiln_log_level level, const char *message, void *user)
+{
+    (void)user;
+    fprintf(stderr, "[kiln %d] %s\n", (int)level, message);
+}
+
+kiln_context *kiln_test_context(void)
+{
+    kiln_context_options options = {.log = log_to_stderr, .log_level = KILN_LOG_WARN};
+    kiln_context *ctx = NULL;
+    assert_int_equal(kiln_context_create(&options, &ctx), KILN_OK);
+    return ctx;
+}
+
+kiln_device *kiln_test_open_device(kiln_context *ctx, const char *cache_dir)
+{
+    kiln_device_options options = {.spec = kiln_test_device_spec(),
+                                   .cache_dir = cache_dir,
+                                   .disable_cache = cache_dir == NULL};
+    kiln_device *dev = NULL;
+    kiln_status status = kiln_device_create(ctx, &options, &dev);
+    if (status != KILN_OK)
+        fail_msg("opening device '%s': %s", options.spec, kiln_context_last_error(ctx));
+    return dev;
+}
+
+/* Each block carries its size in a header so realloc can be emulated exactly. */
+static void *injected_alloc(size_t n, void *user)
+{
+    kiln_test_allocator *a = user;
+    if (a->budget == 0) {
+        a->failures++;
+        return NULL;
+    }
+    if (a->budget > 0)
+        a->budget--;
+    void *p = malloc(n);
+    if (p != NULL)
+        a->live++;
+    return p;
+}
+
+static void *injected_realloc(void *pointer, size_t n, void *user)
+{
+    kiln_test_allocator *a = user;
+    if (a->budget == 0) {
+        a->failures++;
+        return NULL;
+    }
+    if (a->budget > 0)
+        a->budget--;
+    void *p = realloc(pointer, n);
+    if (p != NULL && pointer == NULL)
+        a->live++;
+    return p;
+}
+
+static void injected_free(void *pointer, void *user)
+{
+    kiln_test_allocator *a = user;
+    if (pointer != NULL)
+        a->live--;
+    free(pointer);
+}
+
+void kiln_test_allocator_init(kiln_test_allocator *a, long budget)
+{
+    a->allocator.alloc = injected_alloc;
+    a->allocator.realloc = injected_realloc;
+    a->allocator.free = injected_free;
+    a->allocator.user = a;
+    a->budget = budget;
+    a->live = 0;
+    a->failures = 0;
+}
+
+char *kiln_test_make_temp_dir(const char *prefix)
+{
+    const char *base = getenv("KILN_TEST_TMP");
+    if (base == NULL || base[0] == '\0')
+        base = "/tmp";
+    mkdir(base, 0755);
+    size_t n = strlen(base) + strlen(prefix) + 16;
+    char *path = malloc(n);
+    assert_non_null(path);
+    snprintf(path, n, "%s/%s-XXXXXX", base, prefix);
+    if (mkdtemp(path) == NULL)
+        fail_msg("mkdtemp(%s): %s", path, strerror(errno));
+    return path;
+}
+
+void kiln_test_remove_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char child[4096];
+        snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+        unlink(child);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+void kiln_test_assert_contains(const char *text, const char *needle, const char *file, int line)
+{
+    if (text == NULL || strstr(text, needle) == NULL) {
+        fprintf(stderr, "%s:%d: expected to find \"%s\" in:\n%s\n", file, line, needle,
+                text != NULL ? text : "(null)");
+        _fail(file, line);
+    }
+}

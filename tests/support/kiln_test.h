@@ -1,0 +1,55 @@
+/*
+ * Helpers shared by the test executables: the device policy (skip with 77 when no OpenCL
+ * device exists, fail under CI=true), an allocator that fails on demand, temporary
+ * directories, and message assertions. Test-only; never linked into the library.
+ */
+#ifndef KILN_TEST_H
+#define KILN_TEST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+
+#include "kiln/context.h"
+#include "kiln/device.h"
+
+/* Exit status that CTest reports as "skipped" (SKIP_RETURN_CODE). */
+enum { KILN_TEST_SKIP = 77 };
+
+/* The device spec tests run on: $KILN_TEST_DEVICE, else "pocl". */
+const char *kiln_test_device_spec(void);
+
+/* Call first in main() of a device test. Returns normally when a device matching the test
+ * spec exists. Otherwise prints why and exits 77, or 1 when CI=true (CI must never skip). */
+void kiln_test_require_device(void);
+
+/* A context whose warnings and errors are printed to stderr. Fails the test on error. */
+kiln_context *kiln_test_context(void);
+
+/* Opens the test device with the cache in `cache_dir` (NULL disables the cache). */
+kiln_device *kiln_test_open_device(kiln_context *ctx, const char *cache_dir);
+
+/* An allocator that succeeds `budget` times and then fails every request; counts live blocks. */
+typedef struct kiln_test_allocator {
+    kiln_allocator allocator;
+    long budget; /* remaining successes; negative means unlimited */
+    long live;   /* allocations not yet freed */
+    long failures;
+} kiln_test_allocator;
+
+void kiln_test_allocator_init(kiln_test_allocator *a, long budget);
+
+/* A fresh, empty directory under $KILN_TEST_TMP (or /tmp); the caller frees the path. */
+char *kiln_test_make_temp_dir(const char *prefix);
+/* Removes a directory made by kiln_test_make_temp_dir and the files in it. */
+void kiln_test_remove_dir(const char *path);
+
+/* Asserts that `text` contains `needle`, printing both when it does not. */
+#define assert_contains(text, needle) kiln_test_assert_contains((text), (needle), __FILE__, __LINE__)
+void kiln_test_assert_contains(const char *text, const char *needle, const char *file, int line);
+
+#endif
