@@ -4,7 +4,6 @@
  * left alone, since KILN_CACHE_DIR may point anywhere.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -13,11 +12,12 @@ static const char USAGE[] =
     "usage: kiln cache info [--dir DIR]\n"
     "       kiln cache clear [--dir DIR]\n\n"
     "The program-binary cache keeps compiled kernels per device and driver, so later\n"
-    "runs start in milliseconds. It lives in $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln,\n"
-    "else ~/.cache/kiln; KILN_NO_CACHE=1 disables it. Corrupt entries are detected\n"
-    "and rebuilt automatically; `clear` removes every entry.\n\n"
+    "runs start in milliseconds. It lives in $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln\n"
+    "(when XDG_CACHE_HOME is an absolute path), else ~/.cache/kiln; KILN_NO_CACHE=1\n"
+    "disables it. Corrupt entries are detected and rebuilt automatically.\n\n"
     "  info         print the directory, number of entries and their size\n"
-    "  clear        remove Kiln's entries (and leftover temporary files)\n"
+    "  clear        remove Kiln's entries and leftover temporary files (other files\n"
+    "               in the directory are left alone)\n"
     "  --dir DIR    use DIR instead of the default location\n";
 
 static int run(int argc, char **argv)
@@ -68,8 +68,7 @@ static int run(int argc, char **argv)
             printf("temporary: %zu (left by interrupted writes; `kiln cache clear` removes "
                    "them)\n",
                    info.n_stale_temps);
-        const char *no_cache = getenv("KILN_NO_CACHE");
-        if (no_cache != NULL && strcmp(no_cache, "1") == 0)
+        if (kiln_cache_disabled_by_env())
             printf("note: KILN_NO_CACHE=1 is set, so runs neither read nor write it\n");
     }
     kiln_context_destroy(ctx);

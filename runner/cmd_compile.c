@@ -17,7 +17,7 @@ static const char USAGE[] =
     "Compiles every kernel program built into Kiln for one device, filling the\n"
     "program-binary cache, and prints each program's origin (compiled or loaded\n"
     "from the cache) and time.\n\n"
-    "  --device SPEC  device to compile for (default: auto; KILN_DEVICE overrides);\n"
+    "  --device SPEC  device to compile for (default: $KILN_DEVICE, else auto);\n"
     "                 see `kiln devices` and docs/DEVICES.md for the forms\n"
     "  --no-cache     compile from source, neither reading nor writing the cache\n"
     "  --list         only list the program names\n";
@@ -74,7 +74,9 @@ static int run(int argc, char **argv)
     if (ctx == NULL)
         return CLI_EXIT_ERROR;
     kiln_device *dev = NULL;
-    kiln_device_options options = {.spec = kiln_device_spec_effective(spec),
+    /* The flag, when given, is used as written (an empty one is an error); otherwise
+     * KILN_DEVICE, otherwise auto. */
+    kiln_device_options options = {.spec = spec != NULL ? spec : kiln_device_spec_effective(NULL),
                                    .disable_cache = no_cache};
     kiln_status status = kiln_device_create(ctx, &options, &dev);
     if (status != KILN_OK) {
@@ -104,10 +106,10 @@ static int run(int argc, char **argv)
         kiln_cache_stats stats;
         kiln_device_get_cache_stats(dev, &stats);
         printf("\n%zu program(s) ready in %.3f s (cache: %llu hit, %llu miss, %llu corrupt "
-               "rebuilt, %llu written)\n",
+               "rebuilt, %llu written, %llu write failures)\n",
                kiln_program_count(), now_seconds() - start, (unsigned long long)stats.hits,
                (unsigned long long)stats.misses, (unsigned long long)stats.corrupt,
-               (unsigned long long)stats.writes);
+               (unsigned long long)stats.writes, (unsigned long long)stats.write_failures);
     }
     kiln_device_destroy(dev);
     kiln_context_destroy(ctx);

@@ -42,19 +42,22 @@ static int run(int argc, char **argv)
         kiln_context_destroy(ctx);
         return code;
     }
-    printf("  %-3s %-5s %-28s %-40s %-5s %4s %6s %10s %10s %-10s %s\n", "#", "P:D", "platform",
-           "device", "type", "CUs", "MHz", "memory", "max alloc", "OpenCL C", "fp16/fp64");
+    /* The device name comes last and whole, since it can be used as a spec. */
+    printf("  %-3s %-5s %-5s %4s %6s %10s %10s %-8s %-9s %-28s %s\n", "#", "P:D", "type", "CUs",
+           "MHz", "memory", "max alloc", "OpenCL C", "fp16/fp64", "platform", "device");
     for (size_t i = 0; i < n; i++) {
         const kiln_device_info *d = &infos[i];
         char mem[32], alloc[32], pd[24], cver[16];
         snprintf(pd, sizeof pd, "%zu:%zu", d->platform_index, d->device_index);
         snprintf(cver, sizeof cver, "%d.%d", d->opencl_c_major, d->opencl_c_minor);
-        printf("%c %-3zu %-5s %-28.28s %-40.40s %-5s %4u %6u %10s %10s %-10s %s/%s\n",
-               i == chosen ? '*' : ' ', d->index, pd, d->platform_name, d->name,
-               kiln_device_type_name(d->type), (unsigned)d->compute_units,
-               (unsigned)d->clock_mhz, kiln_format_bytes(d->global_mem_bytes, mem, sizeof mem),
-               kiln_format_bytes(d->max_alloc_bytes, alloc, sizeof alloc), cver,
-               d->has_fp16 ? "yes" : "no", d->has_fp64 ? "yes" : "no");
+        char fp[16];
+        snprintf(fp, sizeof fp, "%s/%s", d->has_fp16 ? "yes" : "no", d->has_fp64 ? "yes" : "no");
+        printf("%c %-3zu %-5s %-5s %4u %6u %10s %10s %-8s %-9s %-28.28s %s\n",
+               i == chosen ? '*' : ' ', d->index, pd, kiln_device_type_name(d->type),
+               (unsigned)d->compute_units, (unsigned)d->clock_mhz,
+               kiln_format_bytes(d->global_mem_bytes, mem, sizeof mem),
+               kiln_format_bytes(d->max_alloc_bytes, alloc, sizeof alloc), cver, fp,
+               d->platform_name, d->name);
     }
     printf("\n%zu device(s). '*' marks the one `--device auto` picks.\n", n);
     kiln_device_list_free(ctx, infos);

@@ -21,10 +21,11 @@ static void print_usage(FILE *out)
                  "Commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-10s %s\n", COMMANDS[i]->name, COMMANDS[i]->summary);
-    fprintf(out, "\n`kiln COMMAND --help` describes a command. Environment: KILN_DEVICE overrides "
-                 "the device\nspec; KILN_CACHE_DIR, KILN_NO_CACHE=1 control the program-binary "
-                 "cache; KILN_LOG=info|debug\nshows more. Exit status: 0 success, 1 a check "
-                 "failed, 2 bad usage or an error.\n");
+    fprintf(out, "\n`kiln COMMAND --help` describes a command. Environment: KILN_DEVICE is the "
+                 "device spec\nwhen no --device flag is given (it overrides a config file's); "
+                 "KILN_CACHE_DIR and\nKILN_NO_CACHE=1 control the program-binary cache; "
+                 "KILN_LOG=info|debug shows more.\nExit status: 0 success, 1 a check failed, "
+                 "2 bad usage or an error.\n");
 }
 
 int main(int argc, char **argv)
@@ -35,18 +36,25 @@ int main(int argc, char **argv)
     }
     const char *first = argv[1];
     if (cli_is_help(first) || strcmp(first, "help") == 0) {
-        if (argc > 2) {
-            for (size_t i = 0; i < N_COMMANDS; i++) {
-                if (strcmp(argv[2], COMMANDS[i]->name) == 0) {
-                    fputs(COMMANDS[i]->usage, stdout);
-                    return CLI_EXIT_OK;
-                }
+        if (argc == 2) {
+            print_usage(stdout);
+            return CLI_EXIT_OK;
+        }
+        for (size_t i = 0; argc == 3 && i < N_COMMANDS; i++) {
+            if (strcmp(argv[2], COMMANDS[i]->name) == 0) {
+                fputs(COMMANDS[i]->usage, stdout);
+                return CLI_EXIT_OK;
             }
         }
-        print_usage(stdout);
-        return CLI_EXIT_OK;
+        fprintf(stderr, "kiln: no help for '%s'\n\n", argv[2]);
+        print_usage(stderr);
+        return CLI_EXIT_ERROR;
     }
     if (strcmp(first, "--version") == 0 || strcmp(first, "-V") == 0) {
+        if (argc > 2) {
+            fprintf(stderr, "kiln: --version takes no arguments\n");
+            return CLI_EXIT_ERROR;
+        }
         printf("kiln %s\n", kiln_version_string());
         return CLI_EXIT_OK;
     }

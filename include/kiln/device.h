@@ -64,8 +64,10 @@ void kiln_device_list_free(kiln_context *ctx, kiln_device_info *infos);
 /* "CPU", "GPU", "accelerator" or "other". */
 const char *kiln_device_type_name(kiln_device_type type);
 
-/* The spec to use given the configured one: $KILN_DEVICE when set and non-empty, else
- * `configured`, else "auto". The result is `configured`, a static string or the environment's. */
+/* The spec to use given the configured one (from a config file): $KILN_DEVICE when set and
+ * non-empty, else `configured`, else "auto". A command-line flag, being more explicit than
+ * either, is used as it is without calling this. The result is `configured`, a static string
+ * or the environment's. */
 const char *kiln_device_spec_effective(const char *configured);
 
 /* The index (in kiln_device_list's order) of the device `spec` names, without creating it.
@@ -127,6 +129,9 @@ typedef struct kiln_cache_stats {
 void kiln_device_get_cache_stats(const kiln_device *dev, kiln_cache_stats *out);
 
 /* ---- The on-disk cache, without a device ---- */
+
+/* True when the environment disables the cache: KILN_NO_CACHE is "1", "true" or "yes". */
+bool kiln_cache_disabled_by_env(void);
 
 /* Resolves the cache directory (see kiln_device_options.cache_dir) into `out` of `capacity`
  * bytes. Returns KILN_ERR_NOT_FOUND when no location can be derived (no HOME) and

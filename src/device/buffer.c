@@ -92,44 +92,40 @@ static kiln_status check_range(const kiln_buffer *buffer, size_t offset, size_t 
     return KILN_OK;
 }
 
-kiln_status kiln_buffer_write(kiln_buffer *buffer, size_t offset, const void *source,
-                              size_t n_bytes)
+/* One blocking transfer in either direction; `host` is read when writing to the device. */
+static kiln_status transfer(kiln_buffer *buffer, bool to_device, size_t offset, void *host,
+                            size_t n_bytes, const char *function)
 {
     kiln_status rc = KILN_OK;
-    if (buffer == NULL || (source == NULL && n_bytes > 0))
+    if (buffer == NULL || (host == NULL && n_bytes > 0))
         return KILN_ERR_INVALID_ARGUMENT;
-    KILN_CHECK(check_range(buffer, offset, n_bytes, __func__));
+    KILN_CHECK(check_range(buffer, offset, n_bytes, function));
     if (n_bytes == 0)
         return KILN_OK;
     kiln_device *dev = buffer->dev;
-    cl_int err = clEnqueueWriteBuffer(dev->queue, buffer->mem, CL_TRUE, offset, n_bytes, source,
-                                      0, NULL, NULL);
+    cl_int err = to_device ? clEnqueueWriteBuffer(dev->queue, buffer->mem, CL_TRUE, offset,
+                                                  n_bytes, host, 0, NULL, NULL)
+                           : clEnqueueReadBuffer(dev->queue, buffer->mem, CL_TRUE, offset,
+                                                 n_bytes, host, 0, NULL, NULL);
     if (err != CL_SUCCESS)
-        KILN_FAIL(dev->ctx, KILN_ERR_OPENCL,
-                  "writing %zu bytes at offset %zu to a %zu-byte buffer on device '%s' failed "
-                  "with %s",
-                  n_bytes, offset, buffer->n_bytes, dev->info.name, kiln__cl_error_name(err));
+        rc = kiln__error(dev->ctx, KILN_ERR_OPENCL, function,
+                         "%s %zu bytes at offset %zu of a %zu-byte buffer on device '%s' failed "
+                         "with %s",
+                         to_device ? "writing" : "reading", n_bytes, offset, buffer->n_bytes,
+                         dev->info.name, kiln__cl_error_name(err));
 cleanup:
     return rc;
+}
+
+kiln_status kiln_buffer_write(kiln_buffer *buffer, size_t offset, const void *source,
+                              size_t n_bytes)
+{
+    /* The cast only serves the shared signature: a write never modifies host memory. */
+    return transfer(buffer, true, offset, (void *)(uintptr_t)source, n_bytes, __func__);
 }
 
 kiln_status kiln_buffer_read(kiln_buffer *buffer, size_t offset, void *destination,
                              size_t n_bytes)
 {
-    kiln_status rc = KILN_OK;
-    if (buffer == NULL || (destination == NULL && n_bytes > 0))
-        return KILN_ERR_INVALID_ARGUMENT;
-    KILN_CHECK(check_range(buffer, offset, n_bytes, __func__));
-    if (n_bytes == 0)
-        return KILN_OK;
-    kiln_device *dev = buffer->dev;
-    cl_int err = clEnqueueReadBuffer(dev->queue, buffer->mem, CL_TRUE, offset, n_bytes,
-                                     destination, 0, NULL, NULL);
-    if (err != CL_SUCCESS)
-        KILN_FAIL(dev->ctx, KILN_ERR_OPENCL,
-                  "reading %zu bytes at offset %zu from a %zu-byte buffer on device '%s' failed "
-                  "with %s",
-                  n_bytes, offset, buffer->n_bytes, dev->info.name, kiln__cl_error_name(err));
-cleanup:
-    return rc;
+    return transfer(buffer, false, offset, destination, n_bytes, __func__);
 }

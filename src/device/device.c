@@ -25,17 +25,17 @@ const char *kiln_device_spec_effective(const char *configured)
 /* The vendor macro lets kernels carry vendor workarounds without runtime branches. */
 static const char *vendor_macro(const kiln_device_info *info)
 {
-    switch (info->vendor_id) {
-    case 0x1002:
-    case 0x1022:
+    switch (kiln__device_vendor(info)) {
+    case KILN__VENDOR_AMD:
         return "KILN_VENDOR_AMD";
-    case 0x8086:
+    case KILN__VENDOR_INTEL:
         return "KILN_VENDOR_INTEL";
-    case 0x10de:
+    case KILN__VENDOR_NVIDIA:
         return "KILN_VENDOR_NVIDIA";
-    default:
-        return "KILN_VENDOR_OTHER";
+    case KILN__VENDOR_OTHER:
+        break;
     }
+    return "KILN_VENDOR_OTHER";
 }
 
 /* Build options: the language level, the dtype and every trait a kernel may specialise on.
@@ -60,9 +60,9 @@ static char *build_options(kiln_context *ctx, const kiln_device_info *info)
         (unsigned long long)info->global_mem_bytes);
 }
 
-static bool env_flag(const char *name)
+bool kiln_cache_disabled_by_env(void)
 {
-    const char *v = getenv(name);
+    const char *v = getenv("KILN_NO_CACHE");
     return v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
 }
 
@@ -146,7 +146,7 @@ kiln_status kiln_device_create(kiln_context *ctx, const kiln_device_options *opt
     dev->build_options = build_options(ctx, &dev->info);
     if (dev->build_options == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory formatting build options");
-    bool disable = options->disable_cache || env_flag("KILN_NO_CACHE");
+    bool disable = options->disable_cache || kiln_cache_disabled_by_env();
     KILN_CHECK(kiln__cache_resolve_dir(ctx, options->cache_dir, disable, &dev->cache_dir));
     kiln__log(ctx, KILN_LOG_DEBUG, "device %zu: '%s' on '%s' (%s), binary cache %s",
               dev->info.index, dev->info.name, dev->info.platform_name,

@@ -202,7 +202,10 @@ kiln_status kiln__discover(kiln_context *ctx, kiln__device_entry **out_entries, 
     }
     if (n_entries == 0)
         KILN_FAIL(ctx, KILN_ERR_NO_PLATFORM,
-                  "%u OpenCL platform(s) found, but none reports a device. %s",
+                  "%u OpenCL platform(s) found, but none reports a device. PoCL reports no "
+                  "device when it cannot create its kernel cache ($POCL_CACHE_DIR, else "
+                  "~/.cache/pocl): check that HOME exists and the directory is writable. "
+                  "Otherwise: %s",
                   (unsigned)n_platforms, INSTALL_HINT);
     *out_entries = entries;
     *out_count = n_entries;

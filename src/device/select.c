@@ -145,19 +145,24 @@ cleanup:
     return rc;
 }
 
+kiln__vendor kiln__device_vendor(const kiln_device_info *d)
+{
+    if (d->vendor_id == 0x1002 || d->vendor_id == 0x1022 || contains_nocase(d->vendor, "amd") ||
+        contains_nocase(d->vendor, "advanced micro devices"))
+        return KILN__VENDOR_AMD;
+    if (d->vendor_id == 0x8086 || contains_nocase(d->vendor, "intel"))
+        return KILN__VENDOR_INTEL;
+    if (d->vendor_id == 0x10de || contains_nocase(d->vendor, "nvidia"))
+        return KILN__VENDOR_NVIDIA;
+    return KILN__VENDOR_OTHER;
+}
+
 static bool is_vendor(const kiln_device_info *d, kiln__spec_kind kind)
 {
-    switch (kind) {
-    case KILN__SPEC_AMD:
-        return d->vendor_id == 0x1002 || d->vendor_id == 0x1022 || contains_nocase(d->vendor, "amd") ||
-               contains_nocase(d->vendor, "advanced micro devices");
-    case KILN__SPEC_INTEL:
-        return d->vendor_id == 0x8086 || contains_nocase(d->vendor, "intel");
-    case KILN__SPEC_NVIDIA:
-        return d->vendor_id == 0x10de || contains_nocase(d->vendor, "nvidia");
-    default:
-        return false;
-    }
+    kiln__vendor v = kiln__device_vendor(d);
+    return (kind == KILN__SPEC_AMD && v == KILN__VENDOR_AMD) ||
+           (kind == KILN__SPEC_INTEL && v == KILN__VENDOR_INTEL) ||
+           (kind == KILN__SPEC_NVIDIA && v == KILN__VENDOR_NVIDIA);
 }
 
 static bool is_pocl(const kiln_device_info *d)
@@ -198,7 +203,7 @@ static kiln_status no_match(kiln_context *ctx, const kiln__spec *spec,
                             const kiln_device_info *infos, size_t n_infos)
 {
     kiln_status rc = kiln__error(ctx, KILN_ERR_NO_DEVICE,
-                                 "kiln_device_create",
+                                 "kiln__spec_match",
                                  "device spec '%s' matches none of the %zu OpenCL device(s) here:",
                                  spec->text, n_infos);
     for (size_t i = 0; i < n_infos; i++) {

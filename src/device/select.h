@@ -33,6 +33,17 @@ typedef struct kiln__spec {
     char text[KILN__SPEC_TEXT]; /* the trimmed spec as written (NAME matches on it) */
 } kiln__spec;
 
+typedef enum kiln__vendor {
+    KILN__VENDOR_OTHER,
+    KILN__VENDOR_AMD,
+    KILN__VENDOR_INTEL,
+    KILN__VENDOR_NVIDIA,
+} kiln__vendor;
+
+/* The device's vendor, from its PCI vendor ID or, failing that, its vendor string. The vendor
+ * keywords of specs and the KILN_VENDOR_* kernel macros both use this one answer. */
+kiln__vendor kiln__device_vendor(const kiln_device_info *d);
+
 /* Parses `spec` (NULL means "auto"). Returns KILN_ERR_BAD_SPEC with a message that quotes the
  * spec and lists the accepted forms. */
 kiln_status kiln__spec_parse(kiln_context *ctx, const char *spec, kiln__spec *out);

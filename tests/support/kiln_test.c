@@ -75,16 +75,23 @@ kiln_device *kiln_test_open_device(kiln_context *ctx, const char *cache_dir)
     return dev;
 }
 
-/* Each block carries its size in a header so realloc can be emulated exactly. */
-static void *injected_alloc(size_t n, void *user)
+/* Spends one unit of the budget; false when the request must fail. */
+static bool take_budget(kiln_test_allocator *a)
 {
-    kiln_test_allocator *a = user;
     if (a->budget == 0) {
         a->failures++;
-        return NULL;
+        return false;
     }
     if (a->budget > 0)
         a->budget--;
+    return true;
+}
+
+static void *injected_alloc(size_t n, void *user)
+{
+    kiln_test_allocator *a = user;
+    if (!take_budget(a))
+        return NULL;
     void *p = malloc(n);
     if (p != NULL)
         a->live++;
@@ -94,12 +101,8 @@ static void *injected_alloc(size_t n, void *user)
 static void *injected_realloc(void *pointer, size_t n, void *user)
 {
     kiln_test_allocator *a = user;
-    if (a->budget == 0) {
-        a->failures++;
+    if (!take_budget(a))
         return NULL;
-    }
-    if (a->budget > 0)
-        a->budget--;
     void *p = realloc(pointer, n);
     if (p != NULL && pointer == NULL)
         a->live++;
