@@ -147,12 +147,24 @@ cleanup:
 
 kiln__vendor kiln__device_vendor(const kiln_device_info *d)
 {
-    if (d->vendor_id == 0x1002 || d->vendor_id == 0x1022 || contains_nocase(d->vendor, "amd") ||
-        contains_nocase(d->vendor, "advanced micro devices"))
+    /* The PCI vendor ID is authoritative when it is one we know; the string is the fallback
+     * for drivers that report another ID (PoCL on some hosts reports 0 or its own). */
+    switch (d->vendor_id) {
+    case 0x1002:
+    case 0x1022:
         return KILN__VENDOR_AMD;
-    if (d->vendor_id == 0x8086 || contains_nocase(d->vendor, "intel"))
+    case 0x8086:
         return KILN__VENDOR_INTEL;
-    if (d->vendor_id == 0x10de || contains_nocase(d->vendor, "nvidia"))
+    case 0x10de:
+        return KILN__VENDOR_NVIDIA;
+    default:
+        break;
+    }
+    if (contains_nocase(d->vendor, "amd") || contains_nocase(d->vendor, "advanced micro devices"))
+        return KILN__VENDOR_AMD;
+    if (contains_nocase(d->vendor, "intel"))
+        return KILN__VENDOR_INTEL;
+    if (contains_nocase(d->vendor, "nvidia"))
         return KILN__VENDOR_NVIDIA;
     return KILN__VENDOR_OTHER;
 }
