@@ -29,6 +29,7 @@ typedef struct cli_command {
 extern const cli_command cli_devices_command;
 extern const cli_command cli_compile_command;
 extern const cli_command cli_cache_command;
+extern const cli_command cli_selftest_command;
 
 /* A context that logs warnings (or everything with KILN_LOG=debug) to stderr. NULL on failure,
  * after printing why. */

@@ -116,6 +116,7 @@ typedef enum kiln__arg_kind {
     KILN__ARG_U32,
     KILN__ARG_F32,
     KILN__ARG_LOCAL, /* local memory of `local_bytes` */
+    KILN__ARG_U32X4, /* a uint4: up to four collapsed dimensions or strides */
 } kiln__arg_kind;
 
 typedef struct kiln__arg {
@@ -126,6 +127,7 @@ typedef struct kiln__arg {
         uint32_t u32;
         float f32;
         size_t local_bytes;
+        uint32_t u32x4[4];
     } value;
 } kiln__arg;
 
@@ -133,6 +135,9 @@ typedef struct kiln__arg {
 #define KILN__ARG_INT(x) ((kiln__arg){.kind = KILN__ARG_I32, .value.i32 = (int32_t)(x)})
 #define KILN__ARG_UINT(x) ((kiln__arg){.kind = KILN__ARG_U32, .value.u32 = (uint32_t)(x)})
 #define KILN__ARG_FLOAT(x) ((kiln__arg){.kind = KILN__ARG_F32, .value.f32 = (float)(x)})
+#define KILN__ARG_LOCAL_BYTES(n) ((kiln__arg){.kind = KILN__ARG_LOCAL, .value.local_bytes = (n)})
+/* From a uint32_t[4] array. */
+kiln__arg kiln__arg_u32x4(const uint32_t v[4]);
 
 /* Enqueues kernel `kernel` of program `program` (built on first use) over `global` work-items
  * per dimension. `local` may be NULL (driver's choice); otherwise each global size is rounded

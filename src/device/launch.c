@@ -5,6 +5,15 @@
  */
 #include "device/device.h"
 
+kiln__arg kiln__arg_u32x4(const uint32_t v[4])
+{
+    kiln__arg a;
+    a.kind = KILN__ARG_U32X4;
+    for (int k = 0; k < 4; k++)
+        a.value.u32x4[k] = v[k];
+    return a;
+}
+
 static kiln_status bind(kiln_device *dev, cl_kernel kernel, const char *kernel_name,
                         const kiln__arg *args, size_t n_args)
 {
@@ -30,6 +39,13 @@ static kiln_status bind(kiln_device *dev, cl_kernel kernel, const char *kernel_n
         case KILN__ARG_LOCAL:
             err = clSetKernelArg(kernel, (cl_uint)i, a->value.local_bytes, NULL);
             break;
+        case KILN__ARG_U32X4: {
+            cl_uint4 v;
+            for (int k = 0; k < 4; k++)
+                v.s[k] = a->value.u32x4[k];
+            err = clSetKernelArg(kernel, (cl_uint)i, sizeof v, &v);
+            break;
+        }
         }
         if (err != CL_SUCCESS)
             return kiln__error(dev->ctx, KILN_ERR_OPENCL, "kiln__launch",

@@ -85,7 +85,10 @@ static void test_prepare_origins(void **state)
     (void)state;
     kiln_program_origin origin = KILN_PROGRAM_FROM_CACHE;
     assert_true(kiln_program_count() >= 1);
-    assert_string_equal(kiln_program_name(0), "fill");
+    bool has_fill = false;
+    for (size_t i = 0; i < kiln_program_count(); i++)
+        has_fill = has_fill || strcmp(kiln_program_name(i), "fill") == 0;
+    assert_true(has_fill);
     assert_null(kiln_program_name(kiln_program_count()));
     /* Already built by the launches above: the in-memory table answers. */
     check(kiln_device_prepare(DEV, "fill", &origin));

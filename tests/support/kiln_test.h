@@ -53,3 +53,17 @@ void kiln_test_remove_dir(const char *path);
 void kiln_test_assert_contains(const char *text, const char *needle, const char *file, int line);
 
 #endif
+
+#ifndef KILN_TEST_SUITES_H
+#define KILN_TEST_SUITES_H
+#include "kiln/ops.h"
+
+/* Runs the check suite `name` (tests/ref/<name>.c) on the test device; fails the cmocka test
+ * when any row fails or no row ran. Prints failing rows (every row with KILN_TEST_VERBOSE=1). */
+void kiln_test_run_suite(const char *name);
+
+/* Asserts that kiln_op_infer rejects these inputs with `status` and a message naming the op,
+ * every input shape, and containing `needle`. */
+void kiln_test_expect_infer_error(const char *op, const void *params, const kiln_shape *inputs,
+                                  int n_inputs, kiln_status status, const char *needle);
+#endif

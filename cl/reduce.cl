@@ -1,0 +1,115 @@
+/*
+ * Reductions along axes: sum (compensated per work-item, then a work-group tree) and max,
+ * and the backward broadcasts of sum/mean and max.
+ *
+ * One work-group computes one output element. The source index splits into a kept part
+ * (which output element; `kdims`/`kst`) and a reduced part (`rdims`/`rst`), each over up to
+ * four collapsed dimensions, slowest first, with element strides into the source.
+ */
+#ifndef KILN_REAL
+#define KILN_REAL float
+#endif
+
+inline uint split_offset(uint i, const uint4 dims, const uint4 st)
+{
+    const uint i3 = i % dims.s3;
+    i /= dims.s3;
+    const uint i2 = i % dims.s2;
+    i /= dims.s2;
+    const uint i1 = i % dims.s1;
+    const uint i0 = i / dims.s1;
+    return i0 * st.s0 + i1 * st.s1 + i2 * st.s2 + i3 * st.s3;
+}
+
+/*
+ * dst[o] (+)= scale * sum over r < n_reduce of src[kept(o) + reduced(r)].
+ * Launch: n_out work-groups of get_local_size(0) (a power of two) work-items; scratch holds
+ * one float per work-item. Each work-item keeps a Kahan-compensated partial sum; the tree
+ * then adds partials pairwise, so no float is ever added to a long running total.
+ */
+__kernel void reduce_sum_fwd(__global const KILN_REAL *src, __global KILN_REAL *dst,
+                             const uint n_reduce, const uint4 kdims, const uint4 kst,
+                             const uint4 rdims, const uint4 rst, const KILN_REAL scale,
+                             const int accumulate, __local KILN_REAL *scratch)
+{
+    const uint o = (uint)get_group_id(0);
+    const uint lid = (uint)get_local_id(0);
+    const uint wg = (uint)get_local_size(0);
+    const uint base = split_offset(o, kdims, kst);
+    KILN_REAL sum = 0;
+    KILN_REAL comp = 0;
+    for (uint r = lid; r < n_reduce; r += wg) {
+        const KILN_REAL y = src[base + split_offset(r, rdims, rst)] - comp;
+        const KILN_REAL t = sum + y;
+        comp = (t - sum) - y;
+        sum = t;
+    }
+    scratch[lid] = sum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = wg / 2; s > 0; s >>= 1) {
+        if (lid < s)
+            scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0)
+        dst[o] = accumulate ? dst[o] + scale * scratch[0] : scale * scratch[0];
+}
+
+/* dst[o] (+)= scale * max over r of src[kept(o) + reduced(r)]; launched like reduce_sum_fwd. */
+__kernel void reduce_max_fwd(__global const KILN_REAL *src, __global KILN_REAL *dst,
+                             const uint n_reduce, const uint4 kdims, const uint4 kst,
+                             const uint4 rdims, const uint4 rst, const KILN_REAL scale,
+                             const int accumulate, __local KILN_REAL *scratch)
+{
+    const uint o = (uint)get_group_id(0);
+    const uint lid = (uint)get_local_id(0);
+    const uint wg = (uint)get_local_size(0);
+    const uint base = split_offset(o, kdims, kst);
+    KILN_REAL best = -INFINITY;
+    for (uint r = lid; r < n_reduce; r += wg)
+        best = fmax(best, src[base + split_offset(r, rdims, rst)]);
+    scratch[lid] = best;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = wg / 2; s > 0; s >>= 1) {
+        if (lid < s)
+            scratch[lid] = fmax(scratch[lid], scratch[lid + s]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0)
+        dst[o] = accumulate ? dst[o] + scale * scratch[0] : scale * scratch[0];
+}
+
+/* Nothing to reduce (every reduced axis has size 1): dst[o] (+)= scale * src[kept(o)]. */
+__kernel void reduce_copy_fwd(__global const KILN_REAL *src, __global KILN_REAL *dst,
+                              const uint n_out, const uint4 kdims, const uint4 kst,
+                              const KILN_REAL scale, const int accumulate)
+{
+    const uint o = (uint)get_global_id(0);
+    if (o >= n_out)
+        return;
+    const KILN_REAL v = scale * src[split_offset(o, kdims, kst)];
+    dst[o] = accumulate ? dst[o] + v : v;
+}
+
+/* Backward of sum/mean: gx[i] += scale * g[broadcast(i)]. gx: the source shape (n,). */
+__kernel void reduce_sum_bwd_x(__global const KILN_REAL *g, __global KILN_REAL *gx, const uint n,
+                               const uint4 dims, const uint4 sg, const KILN_REAL scale)
+{
+    const uint i = (uint)get_global_id(0);
+    if (i < n)
+        gx[i] += scale * g[split_offset(i, dims, sg)];
+}
+
+/* Backward of max: the gradient flows to every element equal to the maximum (ties share it
+ * whole; tests keep inputs away from ties). x, gx: (n,); y, g: the reduced shape. */
+__kernel void reduce_max_bwd_x(__global const KILN_REAL *x, __global const KILN_REAL *y,
+                               __global const KILN_REAL *g, __global KILN_REAL *gx, const uint n,
+                               const uint4 dims, const uint4 sy)
+{
+    const uint i = (uint)get_global_id(0);
+    if (i >= n)
+        return;
+    const uint j = split_offset(i, dims, sy);
+    if (x[i] == y[j])
+        gx[i] += g[j];
+}
