@@ -1,0 +1,124 @@
+/*
+ * Convolution helpers around the GEMM (src/ops/conv.c): vol2col (im2col in 2-D) of one input
+ * sample into a column matrix, the gather that turns column gradients back into an input
+ * gradient (col2im / col2vol), and the bias add. The products themselves are GEMMs.
+ *
+ * Geometry arrives as uint4s laid out (channels, depth, height, width); a 2-D convolution is
+ * a 3-D one with depth 1, kernel depth 1, stride 1, no padding. `size` is one input sample
+ * (C, D, H, W); `out` is one output sample (F, OD, OH, OW); `ksize`, `stride`, `pad` and
+ * `dilation` use .s1 to .s3 only. The column matrix is (K, P) row-major with K = C KD KH KW
+ * (row (c, kd, kh, kw), kernel width fastest) and P = OD OH OW (column (od, oh, ow)).
+ */
+#ifndef KILN_REAL
+#define KILN_REAL float
+#endif
+
+/* Input position (depth, height, width in .s1 to .s3) that kernel tap k of output position o
+ * reads: o * stride - pad + k * dilation (PyTorch Conv3d). */
+inline int4 conv_tap(const int4 o, const int4 k, const uint4 stride, const uint4 pad,
+                     const uint4 dilation)
+{
+    return o * convert_int4(stride) - convert_int4(pad) + k * convert_int4(dilation);
+}
+
+/*
+ * cols[r, q] = x[x_offset + (c, d, h, w)] for the input position that tap r = (c, kd, kh, kw)
+ * of output position q = (od, oh, ow) reads, 0 where that lies in the zero padding.
+ * x: (C, D, H, W) of one sample at x_offset; cols: (K, P); n = K P work-items.
+ */
+__kernel void conv_fwd_cols(__global const KILN_REAL *x, const uint x_offset,
+                            __global KILN_REAL *cols, const uint n, const uint4 size,
+                            const uint4 out, const uint4 ksize, const uint4 stride, const uint4 pad,
+                            const uint4 dilation)
+{
+    const uint i = (uint)get_global_id(0);
+    if (i >= n)
+        return;
+    const uint n_cols = out.s1 * out.s2 * out.s3;
+    uint q = i % n_cols;
+    uint r = i / n_cols;
+    int4 o = (int4)(0, 0, 0, (int)(q % out.s3));
+    q /= out.s3;
+    o.s2 = (int)(q % out.s2);
+    o.s1 = (int)(q / out.s2);
+    int4 k = (int4)(0, 0, 0, (int)(r % ksize.s3));
+    r /= ksize.s3;
+    k.s2 = (int)(r % ksize.s2);
+    r /= ksize.s2;
+    k.s1 = (int)(r % ksize.s1);
+    const uint c = r / ksize.s1;
+    const int4 t = conv_tap(o, k, stride, pad, dilation);
+    KILN_REAL v = 0;
+    if (t.s1 >= 0 && t.s1 < (int)size.s1 && t.s2 >= 0 && t.s2 < (int)size.s2 && t.s3 >= 0 &&
+        t.s3 < (int)size.s3)
+        v = x[x_offset + ((c * size.s1 + (uint)t.s1) * size.s2 + (uint)t.s2) * size.s3 +
+              (uint)t.s3];
+    cols[i] = v;
+}
+
+/* The output position along one axis that tap k reads input position p from, or -1 when
+ * none does (p + pad - k dilation is negative, not a multiple of the stride, or past the
+ * output). */
+inline int conv_source(const int p, const int k, const uint stride, const uint pad,
+                       const uint dilation, const uint n_out)
+{
+    const int t = p + (int)pad - k * (int)dilation;
+    if (t < 0 || t % (int)stride != 0 || t / (int)stride >= (int)n_out)
+        return -1;
+    return t / (int)stride;
+}
+
+/*
+ * gx[x_offset + i] += sum of cols[r, q] over every (tap r, output position q) pair that read
+ * input element i = (c, d, h, w) in conv_fwd_cols: the transpose of vol2col written as a
+ * gather, so each work-item owns its element and no two work-items write the same place.
+ * The sum has at most KD KH KW terms (the kernel's size), a short loop.
+ * cols: (K, P) column gradients of one sample; gx: (C, D, H, W) at x_offset; n = C D H W.
+ */
+__kernel void conv_bwd_x(__global const KILN_REAL *cols, __global KILN_REAL *gx,
+                         const uint x_offset, const uint n, const uint4 size, const uint4 out,
+                         const uint4 ksize, const uint4 stride, const uint4 pad,
+                         const uint4 dilation)
+{
+    const uint i = (uint)get_global_id(0);
+    if (i >= n)
+        return;
+    uint rest = i;
+    const int w = (int)(rest % size.s3);
+    rest /= size.s3;
+    const int h = (int)(rest % size.s2);
+    rest /= size.s2;
+    const int d = (int)(rest % size.s1);
+    const uint c = rest / size.s1;
+    const uint n_cols = out.s1 * out.s2 * out.s3;
+    KILN_REAL sum = 0;
+    for (uint kd = 0; kd < ksize.s1; kd++) {
+        const int od = conv_source(d, (int)kd, stride.s1, pad.s1, dilation.s1, out.s1);
+        if (od < 0)
+            continue;
+        for (uint kh = 0; kh < ksize.s2; kh++) {
+            const int oh = conv_source(h, (int)kh, stride.s2, pad.s2, dilation.s2, out.s2);
+            if (oh < 0)
+                continue;
+            for (uint kw = 0; kw < ksize.s3; kw++) {
+                const int ow = conv_source(w, (int)kw, stride.s3, pad.s3, dilation.s3, out.s3);
+                if (ow < 0)
+                    continue;
+                const uint r = ((c * ksize.s1 + kd) * ksize.s2 + kh) * ksize.s3 + kw;
+                const uint q = ((uint)od * out.s2 + (uint)oh) * out.s3 + (uint)ow;
+                sum += cols[r * n_cols + q];
+            }
+        }
+    }
+    gx[x_offset + i] += sum;
+}
+
+/* y[n, f, ...] += b[f]. y: (N, F, P) with P = n_cols; b: (F,); n = N F P work-items. */
+__kernel void conv_fwd_bias(__global const KILN_REAL *b, __global KILN_REAL *y, const uint n,
+                            const uint n_cols, const uint n_filters)
+{
+    const uint i = (uint)get_global_id(0);
+    if (i >= n)
+        return;
+    y[i] += b[(i / n_cols) % n_filters];
+}

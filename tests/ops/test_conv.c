@@ -1,0 +1,120 @@
+/*
+ * The conv family on the test device: every case of tests/ref/conv.c (forward, backward,
+ * reference against finite differences), shapes and parameters that inference must reject
+ * with the op and shapes named, and the workspace each path asks for.
+ */
+#include "support/kiln_test.h"
+
+static void test_checks(void **state)
+{
+    (void)state;
+    kiln_test_run_suite("conv");
+}
+
+static const kiln_conv_params SAME2 = {2, {1, 1}, {1, 1}, {1, 1}, true};
+static const kiln_conv_params SAME3 = {3, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, true};
+
+static void test_bad_shapes(void **state)
+{
+    (void)state;
+    kiln_shape channels[3] = {{4, {2, 3, 7, 5}}, {4, {4, 2, 3, 3}}, {1, {4}}};
+    kiln_test_expect_infer_error("conv2d", &SAME2, channels, 3, KILN_ERR_SHAPE,
+                                 "x has 3 channels (axis 1) but w expects 2");
+    /* A 3x3 kernel with no padding on a 2x5 input: padded height 2 < kernel extent 3. */
+    kiln_conv_params valid = {2, {1, 1}, {0, 0}, {1, 1}, true};
+    kiln_shape small[3] = {{4, {1, 3, 2, 5}}, {4, {4, 3, 3, 3}}, {1, {4}}};
+    kiln_test_expect_infer_error("conv2d", &valid, small, 3, KILN_ERR_SHAPE,
+                                 "the dilated kernel spans 3 but the padded input has only 2");
+    /* Dilation makes the same kernel too large for a 5-wide input padded by 1. */
+    kiln_conv_params dilated = {2, {1, 1}, {1, 1}, {1, 4}, true};
+    kiln_shape fits[3] = {{4, {1, 3, 7, 5}}, {4, {4, 3, 3, 3}}, {1, {4}}};
+    kiln_test_expect_infer_error("conv2d", &dilated, fits, 3, KILN_ERR_SHAPE,
+                                 "spatial axis 1 the dilated kernel spans 9");
+    kiln_shape flat_x[3] = {{3, {2, 3, 7}}, {4, {4, 3, 3, 3}}, {1, {4}}};
+    kiln_test_expect_infer_error("conv2d", &SAME2, flat_x, 3, KILN_ERR_SHAPE,
+                                 "x must have 4 axes (N, C, H, W), it has 3");
+    kiln_shape deep_w[3] = {{4, {2, 3, 7, 5}}, {5, {4, 3, 1, 3, 3}}, {1, {4}}};
+    kiln_test_expect_infer_error("conv2d", &SAME2, deep_w, 3, KILN_ERR_SHAPE,
+                                 "w must have 4 axes (F, C, KH, KW), it has 5");
+    kiln_shape x2d_for_3d[3] = {{4, {2, 3, 7, 5}}, {4, {4, 3, 3, 3}}, {1, {4}}};
+    kiln_test_expect_infer_error("conv3d", &SAME3, x2d_for_3d, 3, KILN_ERR_SHAPE,
+                                 "x must have 5 axes (N, C, D, H, W), it has 4");
+    kiln_shape bias[3] = {{4, {2, 3, 7, 5}}, {4, {4, 3, 3, 3}}, {1, {5}}};
+    kiln_test_expect_infer_error("conv2d", &SAME2, bias, 3, KILN_ERR_SHAPE,
+                                 "the bias must have shape (4,)");
+    kiln_shape bias_2d[3] = {{4, {2, 3, 7, 5}}, {4, {4, 3, 3, 3}}, {2, {4, 1}}};
+    kiln_test_expect_infer_error("conv2d", &SAME2, bias_2d, 3, KILN_ERR_SHAPE,
+                                 "the bias must have shape (4,)");
+    /* The input count must follow has_bias both ways. */
+    kiln_test_expect_infer_error("conv2d", &SAME2, bias, 2, KILN_ERR_SHAPE,
+                                 "has_bias is true, so it takes 3 inputs (x, w, b), got 2");
+    kiln_conv_params no_bias = SAME2;
+    no_bias.has_bias = false;
+    kiln_test_expect_infer_error("conv2d", &no_bias, channels, 3, KILN_ERR_SHAPE,
+                                 "has_bias is false, so it takes 2 inputs (x, w), got 3");
+    kiln_test_expect_infer_error("conv2d", &SAME2, channels, 1, KILN_ERR_SHAPE, "takes 3 inputs");
+}
+
+static void test_bad_params(void **state)
+{
+    (void)state;
+    kiln_shape x2[3] = {{4, {2, 3, 7, 5}}, {4, {4, 3, 3, 3}}, {1, {4}}};
+    kiln_shape x3[3] = {{5, {1, 2, 5, 6, 7}}, {5, {3, 2, 3, 3, 3}}, {1, {3}}};
+    kiln_test_expect_infer_error("conv2d", &SAME3, x2, 3, KILN_ERR_INVALID_ARGUMENT,
+                                 "params.n_spatial is 3, but conv2d convolves over 2");
+    kiln_test_expect_infer_error("conv3d", &SAME2, x3, 3, KILN_ERR_INVALID_ARGUMENT,
+                                 "params.n_spatial is 2, but conv3d convolves over 3");
+    kiln_conv_params p = SAME2;
+    p.stride[1] = 0;
+    kiln_test_expect_infer_error("conv2d", &p, x2, 3, KILN_ERR_INVALID_ARGUMENT,
+                                 "stride[1] is 0; it must be >= 1");
+    p = SAME2;
+    p.stride[0] = -2;
+    kiln_test_expect_infer_error("conv2d", &p, x2, 3, KILN_ERR_INVALID_ARGUMENT,
+                                 "stride[0] is -2; it must be >= 1");
+    p = SAME2;
+    p.dilation[0] = 0;
+    kiln_test_expect_infer_error("conv2d", &p, x2, 3, KILN_ERR_INVALID_ARGUMENT,
+                                 "dilation[0] is 0; it must be >= 1");
+    p = SAME2;
+    p.padding[1] = -1;
+    kiln_test_expect_infer_error("conv2d", &p, x2, 3, KILN_ERR_INVALID_ARGUMENT,
+                                 "padding[1] is -1; it must be >= 0");
+    kiln_conv_params q = SAME3;
+    q.dilation[2] = -1;
+    kiln_test_expect_infer_error("conv3d", &q, x3, 3, KILN_ERR_INVALID_ARGUMENT,
+                                 "dilation[2] is -1; it must be >= 1");
+    kiln_test_expect_infer_error("conv3d", NULL, x3, 3, KILN_ERR_INVALID_ARGUMENT,
+                                 "needs parameters");
+}
+
+/* The column path asks for one sample's (K, P) matrix; the direct 1x1 path for nothing. */
+static void test_workspace(void **state)
+{
+    (void)state;
+    const kiln_op *conv2d = kiln_op_find("conv2d");
+    const kiln_op *conv3d = kiln_op_find("conv3d");
+    assert_non_null(conv2d);
+    assert_non_null(conv3d);
+    kiln_shape x2[3] = {{4, {2, 3, 7, 5}}, {4, {4, 3, 3, 3}}, {1, {4}}};
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, x2, 3), 27 * 35 * sizeof(float));
+    kiln_shape x3[3] = {{5, {1, 2, 5, 6, 7}}, {5, {3, 2, 3, 3, 3}}, {1, {3}}};
+    assert_int_equal(kiln_op_workspace_bytes(conv3d, &SAME3, x3, 3), 54 * 210 * sizeof(float));
+    kiln_conv_params point = {2, {1, 1}, {0, 0}, {1, 1}, true};
+    kiln_shape x1[3] = {{4, {2, 3, 7, 5}}, {4, {4, 3, 1, 1}}, {1, {4}}};
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &point, x1, 3), 0);
+    point.stride[0] = 2;
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &point, x1, 3), 3 * (4 * 5) * sizeof(float));
+}
+
+int main(void)
+{
+    kiln_test_require_device();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_checks),
+        cmocka_unit_test(test_bad_shapes),
+        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_workspace),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
