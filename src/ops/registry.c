@@ -10,10 +10,22 @@ extern const kiln_op kiln__op_scale, kiln__op_bias_add;
 extern const kiln_op kiln__op_reduce_sum, kiln__op_reduce_mean, kiln__op_reduce_max;
 extern const kiln_op kiln__op_conv2d, kiln__op_conv3d;
 
+/* clang-format off: one op per line keeps additions to one-line diffs. */
+// clang-format off
 const kiln_op *const kiln__ops[] = {
-    &kiln__op_fill,       &kiln__op_copy,        &kiln__op_add,        &kiln__op_sub,
-    &kiln__op_mul,        &kiln__op_div,         &kiln__op_scale,      &kiln__op_bias_add,
-    &kiln__op_reduce_sum, &kiln__op_reduce_mean, &kiln__op_reduce_max, &kiln__op_conv2d,
+    &kiln__op_fill,
+    &kiln__op_copy,
+    &kiln__op_add,
+    &kiln__op_sub,
+    &kiln__op_mul,
+    &kiln__op_div,
+    &kiln__op_scale,
+    &kiln__op_bias_add,
+    &kiln__op_reduce_sum,
+    &kiln__op_reduce_mean,
+    &kiln__op_reduce_max,
+    &kiln__op_conv2d,
     &kiln__op_conv3d,
 };
+// clang-format on
 const size_t kiln__n_ops = sizeof kiln__ops / sizeof kiln__ops[0];
