@@ -8,10 +8,18 @@ extern const kiln_op kiln__op_fill, kiln__op_copy;
 extern const kiln_op kiln__op_add, kiln__op_sub, kiln__op_mul, kiln__op_div;
 extern const kiln_op kiln__op_scale, kiln__op_bias_add;
 extern const kiln_op kiln__op_reduce_sum, kiln__op_reduce_mean, kiln__op_reduce_max;
+extern const kiln_op kiln__op_softmax_cross_entropy, kiln__op_bce_with_logits, kiln__op_mse,
+    kiln__op_l1;
+extern const kiln_op kiln__op_dice;
 
 const kiln_op *const kiln__ops[] = {
     &kiln__op_fill,       &kiln__op_copy,        &kiln__op_add,        &kiln__op_sub,
     &kiln__op_mul,        &kiln__op_div,         &kiln__op_scale,      &kiln__op_bias_add,
     &kiln__op_reduce_sum, &kiln__op_reduce_mean, &kiln__op_reduce_max,
+    &kiln__op_softmax_cross_entropy,
+    &kiln__op_bce_with_logits,
+    &kiln__op_mse,
+    &kiln__op_l1,
+    &kiln__op_dice,
 };
 const size_t kiln__n_ops = sizeof kiln__ops / sizeof kiln__ops[0];
