@@ -101,7 +101,8 @@ typedef struct kiln_dropout_params {
 } kiln_dropout_params;
 
 /* softmax_cross_entropy: logits (N, C), labels (N,) i32 -> scalar mean loss, with optional
- * label smoothing (PyTorch CrossEntropyLoss(label_smoothing=...)). */
+ * label smoothing (PyTorch CrossEntropyLoss(label_smoothing=...)). A label outside [0, C)
+ * makes the loss (and that row's gradient) NaN rather than an error. */
 typedef struct kiln_cross_entropy_params {
     float label_smoothing;
 } kiln_cross_entropy_params;

@@ -4,11 +4,24 @@
  */
 #include "ops/op.h"
 
-extern const kiln_op kiln__op_fill, kiln__op_copy;
-extern const kiln_op kiln__op_add, kiln__op_sub, kiln__op_mul, kiln__op_div;
-extern const kiln_op kiln__op_scale, kiln__op_bias_add;
-extern const kiln_op kiln__op_reduce_sum, kiln__op_reduce_mean, kiln__op_reduce_max;
-extern const kiln_op kiln__op_conv2d, kiln__op_conv3d;
+extern const kiln_op kiln__op_fill;
+extern const kiln_op kiln__op_copy;
+extern const kiln_op kiln__op_add;
+extern const kiln_op kiln__op_sub;
+extern const kiln_op kiln__op_mul;
+extern const kiln_op kiln__op_div;
+extern const kiln_op kiln__op_scale;
+extern const kiln_op kiln__op_bias_add;
+extern const kiln_op kiln__op_reduce_sum;
+extern const kiln_op kiln__op_reduce_mean;
+extern const kiln_op kiln__op_reduce_max;
+extern const kiln_op kiln__op_conv2d;
+extern const kiln_op kiln__op_conv3d;
+extern const kiln_op kiln__op_softmax_cross_entropy;
+extern const kiln_op kiln__op_bce_with_logits;
+extern const kiln_op kiln__op_mse;
+extern const kiln_op kiln__op_l1;
+extern const kiln_op kiln__op_dice;
 
 /* clang-format off: one op per line keeps additions to one-line diffs. */
 // clang-format off
@@ -26,6 +39,11 @@ const kiln_op *const kiln__ops[] = {
     &kiln__op_reduce_max,
     &kiln__op_conv2d,
     &kiln__op_conv3d,
+    &kiln__op_softmax_cross_entropy,
+    &kiln__op_bce_with_logits,
+    &kiln__op_mse,
+    &kiln__op_l1,
+    &kiln__op_dice,
 };
 // clang-format on
 const size_t kiln__n_ops = sizeof kiln__ops / sizeof kiln__ops[0];

@@ -305,7 +305,8 @@ static void check_reference_fd(kiln_check_run *run, const kiln_check_case *c, ca
                 worst_abs = err;
             if (fabs(an) > atol && err / fabs(an) > worst_rel)
                 worst_rel = err / fabs(an);
-            if (err > atol + rounding + rtol * fabs(an) && pass) {
+            /* Written as !(err <= tol) so that a NaN on either side fails instead of passing. */
+            if (!(err <= atol + rounding + rtol * fabs(an)) && pass) {
                 pass = false;
                 snprintf(note, sizeof note,
                          "input %d element %lld: analytic %.9g, central difference %.9g", i,

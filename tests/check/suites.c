@@ -4,13 +4,21 @@
  */
 #include "check/check.h"
 
-extern const kiln_check_suite kiln_check_suite_fill, kiln_check_suite_elementwise,
-    kiln_check_suite_reduce, kiln_check_suite_conv;
+extern const kiln_check_suite kiln_check_suite_fill;
+extern const kiln_check_suite kiln_check_suite_elementwise;
+extern const kiln_check_suite kiln_check_suite_reduce;
+extern const kiln_check_suite kiln_check_suite_conv;
+extern const kiln_check_suite kiln_check_suite_loss;
+extern const kiln_check_suite kiln_check_suite_dice;
 
+// clang-format off
 const kiln_check_suite *const kiln_check_suites[] = {
     &kiln_check_suite_fill,
     &kiln_check_suite_elementwise,
     &kiln_check_suite_reduce,
     &kiln_check_suite_conv,
+    &kiln_check_suite_loss,
+    &kiln_check_suite_dice,
 };
+// clang-format on
 const size_t kiln_check_n_suites = sizeof kiln_check_suites / sizeof kiln_check_suites[0];

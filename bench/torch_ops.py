@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""PyTorch/OpenBLAS on the CPU for the same rows as bench/ops (same keys, same shapes).
+
+Runs with Debian's python3-torch. Thread settings follow shared/notes/pocl-performance.md:
+torch at 2 intra-op threads for convolutions, OpenBLAS (through numpy, for GEMM) at 2 threads
+with OPENBLAS_CORETYPE=SkylakeX, because the machine's default core type halves OpenBLAS's
+speed and would flatter Kiln. Prints "key rate unit" lines; benchmarks never assert.
+"""
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402  (environment first: OpenBLAS reads it at load time)
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("KILN_BENCH_TORCH_THREADS", "2")))
+
+
+def time_it(fn):
+    """Seconds per call: median of 5 batches of ~0.2 s after a warm-up call."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    once = time.perf_counter() - t0
+    reps = 1 if once > 0.2 else int(0.2 / max(once, 1e-6)) + 1
+    samples = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        samples.append((time.perf_counter() - t0) / reps)
+    return statistics.median(samples)
+
+
+def row(key, amount, seconds, unit):
+    print(f"{key} {amount / seconds / 1e9:.2f} {unit}", flush=True)
+
+
+def bandwidth():
+    n = 32 << 20
+    a = torch.rand(n)
+    b = torch.rand(n)
+    y = torch.empty(n)
+    row("copy", 2.0 * 4 * n, time_it(lambda: y.copy_(a)), "GB/s")
+    row("add", 3.0 * 4 * n, time_it(lambda: torch.add(a, b, out=y)), "GB/s")
+
+
+def gemm(key, m, n, k, ta=False, tb=False):
+    a = np.random.rand(k, m).astype(np.float32) if ta else np.random.rand(m, k).astype(np.float32)
+    b = np.random.rand(n, k).astype(np.float32) if tb else np.random.rand(k, n).astype(np.float32)
+    c = np.empty((m, n), dtype=np.float32)
+    opa = a.T if ta else a
+    opb = b.T if tb else b
+    row(key, 2.0 * m * n * k, time_it(lambda: np.matmul(opa, opb, out=c)), "GFLOP/s")
+
+
+def dense_layer(name, batch, fan_in, fan_out):
+    gemm(f"gemm_{name}_fwd", batch, fan_out, fan_in)
+    gemm(f"gemm_{name}_dw", fan_in, fan_out, batch, ta=True)
+    gemm(f"gemm_{name}_dx", batch, fan_in, fan_out, tb=True)
+
+
+def conv(key, x_shape, w_shape, dims):
+    x = torch.rand(*x_shape, requires_grad=True)
+    w = torch.rand(*w_shape, requires_grad=True)
+    f = torch.nn.functional.conv2d if dims == 2 else torch.nn.functional.conv3d
+    y = f(x, w, padding=1)
+    spatial = y[0, 0].numel()
+    window = w[0].numel()
+    flops = 2.0 * y.shape[0] * y.shape[1] * spatial * window
+    with torch.no_grad():
+        row(f"{key}_fwd", flops, time_it(lambda: f(x, w, padding=1)), "GFLOP/s")
+    g = torch.rand_like(y)
+
+    def backward():
+        out = f(x, w, padding=1)
+        gx, gw = torch.autograd.grad(out, (x, w), g)
+        return gx, gw
+
+    # The timed call includes a forward, as autograd needs one; count it in the work done.
+    row(f"{key}_bwd", 3 * flops, time_it(backward), "GFLOP/s")
+
+
+def main():
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}", file=sys.stderr)
+    bandwidth()
+    gemm("gemm_1024", 1024, 1024, 1024)
+    dense_layer("mlp1", 128, 784, 256)
+    dense_layer("mlp2", 128, 256, 128)
+    dense_layer("mlp3", 128, 128, 10)
+    dense_layer("cnn_fc1", 64, 3136, 128)
+    gemm("gemm_cnn_conv1", 32, 64 * 784, 9)
+    gemm("gemm_cnn_conv2", 64, 64 * 196, 288)
+    conv("conv2d_cnn1", (64, 1, 28, 28), (32, 1, 3, 3), 2)
+    conv("conv2d_cnn2", (64, 32, 14, 14), (64, 32, 3, 3), 2)
+    conv("conv3d_unet", (2, 8, 32, 32, 32), (16, 8, 3, 3, 3), 3)
+
+
+if __name__ == "__main__":
+    main()
