@@ -22,6 +22,13 @@ extern const kiln_op kiln__op_bce_with_logits;
 extern const kiln_op kiln__op_mse;
 extern const kiln_op kiln__op_l1;
 extern const kiln_op kiln__op_dice;
+extern const kiln_op kiln__op_relu;
+extern const kiln_op kiln__op_leaky_relu;
+extern const kiln_op kiln__op_sigmoid;
+extern const kiln_op kiln__op_tanh;
+extern const kiln_op kiln__op_gelu;
+extern const kiln_op kiln__op_softmax;
+extern const kiln_op kiln__op_log_softmax;
 
 /* clang-format off: one op per line keeps additions to one-line diffs. */
 // clang-format off
@@ -44,6 +51,13 @@ const kiln_op *const kiln__ops[] = {
     &kiln__op_mse,
     &kiln__op_l1,
     &kiln__op_dice,
+    &kiln__op_relu,
+    &kiln__op_leaky_relu,
+    &kiln__op_sigmoid,
+    &kiln__op_tanh,
+    &kiln__op_gelu,
+    &kiln__op_softmax,
+    &kiln__op_log_softmax,
 };
 // clang-format on
 const size_t kiln__n_ops = sizeof kiln__ops / sizeof kiln__ops[0];

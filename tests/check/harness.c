@@ -262,11 +262,17 @@ static double loss_of(const kiln_check_case *c, case_state *s, double *scratch)
 {
     kiln_ref_io io = make_io(c, s);
     c->forward(&io, scratch);
-    double sum = 0;
+    /* Neumaier-compensated: a plain serial sum re-rounds differently when one input moves,
+     * which adds noise to the difference quotient that grows with the output size. */
+    double sum = 0, comp = 0;
     int64_t n = kiln_shape_count(&s->out_shape);
-    for (int64_t i = 0; i < n; i++)
-        sum += scratch[i] * s->gout[i];
-    return sum;
+    for (int64_t i = 0; i < n; i++) {
+        double term = scratch[i] * s->gout[i];
+        double t = sum + term;
+        comp += fabs(sum) >= fabs(term) ? (sum - t) + term : (term - t) + sum;
+        sum = t;
+    }
+    return sum + comp;
 }
 
 /* The reference's analytic gradient against central differences, at up to 24 elements of

@@ -10,6 +10,8 @@ extern const kiln_check_suite kiln_check_suite_reduce;
 extern const kiln_check_suite kiln_check_suite_conv;
 extern const kiln_check_suite kiln_check_suite_loss;
 extern const kiln_check_suite kiln_check_suite_dice;
+extern const kiln_check_suite kiln_check_suite_activation;
+extern const kiln_check_suite kiln_check_suite_softmax;
 
 // clang-format off
 const kiln_check_suite *const kiln_check_suites[] = {
@@ -19,6 +21,8 @@ const kiln_check_suite *const kiln_check_suites[] = {
     &kiln_check_suite_conv,
     &kiln_check_suite_loss,
     &kiln_check_suite_dice,
+    &kiln_check_suite_activation,
+    &kiln_check_suite_softmax,
 };
 // clang-format on
 const size_t kiln_check_n_suites = sizeof kiln_check_suites / sizeof kiln_check_suites[0];
