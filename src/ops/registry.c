@@ -8,10 +8,20 @@ extern const kiln_op kiln__op_fill, kiln__op_copy;
 extern const kiln_op kiln__op_add, kiln__op_sub, kiln__op_mul, kiln__op_div;
 extern const kiln_op kiln__op_scale, kiln__op_bias_add;
 extern const kiln_op kiln__op_reduce_sum, kiln__op_reduce_mean, kiln__op_reduce_max;
+extern const kiln_op kiln__op_maxpool2d, kiln__op_maxpool3d, kiln__op_avgpool2d;
+extern const kiln_op kiln__op_avgpool3d, kiln__op_global_avgpool;
+extern const kiln_op kiln__op_upsample2d, kiln__op_upsample3d;
+extern const kiln_op kiln__op_concat;
+extern const kiln_op kiln__op_reshape, kiln__op_flatten;
 
 const kiln_op *const kiln__ops[] = {
     &kiln__op_fill,       &kiln__op_copy,        &kiln__op_add,        &kiln__op_sub,
     &kiln__op_mul,        &kiln__op_div,         &kiln__op_scale,      &kiln__op_bias_add,
     &kiln__op_reduce_sum, &kiln__op_reduce_mean, &kiln__op_reduce_max,
+    &kiln__op_maxpool2d,  &kiln__op_maxpool3d,   &kiln__op_avgpool2d,  &kiln__op_avgpool3d,
+    &kiln__op_global_avgpool,
+    &kiln__op_upsample2d, &kiln__op_upsample3d,
+    &kiln__op_concat,
+    &kiln__op_reshape,    &kiln__op_flatten,
 };
 const size_t kiln__n_ops = sizeof kiln__ops / sizeof kiln__ops[0];
