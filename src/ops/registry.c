@@ -29,6 +29,16 @@ extern const kiln_op kiln__op_tanh;
 extern const kiln_op kiln__op_gelu;
 extern const kiln_op kiln__op_softmax;
 extern const kiln_op kiln__op_log_softmax;
+extern const kiln_op kiln__op_maxpool2d;
+extern const kiln_op kiln__op_maxpool3d;
+extern const kiln_op kiln__op_avgpool2d;
+extern const kiln_op kiln__op_avgpool3d;
+extern const kiln_op kiln__op_global_avgpool;
+extern const kiln_op kiln__op_upsample2d;
+extern const kiln_op kiln__op_upsample3d;
+extern const kiln_op kiln__op_concat;
+extern const kiln_op kiln__op_reshape;
+extern const kiln_op kiln__op_flatten;
 
 /* clang-format off: one op per line keeps additions to one-line diffs. */
 // clang-format off
@@ -58,6 +68,16 @@ const kiln_op *const kiln__ops[] = {
     &kiln__op_gelu,
     &kiln__op_softmax,
     &kiln__op_log_softmax,
+    &kiln__op_maxpool2d,
+    &kiln__op_maxpool3d,
+    &kiln__op_avgpool2d,
+    &kiln__op_avgpool3d,
+    &kiln__op_global_avgpool,
+    &kiln__op_upsample2d,
+    &kiln__op_upsample3d,
+    &kiln__op_concat,
+    &kiln__op_reshape,
+    &kiln__op_flatten,
 };
 // clang-format on
 const size_t kiln__n_ops = sizeof kiln__ops / sizeof kiln__ops[0];

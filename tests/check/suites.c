@@ -12,6 +12,10 @@ extern const kiln_check_suite kiln_check_suite_loss;
 extern const kiln_check_suite kiln_check_suite_dice;
 extern const kiln_check_suite kiln_check_suite_activation;
 extern const kiln_check_suite kiln_check_suite_softmax;
+extern const kiln_check_suite kiln_check_suite_pool;
+extern const kiln_check_suite kiln_check_suite_upsample;
+extern const kiln_check_suite kiln_check_suite_concat;
+extern const kiln_check_suite kiln_check_suite_reshape;
 
 // clang-format off
 const kiln_check_suite *const kiln_check_suites[] = {
@@ -23,6 +27,10 @@ const kiln_check_suite *const kiln_check_suites[] = {
     &kiln_check_suite_dice,
     &kiln_check_suite_activation,
     &kiln_check_suite_softmax,
+    &kiln_check_suite_pool,
+    &kiln_check_suite_upsample,
+    &kiln_check_suite_concat,
+    &kiln_check_suite_reshape,
 };
 // clang-format on
 const size_t kiln_check_n_suites = sizeof kiln_check_suites / sizeof kiln_check_suites[0];

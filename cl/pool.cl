@@ -1,0 +1,164 @@
+/*
+ * Pooling kernels: max and average pooling over 2-D or 3-D windows (no padding, floor mode)
+ * and their backward passes, plus the broadcast backward of global average pooling (its
+ * forward is a kiln__reduce_to sum).
+ *
+ * Geometry arguments are uint4s over the spatial axes (D, H, W, unused), a 2-D pool being a
+ * 3-D one with D = 1 and window depth 1: `in` and `out` are the input and output sizes,
+ * `size` the window and `stride` the step. Tensors are (P, D, H, W) with P = N * C planes.
+ * Forward runs one work-item per output element; backward is a gather, one work-item per
+ * input element summing over the windows that contain it, so overlapping windows never race.
+ */
+#ifndef KILN_REAL
+#define KILN_REAL float
+#endif
+
+/* (plane, d, h, w) of element i of a (P, D, H, W) tensor with dims = (D, H, W, -). */
+inline uint4 pool_coords(uint i, const uint4 dims)
+{
+    const uint w = i % dims.s2;
+    i /= dims.s2;
+    const uint h = i % dims.s1;
+    i /= dims.s1;
+    const uint d = i % dims.s0;
+    return (uint4)(i / dims.s0, d, h, w);
+}
+
+/* Element offset of (plane, d, h, w) in a tensor with dims = (D, H, W, -). */
+inline uint pool_offset(const uint4 c, const uint4 dims)
+{
+    return ((c.s0 * dims.s0 + c.s1) * dims.s1 + c.s2) * dims.s2 + c.s3;
+}
+
+/* Offset, relative to the window's first element, of the k-th window element in row-major
+ * window order (the order that decides which of tied maxima is first). */
+inline uint window_offset(uint k, const uint4 size, const uint4 in)
+{
+    const uint kw = k % size.s2;
+    k /= size.s2;
+    const uint kh = k % size.s1;
+    const uint kd = k / size.s1;
+    return (kd * in.s1 + kh) * in.s2 + kw;
+}
+
+/* Offset in x of the first element of the window of output element o. */
+inline uint window_base(uint o, const uint4 in, const uint4 out, const uint4 stride)
+{
+    const uint4 c = pool_coords(o, out);
+    return pool_offset((uint4)(c.s0, c.s1 * stride.s0, c.s2 * stride.s1, c.s3 * stride.s2), in);
+}
+
+/*
+ * y[o] = max over the window; argmax[o] = the window-local index (row-major in the window)
+ * of the first maximum, stored as a real (exact: windows are far below 2^24 elements). A NaN
+ * in the window wins, as in PyTorch. x: (P, D, H, W); y, argmax: (P, OD, OH, OW) = (n,).
+ */
+__kernel void maxpool_fwd(__global const KILN_REAL *x, __global KILN_REAL *y,
+                          __global KILN_REAL *argmax, const uint n, const uint4 in, const uint4 out,
+                          const uint4 size, const uint4 stride)
+{
+    const uint o = (uint)get_global_id(0);
+    if (o >= n)
+        return;
+    const uint base = window_base(o, in, out, stride);
+    const uint count = size.s0 * size.s1 * size.s2;
+    KILN_REAL best = x[base];
+    uint arg = 0;
+    for (uint k = 1; k < count; k++) {
+        const KILN_REAL v = x[base + window_offset(k, size, in)];
+        if (v > best || isnan(v)) {
+            best = v;
+            arg = k;
+        }
+    }
+    y[o] = best;
+    argmax[o] = (KILN_REAL)arg;
+}
+
+/* y[o] = mean over the window (divided by the full window size; no padding exists). Windows
+ * are small (a few to a few hundred elements), so one serial sum per work-item is accurate.
+ * x: (P, D, H, W); y: (P, OD, OH, OW) = (n,). */
+__kernel void avgpool_fwd(__global const KILN_REAL *x, __global KILN_REAL *y, const uint n,
+                          const uint4 in, const uint4 out, const uint4 size, const uint4 stride)
+{
+    const uint o = (uint)get_global_id(0);
+    if (o >= n)
+        return;
+    const uint base = window_base(o, in, out, stride);
+    const uint count = size.s0 * size.s1 * size.s2;
+    KILN_REAL sum = 0;
+    for (uint k = 0; k < count; k++)
+        sum += x[base + window_offset(k, size, in)];
+    y[o] = sum / (KILN_REAL)count;
+}
+
+/* The windows along one axis that contain input coordinate i, as [lo, hi] (empty when
+ * lo > hi): window j covers [j * s, j * s + k). */
+inline uint2 windows_of(uint i, uint k, uint s, uint n_out)
+{
+    const uint lo = i >= k ? (i - k) / s + 1 : 0;
+    const uint hi = min(i / s, n_out - 1);
+    return (uint2)(lo, hi);
+}
+
+/*
+ * The sum of g over the windows containing input element i; with `argmax` set, only over
+ * those whose argmax is this element. g, argmax: (P, OD, OH, OW); i indexes (P, D, H, W).
+ */
+inline KILN_REAL pool_gather(__global const KILN_REAL *g, __global const KILN_REAL *argmax,
+                             const int use_argmax, uint i, const uint4 in, const uint4 out,
+                             const uint4 size, const uint4 stride)
+{
+    const uint4 c = pool_coords(i, in);
+    const uint2 rd = windows_of(c.s1, size.s0, stride.s0, out.s0);
+    const uint2 rh = windows_of(c.s2, size.s1, stride.s1, out.s1);
+    const uint2 rw = windows_of(c.s3, size.s2, stride.s2, out.s2);
+    KILN_REAL sum = 0;
+    for (uint od = rd.s0; od <= rd.s1; od++) {
+        for (uint oh = rh.s0; oh <= rh.s1; oh++) {
+            for (uint ow = rw.s0; ow <= rw.s1; ow++) {
+                const uint o = pool_offset((uint4)(c.s0, od, oh, ow), out);
+                const uint in_window =
+                    ((c.s1 - od * stride.s0) * size.s1 + (c.s2 - oh * stride.s1)) * size.s2 +
+                    (c.s3 - ow * stride.s2);
+                if (!use_argmax || argmax[o] == (KILN_REAL)in_window)
+                    sum += g[o];
+            }
+        }
+    }
+    return sum;
+}
+
+/* gx[i] += the gradients of the windows whose first maximum is element i.
+ * g, argmax: (P, OD, OH, OW); gx: (P, D, H, W) = (n,). */
+__kernel void maxpool_bwd_x(__global const KILN_REAL *g, __global const KILN_REAL *argmax,
+                            __global KILN_REAL *gx, const uint n, const uint4 in, const uint4 out,
+                            const uint4 size, const uint4 stride)
+{
+    const uint i = (uint)get_global_id(0);
+    if (i >= n)
+        return;
+    gx[i] += pool_gather(g, argmax, 1, i, in, out, size, stride);
+}
+
+/* gx[i] += (the gradients of the windows containing element i) / window size.
+ * g: (P, OD, OH, OW); gx: (P, D, H, W) = (n,). */
+__kernel void avgpool_bwd_x(__global const KILN_REAL *g, __global KILN_REAL *gx, const uint n,
+                            const uint4 in, const uint4 out, const uint4 size, const uint4 stride)
+{
+    const uint i = (uint)get_global_id(0);
+    if (i >= n)
+        return;
+    const uint count = size.s0 * size.s1 * size.s2;
+    gx[i] += pool_gather(g, g, 0, i, in, out, size, stride) / (KILN_REAL)count;
+}
+
+/* Backward of global average pooling: gx[i] += scale * g[i / spatial], scale = 1 / spatial.
+ * g: (N * C,); gx: (N * C, spatial) = (n,). */
+__kernel void global_avgpool_bwd_x(__global const KILN_REAL *g, __global KILN_REAL *gx,
+                                   const uint n, const uint spatial, const KILN_REAL scale)
+{
+    const uint i = (uint)get_global_id(0);
+    if (i < n)
+        gx[i] += scale * g[i / spatial];
+}
