@@ -6,10 +6,12 @@
 
 extern const kiln_check_suite kiln_check_suite_fill, kiln_check_suite_elementwise,
     kiln_check_suite_reduce;
+extern const kiln_check_suite kiln_check_suite_optim;
 
 const kiln_check_suite *const kiln_check_suites[] = {
     &kiln_check_suite_fill,
     &kiln_check_suite_elementwise,
     &kiln_check_suite_reduce,
+    &kiln_check_suite_optim,
 };
 const size_t kiln_check_n_suites = sizeof kiln_check_suites / sizeof kiln_check_suites[0];
