@@ -41,7 +41,9 @@ __kernel void reduce_sum_fwd(__global const KILN_REAL *src, __global KILN_REAL *
     for (uint r = lid; r < n_reduce; r += wg) {
         const KILN_REAL y = src[base + split_offset(r, rdims, rst)] - comp;
         const KILN_REAL t = sum + y;
-        comp = (t - sum) - y;
+        /* Once the sum is infinite the correction would be inf - inf = NaN; IEEE says the
+         * sum stays infinite (or turns NaN on an opposite infinity), so stop correcting. */
+        comp = isfinite(t) ? (t - sum) - y : 0;
         sum = t;
     }
     scratch[lid] = sum;

@@ -16,6 +16,7 @@ extern const kiln_check_suite kiln_check_suite_pool;
 extern const kiln_check_suite kiln_check_suite_upsample;
 extern const kiln_check_suite kiln_check_suite_concat;
 extern const kiln_check_suite kiln_check_suite_reshape;
+extern const kiln_check_suite kiln_check_suite_optim;
 
 // clang-format off
 const kiln_check_suite *const kiln_check_suites[] = {
@@ -31,6 +32,7 @@ const kiln_check_suite *const kiln_check_suites[] = {
     &kiln_check_suite_upsample,
     &kiln_check_suite_concat,
     &kiln_check_suite_reshape,
+    &kiln_check_suite_optim,
 };
 // clang-format on
 const size_t kiln_check_n_suites = sizeof kiln_check_suites / sizeof kiln_check_suites[0];

@@ -1,0 +1,316 @@
+/*
+ * Optimiser updates (include/kiln/optim.h): SGD, Adam/AdamW and global gradient-norm
+ * clipping. Not entries of the op table (they work in place and have no backward); they live
+ * here beside the ops because they are kernels over tensors like them (cl/optim.cl). This file
+ * checks arguments, derives the step-dependent scalars in double and queues the kernels; it
+ * never reads anything back, so an optimiser step never waits for the device.
+ */
+#include <math.h>
+#include <stdio.h>
+
+#include "kiln/optim.h"
+#include "ops/op.h"
+
+/* kiln__reduce_to names its caller through an op in its errors; clipping is not in the table. */
+static const kiln_op CLIP_OP = {.name = "clip_grad_norm"};
+
+/* Records KILN_ERR_INVALID_ARGUMENT as "fn: <why>". */
+static kiln_status bad_argument(kiln_device *dev, const char *fn, const char *fmt, ...)
+    KILN__PRINTF(3, 4);
+
+static kiln_status bad_argument(kiln_device *dev, const char *fn, const char *fmt, ...)
+{
+    char why[512];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(why, sizeof why, fmt, args);
+    va_end(args);
+    return kiln__error(dev->ctx, KILN_ERR_INVALID_ARGUMENT, fn, "%s", why);
+}
+
+/* A hyperparameter must be finite and at least `lo` (above `lo` when `strict`). */
+static kiln_status check_scalar(kiln_device *dev, const char *fn, const char *name, float x,
+                                float lo, bool strict)
+{
+    bool ok = isfinite(x) && (strict ? x > lo : x >= lo);
+    if (ok)
+        return KILN_OK;
+    return bad_argument(dev, fn, "%s must be a finite number %s %g, got %g", name,
+                        strict ? ">" : ">=", (double)lo, (double)x);
+}
+
+/* beta1 and beta2: in [0, 1), so that the bias corrections 1 - beta^t are never 0. */
+static kiln_status check_beta(kiln_device *dev, const char *fn, const char *name, float beta)
+{
+    if (beta >= 0 && beta < 1)
+        return KILN_OK;
+    return bad_argument(dev, fn, "%s must be in [0, 1), got %g", name, (double)beta);
+}
+
+/* A tensor argument `role`: present, f32, on `dev`, and countable by the kernels' uint. */
+static kiln_status check_tensor(kiln_device *dev, const char *fn, const char *role,
+                                const kiln_tensor *t)
+{
+    if (t == NULL)
+        return bad_argument(dev, fn, "%s is NULL", role);
+    if (t->dtype != KILN_F32)
+        return bad_argument(dev, fn, "%s '%s' is %s; optimisers work on f32 tensors", role, t->name,
+                            kiln_dtype_name(t->dtype));
+    if (t->dev != dev)
+        return bad_argument(dev, fn, "%s '%s' lives on another device", role, t->name);
+    if (kiln_tensor_count(t) > (int64_t)UINT32_MAX) {
+        char s[96];
+        return kiln__error(dev->ctx, KILN_ERR_UNSUPPORTED, fn,
+                           "%s '%s' %s has more than 2^32 - 1 elements", role, t->name,
+                           kiln_shape_format(&t->shape, s, sizeof s));
+    }
+    return KILN_OK;
+}
+
+/* A gradient or state tensor `role` that must have the shape of `param`. */
+static kiln_status check_like_param(kiln_device *dev, const char *fn, const char *role,
+                                    const kiln_tensor *t, const kiln_tensor *param)
+{
+    kiln_status rc = check_tensor(dev, fn, role, t);
+    if (rc != KILN_OK || kiln_shape_equal(&t->shape, &param->shape))
+        return rc;
+    char a[96], b[96];
+    return kiln__error(dev->ctx, KILN_ERR_SHAPE, fn,
+                       "%s '%s' has shape %s but param '%s' has shape %s; gradients and "
+                       "optimiser state must have their parameter's shape",
+                       role, t->name, kiln_shape_format(&t->shape, a, sizeof a), param->name,
+                       kiln_shape_format(&param->shape, b, sizeof b));
+}
+
+/* ---- SGD ---- */
+
+static kiln_status check_sgd(kiln_device *dev, const char *fn, const kiln_sgd_params *p,
+                             const kiln_tensor *param, const kiln_tensor *grad,
+                             const kiln_tensor *velocity)
+{
+    if (p == NULL)
+        return bad_argument(dev, fn, "params is NULL");
+    kiln_status rc = check_scalar(dev, fn, "lr", p->lr, 0, true);
+    if (rc == KILN_OK)
+        rc = check_scalar(dev, fn, "momentum", p->momentum, 0, false);
+    if (rc == KILN_OK)
+        rc = check_scalar(dev, fn, "weight_decay", p->weight_decay, 0, false);
+    if (rc == KILN_OK && p->nesterov && p->momentum == 0)
+        rc = bad_argument(dev, fn, "nesterov needs momentum > 0 (PyTorch's rule as well)");
+    if (rc == KILN_OK)
+        rc = check_tensor(dev, fn, "param", param);
+    if (rc == KILN_OK)
+        rc = check_like_param(dev, fn, "grad", grad, param);
+    if (rc != KILN_OK || p->momentum == 0)
+        return rc;
+    if (velocity == NULL)
+        return bad_argument(dev, fn,
+                            "velocity is NULL but momentum is %g; pass a zero-filled tensor "
+                            "of the parameter's shape",
+                            (double)p->momentum);
+    return check_like_param(dev, fn, "velocity", velocity, param);
+}
+
+kiln_status kiln_optim_sgd_step(kiln_device *dev, const kiln_sgd_params *params, kiln_tensor *param,
+                                const kiln_tensor *grad, kiln_tensor *velocity)
+{
+    if (dev == NULL)
+        return KILN_ERR_INVALID_ARGUMENT;
+    kiln_status rc = check_sgd(dev, __func__, params, param, grad, velocity);
+    if (rc != KILN_OK)
+        return rc;
+    bool has_momentum = params->momentum != 0;
+    uint32_t n = (uint32_t)kiln_tensor_count(param);
+    /* Without momentum the kernel never touches its velocity argument; any buffer will do. */
+    kiln__arg args[] = {KILN__ARG_T(param),
+                        KILN__ARG_T(grad),
+                        KILN__ARG_T(has_momentum ? velocity : param),
+                        KILN__ARG_FLOAT(params->lr),
+                        KILN__ARG_FLOAT(params->momentum),
+                        KILN__ARG_FLOAT(params->weight_decay),
+                        KILN__ARG_INT(has_momentum ? 1 : 0),
+                        KILN__ARG_INT(params->nesterov ? 1 : 0),
+                        KILN__ARG_UINT(n)};
+    return kiln__launch_1d(dev, "optim", "sgd_step", args, sizeof args / sizeof args[0], n);
+}
+
+/* ---- Adam and AdamW ---- */
+
+static kiln_status check_adam(kiln_device *dev, const char *fn, const kiln_adam_params *p,
+                              uint64_t step, const kiln_tensor *param, const kiln_tensor *grad,
+                              const kiln_tensor *m, const kiln_tensor *v)
+{
+    if (p == NULL)
+        return bad_argument(dev, fn, "params is NULL");
+    kiln_status rc = check_scalar(dev, fn, "lr", p->lr, 0, true);
+    if (rc == KILN_OK)
+        rc = check_beta(dev, fn, "beta1", p->beta1);
+    if (rc == KILN_OK)
+        rc = check_beta(dev, fn, "beta2", p->beta2);
+    if (rc == KILN_OK)
+        rc = check_scalar(dev, fn, "eps", p->eps, 0, true);
+    if (rc == KILN_OK)
+        rc = check_scalar(dev, fn, "weight_decay", p->weight_decay, 0, false);
+    if (rc == KILN_OK && step == 0)
+        rc = bad_argument(dev, fn, "step must count from 1 (the first step is 1), got 0");
+    if (rc == KILN_OK)
+        rc = check_tensor(dev, fn, "param", param);
+    if (rc == KILN_OK)
+        rc = check_like_param(dev, fn, "grad", grad, param);
+    if (rc == KILN_OK)
+        rc = check_like_param(dev, fn, "m", m, param);
+    if (rc == KILN_OK)
+        rc = check_like_param(dev, fn, "v", v, param);
+    return rc;
+}
+
+kiln_status kiln_optim_adam_step(kiln_device *dev, const kiln_adam_params *params, uint64_t step,
+                                 kiln_tensor *param, const kiln_tensor *grad, kiln_tensor *m,
+                                 kiln_tensor *v)
+{
+    if (dev == NULL)
+        return KILN_ERR_INVALID_ARGUMENT;
+    kiln_status rc = check_adam(dev, __func__, params, step, param, grad, m, v);
+    if (rc != KILN_OK)
+        return rc;
+    /* The step-dependent scalars in double, as PyTorch computes them in Python floats; beta < 1
+     * keeps both corrections above 0 for every step. */
+    double lr = params->lr, wd = params->weight_decay;
+    double bc1 = 1.0 - pow((double)params->beta1, (double)step);
+    double bc2 = 1.0 - pow((double)params->beta2, (double)step);
+    double decay = params->decoupled ? 1.0 - lr * wd : 1.0;
+    double grad_decay = params->decoupled ? 0.0 : wd;
+    uint32_t n = (uint32_t)kiln_tensor_count(param);
+    kiln__arg args[] = {KILN__ARG_T(param),
+                        KILN__ARG_T(grad),
+                        KILN__ARG_T(m),
+                        KILN__ARG_T(v),
+                        KILN__ARG_FLOAT(decay),
+                        KILN__ARG_FLOAT(grad_decay),
+                        KILN__ARG_FLOAT(params->beta1),
+                        KILN__ARG_FLOAT(params->beta2),
+                        KILN__ARG_FLOAT(lr / bc1),
+                        KILN__ARG_FLOAT(sqrt(bc2)),
+                        KILN__ARG_FLOAT(params->eps),
+                        KILN__ARG_UINT(n)};
+    return kiln__launch_1d(dev, "optim", "adam_step", args, sizeof args / sizeof args[0], n);
+}
+
+/* ---- global gradient-norm clipping ----
+ *
+ * Workspace (floats): [0, S) scratch for one gradient's squares, S = max(largest gradient,
+ * n_grads); [S, S + n_grads) each gradient's sum of squares. kiln__reduce_to reads and writes
+ * whole buffers from offset 0, so each gradient's sum is reduced into the norm tensor, then
+ * stashed in its slot; at the end the slots move to offset 0 (S >= n_grads keeps the move free
+ * of overlap) and are reduced into the norm tensor once more. Every sum is a compensated tree,
+ * and so is the sum of sums.
+ */
+
+static size_t clip_scratch_floats(kiln_tensor *const *grads, size_t n_grads)
+{
+    size_t most = n_grads;
+    for (size_t i = 0; i < n_grads; i++) {
+        if (grads[i] != NULL && (size_t)kiln_tensor_count(grads[i]) > most)
+            most = (size_t)kiln_tensor_count(grads[i]);
+    }
+    return most;
+}
+
+size_t kiln_optim_clip_grad_norm_workspace_bytes(kiln_tensor *const *grads, size_t n_grads)
+{
+    if (grads == NULL || n_grads == 0)
+        return 0;
+    return (clip_scratch_floats(grads, n_grads) + n_grads) * sizeof(float);
+}
+
+static kiln_status check_clip(kiln_device *dev, const char *fn, kiln_tensor *const *grads,
+                              size_t n_grads, float max_norm, const kiln_tensor *norm,
+                              const kiln_buffer *workspace)
+{
+    kiln_status rc = check_scalar(dev, fn, "max_norm", max_norm, 0, true);
+    if (rc == KILN_OK)
+        rc = check_tensor(dev, fn, "norm", norm);
+    if (rc != KILN_OK)
+        return rc;
+    if (kiln_tensor_count(norm) != 1) {
+        char s[96];
+        return kiln__error(dev->ctx, KILN_ERR_SHAPE, fn,
+                           "norm '%s' has shape %s; it must hold exactly one element", norm->name,
+                           kiln_shape_format(&norm->shape, s, sizeof s));
+    }
+    if (n_grads > 0 && grads == NULL)
+        return bad_argument(dev, fn, "grads is NULL with n_grads %zu", n_grads);
+    for (size_t i = 0; i < n_grads && rc == KILN_OK; i++) {
+        char role[48];
+        snprintf(role, sizeof role, "grads[%zu]", i);
+        rc = check_tensor(dev, fn, role, grads[i]);
+    }
+    if (rc != KILN_OK)
+        return rc;
+    size_t need = kiln_optim_clip_grad_norm_workspace_bytes(grads, n_grads);
+    if (need / sizeof(float) > UINT32_MAX)
+        return kiln__error(dev->ctx, KILN_ERR_UNSUPPORTED, fn,
+                           "%zu gradients need a workspace of %zu floats, more than 2^32 - 1",
+                           n_grads, need / sizeof(float));
+    if (need > 0 && (workspace == NULL || workspace->n_bytes < need || workspace->dev != dev))
+        return bad_argument(dev, fn,
+                            "needs a workspace of %zu bytes on this device "
+                            "(kiln_optim_clip_grad_norm_workspace_bytes), got %s",
+                            need,
+                            workspace == NULL           ? "none"
+                            : workspace->dev != dev     ? "one on another device"
+                            : workspace->n_bytes < need ? "a smaller one"
+                                                        : "?");
+    return KILN_OK;
+}
+
+/* Sums the squares of `grad` into its slot of the workspace. */
+static kiln_status sum_squares(kiln_device *dev, const kiln_tensor *grad, kiln_tensor *norm,
+                               kiln_buffer *ws, uint32_t slot)
+{
+    uint32_t n = (uint32_t)kiln_tensor_count(grad);
+    kiln_shape flat = kiln_shape_of(1, (int64_t[]){n}), one = kiln_shape_of(1, (int64_t[]){1});
+    kiln__arg square[] = {KILN__ARG_T(grad), KILN__ARG_BUF(ws), KILN__ARG_UINT(n)};
+    kiln_status rc = kiln__launch_1d(dev, "optim", "clip_grad_norm_square", square, 3, n);
+    if (rc == KILN_OK)
+        rc = kiln__reduce_to(dev, &CLIP_OP, ws, &flat, kiln__tensor_buffer(norm), &one,
+                             KILN__REDUCE_SUM, 1.0f, false);
+    kiln__arg stash[] = {KILN__ARG_T(norm), KILN__ARG_BUF(ws), KILN__ARG_UINT(slot)};
+    if (rc == KILN_OK)
+        rc = kiln__launch_1d(dev, "optim", "clip_grad_norm_stash", stash, 3, 1);
+    return rc;
+}
+
+kiln_status kiln_optim_clip_grad_norm(kiln_device *dev, kiln_tensor *const *grads, size_t n_grads,
+                                      float max_norm, kiln_tensor *norm, kiln_buffer *workspace)
+{
+    if (dev == NULL)
+        return KILN_ERR_INVALID_ARGUMENT;
+    kiln_status rc = check_clip(dev, __func__, grads, n_grads, max_norm, norm, workspace);
+    if (rc != KILN_OK)
+        return rc;
+    kiln__arg finish[] = {KILN__ARG_T(norm), KILN__ARG_INT(n_grads > 0 ? 1 : 0)};
+    if (n_grads == 0)
+        return kiln__launch_1d(dev, "optim", "clip_grad_norm_finish", finish, 2, 1);
+    uint32_t offset = (uint32_t)clip_scratch_floats(grads, n_grads);
+    for (size_t i = 0; i < n_grads && rc == KILN_OK; i++)
+        rc = sum_squares(dev, grads[i], norm, workspace, offset + (uint32_t)i);
+    kiln__arg gather[] = {KILN__ARG_BUF(workspace), KILN__ARG_UINT(offset),
+                          KILN__ARG_UINT(n_grads)};
+    if (rc == KILN_OK)
+        rc = kiln__launch_1d(dev, "optim", "clip_grad_norm_gather", gather, 3, n_grads);
+    kiln_shape sums = kiln_shape_of(1, (int64_t[]){(int64_t)n_grads});
+    kiln_shape one = kiln_shape_of(1, (int64_t[]){1});
+    if (rc == KILN_OK)
+        rc = kiln__reduce_to(dev, &CLIP_OP, workspace, &sums, kiln__tensor_buffer(norm), &one,
+                             KILN__REDUCE_SUM, 1.0f, false);
+    if (rc == KILN_OK)
+        rc = kiln__launch_1d(dev, "optim", "clip_grad_norm_finish", finish, 2, 1);
+    for (size_t i = 0; i < n_grads && rc == KILN_OK; i++) {
+        uint32_t n = (uint32_t)kiln_tensor_count(grads[i]);
+        kiln__arg scale[] = {KILN__ARG_T(grads[i]), KILN__ARG_T(norm), KILN__ARG_FLOAT(max_norm),
+                             KILN__ARG_UINT(n)};
+        rc = kiln__launch_1d(dev, "optim", "clip_grad_norm_scale", scale, 4, n);
+    }
+    return rc;
+}
