@@ -6,10 +6,14 @@
 
 extern const kiln_check_suite kiln_check_suite_fill, kiln_check_suite_elementwise,
     kiln_check_suite_reduce;
+extern const kiln_check_suite kiln_check_suite_batchnorm;
+extern const kiln_check_suite kiln_check_suite_dropout;
 
 const kiln_check_suite *const kiln_check_suites[] = {
     &kiln_check_suite_fill,
     &kiln_check_suite_elementwise,
     &kiln_check_suite_reduce,
+    &kiln_check_suite_batchnorm,
+    &kiln_check_suite_dropout,
 };
 const size_t kiln_check_n_suites = sizeof kiln_check_suites / sizeof kiln_check_suites[0];
