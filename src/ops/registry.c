@@ -39,6 +39,8 @@ extern const kiln_op kiln__op_upsample3d;
 extern const kiln_op kiln__op_concat;
 extern const kiln_op kiln__op_reshape;
 extern const kiln_op kiln__op_flatten;
+extern const kiln_op kiln__op_batchnorm;
+extern const kiln_op kiln__op_dropout;
 
 /* clang-format off: one op per line keeps additions to one-line diffs. */
 // clang-format off
@@ -78,6 +80,8 @@ const kiln_op *const kiln__ops[] = {
     &kiln__op_concat,
     &kiln__op_reshape,
     &kiln__op_flatten,
+    &kiln__op_batchnorm,
+    &kiln__op_dropout,
 };
 // clang-format on
 const size_t kiln__n_ops = sizeof kiln__ops / sizeof kiln__ops[0];

@@ -17,6 +17,8 @@ extern const kiln_check_suite kiln_check_suite_upsample;
 extern const kiln_check_suite kiln_check_suite_concat;
 extern const kiln_check_suite kiln_check_suite_reshape;
 extern const kiln_check_suite kiln_check_suite_optim;
+extern const kiln_check_suite kiln_check_suite_batchnorm;
+extern const kiln_check_suite kiln_check_suite_dropout;
 
 // clang-format off
 const kiln_check_suite *const kiln_check_suites[] = {
@@ -33,6 +35,8 @@ const kiln_check_suite *const kiln_check_suites[] = {
     &kiln_check_suite_concat,
     &kiln_check_suite_reshape,
     &kiln_check_suite_optim,
+    &kiln_check_suite_batchnorm,
+    &kiln_check_suite_dropout,
 };
 // clang-format on
 const size_t kiln_check_n_suites = sizeof kiln_check_suites / sizeof kiln_check_suites[0];
