@@ -5,11 +5,12 @@
 #include "check/check.h"
 
 extern const kiln_check_suite kiln_check_suite_fill, kiln_check_suite_elementwise,
-    kiln_check_suite_reduce;
+    kiln_check_suite_reduce, kiln_check_suite_matmul;
 
 const kiln_check_suite *const kiln_check_suites[] = {
     &kiln_check_suite_fill,
     &kiln_check_suite_elementwise,
     &kiln_check_suite_reduce,
+    &kiln_check_suite_matmul,
 };
 const size_t kiln_check_n_suites = sizeof kiln_check_suites / sizeof kiln_check_suites[0];
