@@ -41,6 +41,8 @@ extern const kiln_op kiln__op_reshape;
 extern const kiln_op kiln__op_flatten;
 extern const kiln_op kiln__op_batchnorm;
 extern const kiln_op kiln__op_dropout;
+extern const kiln_op kiln__op_matmul;
+extern const kiln_op kiln__op_dense;
 
 /* clang-format off: one op per line keeps additions to one-line diffs. */
 // clang-format off
@@ -82,6 +84,8 @@ const kiln_op *const kiln__ops[] = {
     &kiln__op_flatten,
     &kiln__op_batchnorm,
     &kiln__op_dropout,
+    &kiln__op_matmul,
+    &kiln__op_dense,
 };
 // clang-format on
 const size_t kiln__n_ops = sizeof kiln__ops / sizeof kiln__ops[0];

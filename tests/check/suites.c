@@ -19,6 +19,7 @@ extern const kiln_check_suite kiln_check_suite_reshape;
 extern const kiln_check_suite kiln_check_suite_optim;
 extern const kiln_check_suite kiln_check_suite_batchnorm;
 extern const kiln_check_suite kiln_check_suite_dropout;
+extern const kiln_check_suite kiln_check_suite_matmul;
 
 // clang-format off
 const kiln_check_suite *const kiln_check_suites[] = {
@@ -37,6 +38,7 @@ const kiln_check_suite *const kiln_check_suites[] = {
     &kiln_check_suite_optim,
     &kiln_check_suite_batchnorm,
     &kiln_check_suite_dropout,
+    &kiln_check_suite_matmul,
 };
 // clang-format on
 const size_t kiln_check_n_suites = sizeof kiln_check_suites / sizeof kiln_check_suites[0];
