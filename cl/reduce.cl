@@ -67,14 +67,19 @@ __kernel void reduce_max_fwd(__global const KILN_REAL *src, __global KILN_REAL *
     const uint lid = (uint)get_local_id(0);
     const uint wg = (uint)get_local_size(0);
     const uint base = split_offset(o, kdims, kst);
+    /* NaN wins, as in torch.amax (fmax would skip it). */
     KILN_REAL best = -INFINITY;
-    for (uint r = lid; r < n_reduce; r += wg)
-        best = fmax(best, src[base + split_offset(r, rdims, rst)]);
+    for (uint r = lid; r < n_reduce; r += wg) {
+        const KILN_REAL v = src[base + split_offset(r, rdims, rst)];
+        best = (isnan(v) || v > best) ? v : best;
+    }
     scratch[lid] = best;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint s = wg / 2; s > 0; s >>= 1) {
-        if (lid < s)
-            scratch[lid] = fmax(scratch[lid], scratch[lid + s]);
+        if (lid < s) {
+            const KILN_REAL v = scratch[lid + s];
+            scratch[lid] = (isnan(v) || v > scratch[lid]) ? v : scratch[lid];
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (lid == 0)

@@ -11,7 +11,7 @@
 #include "cli.h"
 
 static const char USAGE[] =
-    "usage: kiln selftest [--device SPEC] [--op NAME] [--failures-only]\n\n"
+    "usage: kiln selftest [--device SPEC] [--op NAME] [--failures-only] [--list]\n\n"
     "Checks every op, forward and backward, on one device against double-precision\n"
     "host references, and each reference against finite differences; prints one row per\n"
     "check (op, shapes, check, max abs error, max rel error, tolerance, result, time).\n"

@@ -26,7 +26,8 @@ typedef struct kiln_scale_params {
     float alpha;
 } kiln_scale_params;
 
-/* bias_add: x (N, C, ...), b (C,): y = x + b broadcast along `axis` (default 1). */
+/* bias_add: x (N, C, ...), b (C,): y = x + b broadcast along `axis` (NCHW channels: 1; the
+ * params are required, so a zeroed struct means axis 0). */
 typedef struct kiln_axis_params {
     int axis; /* negative counts from the end */
 } kiln_axis_params;

@@ -45,7 +45,7 @@ int kiln_op_n_inputs(const kiln_op *op);
 bool kiln_op_is_variadic(const kiln_op *op);
 /* Number of tensors forward saves for backward (shapes from kiln_op_infer). */
 int kiln_op_n_saved(const kiln_op *op);
-/* False for ops that are explicitly not differentiable (fill, argmax-like ops). */
+/* False for ops that are explicitly not differentiable (fill). */
 bool kiln_op_has_backward(const kiln_op *op);
 /* Whether input i can receive a gradient (labels and running statistics cannot). */
 bool kiln_op_input_differentiable(const kiln_op *op, int input);

@@ -150,6 +150,14 @@ kiln_status kiln_op_infer(kiln_context *ctx, const kiln_op *op, const void *para
     memset(saved, 0, sizeof saved);
     memset(out_shape, 0, sizeof *out_shape);
     kiln_status rc = op->infer(ctx, op, params, inputs, n_inputs, out_shape, saved);
+    /* Kernels index elements with 32-bit integers. */
+    for (int i = 0; rc == KILN_OK && i <= n_inputs; i++) {
+        const kiln_shape *s = i < n_inputs ? &inputs[i] : out_shape;
+        if (kiln_shape_count(s) >= ((int64_t)1 << 32))
+            rc = kiln__shape_error(ctx, op, inputs, n_inputs,
+                                   "%s has 2^32 or more elements; kernels index with 32 bits",
+                                   i < n_inputs ? "an input" : "the output");
+    }
     if (rc == KILN_OK && out_saved != NULL)
         memcpy(out_saved, saved, (size_t)op->n_saved * sizeof *saved);
     return rc;
@@ -199,6 +207,9 @@ static kiln_status check_call(kiln_device *dev, const kiln_op *op, const kiln_op
                                    ? "none"
                                    : kiln_shape_format(&args->saved[s]->shape, got, sizeof got));
     }
+    if (backward && args->output == NULL)
+        return kiln__error(ctx, KILN_ERR_INVALID_ARGUMENT, __func__,
+                           "op '%s': backward needs the forward call's output tensor", op->name);
     if (args->output != NULL && !kiln_shape_equal(&args->output->shape, &out))
         return kiln__error(ctx, KILN_ERR_SHAPE, __func__,
                            "op '%s': output '%s' has shape %s, the inputs give %s", op->name,

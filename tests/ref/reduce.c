@@ -53,7 +53,8 @@ static void max_fwd(const kiln_ref_io *io, double *y)
     int64_t n = kiln_shape_count(&io->in_shapes[0]);
     for (int64_t i = 0; i < n; i++) {
         int64_t o = kept_index(&io->in_shapes[0], p->axes, i);
-        if (io->in[0][i] > y[o])
+        /* NaN propagates, as in torch.amax. */
+        if (isnan(io->in[0][i]) || io->in[0][i] > y[o])
             y[o] = io->in[0][i];
     }
 }
@@ -113,6 +114,13 @@ static const kiln_check_case CASES[] = {
     REDUCE_CASES("reduce_max", max_fwd, max_bwd, G_DISTINCT),
     /* A long sum: 1,000,003 values of one sign; a serial float sum drifts by ~1e-4 here. */
     RED("reduce_sum", sum_fwd, sum_bwd, ALL1, S1(1000003), 2e-6, G_UNIFORM(0.5, 1.5)),
+    /* IEEE special values, forward only: rows with NaN give NaN, +inf with -inf gives NaN. */
+    {.op = "reduce_max", .params = &LAST3, .n_inputs = 1, .inputs = {S3(4, 3, 11)},
+     .gen = {G_SPECIAL}, .forward = max_fwd, .atol = 0, .rtol = 0, .seed = 11,
+     .label = "(4, 3, 11) +-inf/NaN"},
+    {.op = "reduce_sum", .params = &LAST3, .n_inputs = 1, .inputs = {S3(4, 3, 11)},
+     .gen = {G_SPECIAL}, .forward = sum_fwd, .atol = 1e-5, .rtol = 1e-5, .seed = 12,
+     .label = "(4, 3, 11) +-inf/NaN"},
     RED("reduce_mean", mean_fwd, mean_bwd, LAST3, S3(3, 2, 100003), 2e-6, G_UNIFORM(0.5, 1.5)),
 };
 
