@@ -31,6 +31,7 @@ kiln_status kiln_tensor_create(kiln_device *dev, const kiln_shape *shape, kiln_d
     t->shape = *shape;
     t->dtype = dtype;
     t->refs = 1;
+    t->owns_buffer = true;
     t->name = kiln__strdup(ctx, name != NULL ? name : "unnamed");
     if (t->name == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory creating tensor '%s'", name);
@@ -49,6 +50,33 @@ kiln_status kiln_tensor_create(kiln_device *dev, const kiln_shape *shape, kiln_d
 cleanup:
     kiln_tensor_destroy(t);
     return rc;
+}
+
+kiln_status kiln__tensor_wrap(kiln_device *dev, kiln_buffer *buffer, const kiln_shape *shape,
+                              kiln_dtype dtype, const char *name, kiln_tensor **out)
+{
+    char text[96];
+    *out = NULL;
+    if (!kiln_shape_is_valid(shape) ||
+        (size_t)kiln_shape_count(shape) * kiln_dtype_size(dtype) > kiln_buffer_get_size(buffer))
+        return kiln__error(dev->ctx, KILN_ERR_INTERNAL, __func__,
+                           "tensor '%s' %s does not fit its %zu-byte buffer", name,
+                           kiln_shape_format(shape, text, sizeof text),
+                           kiln_buffer_get_size(buffer));
+    kiln_tensor *t = kiln__calloc(dev->ctx, 1, sizeof *t);
+    if (t == NULL || (t->name = kiln__strdup(dev->ctx, name)) == NULL) {
+        kiln__free(dev->ctx, t);
+        return kiln__error(dev->ctx, KILN_ERR_NO_MEMORY, __func__, "out of memory wrapping '%s'",
+                           name);
+    }
+    t->dev = dev;
+    t->shape = *shape;
+    t->dtype = dtype;
+    t->buffer = buffer;
+    t->refs = 1;
+    t->owns_buffer = false;
+    *out = t;
+    return KILN_OK;
 }
 
 kiln_status kiln_tensor_reshape(kiln_tensor *base, const kiln_shape *shape, kiln_tensor **out)
@@ -91,7 +119,8 @@ static void release_base(kiln_tensor *base)
     if (--base->refs > 0)
         return;
     kiln_context *ctx = base->dev->ctx;
-    kiln_buffer_destroy(base->buffer);
+    if (base->owns_buffer)
+        kiln_buffer_destroy(base->buffer);
     kiln__free(ctx, base->name);
     kiln__free(ctx, base);
 }

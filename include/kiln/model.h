@@ -1,0 +1,81 @@
+/*
+ * Models and executors. A model binds a graph to a device: it owns the parameters and buffers
+ * (BN running statistics), initialises them from a seed identically on every device, and
+ * reads and writes them by name for checkpoints. An executor runs the model in one mode
+ * (DESIGN.md): train (tape kept, gradients computed), eval (no tape, running statistics,
+ * dropout off) or infer (as eval, with aggressive buffer reuse). Executors of different modes
+ * can share one model; switching mode never changes a parameter.
+ *
+ * Forward and backward only queue work; nothing waits until a value is read back. Neither a
+ * model nor an executor is thread-safe.
+ */
+#ifndef KILN_MODEL_H
+#define KILN_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kiln/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kiln_model kiln_model;
+typedef struct kiln_executor kiln_executor;
+
+/* Allocates every parameter and buffer of `graph` on `dev` and initialises them from `seed`.
+ * The graph is borrowed and must outlive the model. */
+kiln_status kiln_model_create(kiln_graph *graph, kiln_device *dev, uint64_t seed,
+                              kiln_model **out);
+void kiln_model_destroy(kiln_model *model);
+kiln_graph *kiln_model_get_graph(const kiln_model *model);
+kiln_device *kiln_model_get_device(const kiln_model *model);
+
+/* Re-initialises every parameter and buffer from `seed`. Values are generated on the host in
+ * double precision from Philox keyed by the seed and the parameter's name, then rounded to
+ * float: the same on every device, and independent of the other layers in the graph. */
+kiln_status kiln_model_initialize(kiln_model *model, uint64_t seed);
+
+/* The device tensor of a parameter or buffer (owned by the model), or NULL. */
+kiln_tensor *kiln_model_get_state(const kiln_model *model, kiln_value value);
+/* Blocking host copies of a parameter or buffer by name; KILN_ERR_NOT_FOUND for an unknown
+ * name, KILN_ERR_SHAPE when n differs from its element count. */
+kiln_status kiln_model_read_state(kiln_model *model, const char *name, float *host, int64_t n);
+kiln_status kiln_model_write_state(kiln_model *model, const char *name, const float *host,
+                                   int64_t n);
+
+typedef struct kiln_executor_options {
+    kiln_mode mode;
+    bool plan_memory; /* share device buffers between values whose lifetimes do not overlap */
+} kiln_executor_options;
+
+/* Allocates the activations (and in train mode the gradients) for one mode. In train mode
+ * the graph needs a loss (kiln_graph_set_loss). Values that no node consumes, and the loss,
+ * stay readable after forward; with plan_memory, other intermediate values may be reused. */
+kiln_status kiln_executor_create(kiln_model *model, const kiln_executor_options *options,
+                                 kiln_executor **out);
+void kiln_executor_destroy(kiln_executor *ex);
+
+/* Uploads an input's data (blocking copy from host memory). */
+kiln_status kiln_executor_set_input(kiln_executor *ex, kiln_value input, const void *host,
+                                    int64_t n);
+/* Queues the forward pass. `step` keys dropout masks (with the model's seed and node index). */
+kiln_status kiln_executor_forward(kiln_executor *ex, uint64_t step);
+/* Train mode: queues the backward pass from d(loss) = 1, leaving each parameter's gradient
+ * (overwritten, not accumulated across calls) in kiln_executor_get_grad. */
+kiln_status kiln_executor_backward(kiln_executor *ex);
+/* Blocking read of a readable value (an input, parameter, buffer, or kept node output). */
+kiln_status kiln_executor_read(kiln_executor *ex, kiln_value value, void *host, int64_t n);
+/* The gradient tensor of a parameter after backward (train mode), or NULL. */
+kiln_tensor *kiln_executor_get_grad(const kiln_executor *ex, kiln_value param);
+/* Device bytes this executor planned: activations, saved tensors, gradients and workspace
+ * (parameters, buffers and inputs excluded). */
+uint64_t kiln_executor_planned_bytes(const kiln_executor *ex);
+kiln_mode kiln_executor_get_mode(const kiln_executor *ex);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

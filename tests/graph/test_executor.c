@@ -1,0 +1,233 @@
+/*
+ * The executor on a small MLP (dense, relu, dense, softmax cross-entropy): every parameter's
+ * backward gradient against central differences of the eval-mode loss on the same model; the
+ * same loss and gradients bit for bit with and without memory planning; eval changes no
+ * parameter; errors for backward outside train mode and for reading a reused intermediate.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/model.h"
+#include "support/kiln_test.h"
+
+enum { N = 4, IN = 6, HIDDEN = 5, CLASSES = 3 };
+
+typedef struct mlp {
+    kiln_graph *g;
+    kiln_value x, labels, loss, params[4];
+} mlp;
+
+static void build(kiln_context *ctx, mlp *m)
+{
+    kiln_shape xs = {2, {N, IN}}, ls = {1, {N}};
+    assert_int_equal(kiln_graph_create(ctx, &m->g), KILN_OK);
+    assert_int_equal(kiln_graph_input(m->g, "x", &xs, KILN_F32, &m->x), KILN_OK);
+    assert_int_equal(kiln_graph_input(m->g, "labels", &ls, KILN_I32, &m->labels), KILN_OK);
+    kiln_value h, a, logits;
+    assert_int_equal(kiln_graph_dense(m->g, "fc1", m->x, HIDDEN, true, &h), KILN_OK);
+    assert_int_equal(kiln_graph_unary(m->g, "act1", "relu", NULL, h, &a), KILN_OK);
+    assert_int_equal(kiln_graph_dense(m->g, "fc2", a, CLASSES, true, &logits), KILN_OK);
+    kiln_cross_entropy_params ce = {0};
+    kiln_value in[2] = {logits, m->labels};
+    assert_int_equal(kiln_graph_op(m->g, "loss", "softmax_cross_entropy", &ce, in, 2, &m->loss),
+                     KILN_OK);
+    assert_int_equal(kiln_graph_set_loss(m->g, m->loss), KILN_OK);
+    const char *names[4] = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"};
+    for (int i = 0; i < 4; i++)
+        m->params[i] = kiln_graph_find(m->g, names[i]);
+}
+
+static void feed(kiln_executor *ex, const mlp *m)
+{
+    float x[N * IN];
+    int32_t labels[N] = {0, 2, 1, 2};
+    for (int i = 0; i < N * IN; i++)
+        x[i] = (float)sin(0.7 * i + 0.3);
+    assert_int_equal(kiln_executor_set_input(ex, m->x, x, N * IN), KILN_OK);
+    assert_int_equal(kiln_executor_set_input(ex, m->labels, labels, N), KILN_OK);
+}
+
+static float loss_of(kiln_executor *ex, const mlp *m)
+{
+    float loss = 0;
+    assert_int_equal(kiln_executor_forward(ex, 0), KILN_OK);
+    assert_int_equal(kiln_executor_read(ex, m->loss, &loss, 1), KILN_OK);
+    return loss;
+}
+
+static void test_gradients_match_finite_differences(void **state)
+{
+    (void)state;
+    kiln_context *ctx = kiln_test_context();
+    kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
+    mlp m;
+    build(ctx, &m);
+    kiln_model *model = NULL;
+    assert_int_equal(kiln_model_create(m.g, dev, 42, &model), KILN_OK);
+    kiln_executor *train = NULL, *eval = NULL;
+    kiln_executor_options to = {KILN_MODE_TRAIN, true}, eo = {KILN_MODE_EVAL, false};
+    assert_int_equal(kiln_executor_create(model, &to, &train), KILN_OK);
+    assert_int_equal(kiln_executor_create(model, &eo, &eval), KILN_OK);
+    feed(train, &m);
+    feed(eval, &m);
+    loss_of(train, &m);
+    assert_int_equal(kiln_executor_backward(train), KILN_OK);
+    for (int p = 0; p < 4; p++) {
+        kiln_tensor *gt = kiln_executor_get_grad(train, m.params[p]);
+        assert_non_null(gt);
+        int64_t n = kiln_tensor_count(gt);
+        float *grad = malloc((size_t)n * sizeof *grad), *w = malloc((size_t)n * sizeof *w);
+        assert_int_equal(kiln_tensor_download(gt, grad, n), KILN_OK);
+        const char *name = kiln_graph_value_name(m.g, m.params[p]);
+        assert_int_equal(kiln_model_read_state(model, name, w, n), KILN_OK);
+        for (int64_t e = 0; e < n; e++) {
+            /* Central differences in float: h = 1e-2 keeps rounding (~1e-7 |L| / h) small. */
+            float saved = w[e], h = 1e-2f;
+            w[e] = saved + h;
+            assert_int_equal(kiln_model_write_state(model, name, w, n), KILN_OK);
+            float up = loss_of(eval, &m);
+            w[e] = saved - h;
+            assert_int_equal(kiln_model_write_state(model, name, w, n), KILN_OK);
+            float down = loss_of(eval, &m);
+            w[e] = saved;
+            assert_int_equal(kiln_model_write_state(model, name, w, n), KILN_OK);
+            double fd = ((double)up - (double)down) / (2.0 * h);
+            if (fabs(fd - grad[e]) > 2e-3 + 2e-2 * fabs(fd))
+                fail_msg("%s[%lld]: backward %g, central difference %g", name, (long long)e,
+                         (double)grad[e], fd);
+        }
+        free(grad);
+        free(w);
+    }
+    kiln_executor_destroy(train);
+    kiln_executor_destroy(eval);
+    kiln_model_destroy(model);
+    kiln_graph_destroy(m.g);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+}
+
+/* Loss and every gradient, with or without planning: must agree bit for bit. */
+static void run_once(kiln_device *dev, kiln_context *ctx, bool plan, float *loss, float *grads,
+                     uint64_t *bytes)
+{
+    mlp m;
+    build(ctx, &m);
+    kiln_model *model = NULL;
+    assert_int_equal(kiln_model_create(m.g, dev, 7, &model), KILN_OK);
+    kiln_executor *ex = NULL;
+    kiln_executor_options o = {KILN_MODE_TRAIN, plan};
+    assert_int_equal(kiln_executor_create(model, &o, &ex), KILN_OK);
+    feed(ex, &m);
+    *loss = loss_of(ex, &m);
+    assert_int_equal(kiln_executor_backward(ex), KILN_OK);
+    size_t at = 0;
+    for (int p = 0; p < 4; p++) {
+        kiln_tensor *gt = kiln_executor_get_grad(ex, m.params[p]);
+        int64_t n = kiln_tensor_count(gt);
+        assert_int_equal(kiln_tensor_download(gt, grads + at, n), KILN_OK);
+        at += (size_t)n;
+    }
+    *bytes = kiln_executor_planned_bytes(ex);
+    if (plan) { /* an intermediate value may have been reused: reading it is refused */
+        float h[N * HIDDEN];
+        assert_int_equal(kiln_executor_read(ex, kiln_graph_find(m.g, "fc1"), h, N * HIDDEN),
+                         KILN_ERR_INVALID_ARGUMENT);
+        assert_contains(kiln_context_last_error(ctx), "reuses");
+    }
+    kiln_executor_destroy(ex);
+    kiln_model_destroy(model);
+    kiln_graph_destroy(m.g);
+}
+
+static void test_planning_changes_nothing(void **state)
+{
+    (void)state;
+    kiln_context *ctx = kiln_test_context();
+    kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
+    enum { G = IN * HIDDEN + HIDDEN + HIDDEN * CLASSES + CLASSES };
+    float l1, l2, g1[G], g2[G];
+    uint64_t b1, b2;
+    run_once(dev, ctx, false, &l1, g1, &b1);
+    run_once(dev, ctx, true, &l2, g2, &b2);
+    assert_memory_equal(&l1, &l2, sizeof l1);
+    assert_memory_equal(g1, g2, sizeof g1);
+    assert_true(b2 < b1);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+}
+
+static void test_modes(void **state)
+{
+    (void)state;
+    kiln_context *ctx = kiln_test_context();
+    kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
+    mlp m;
+    build(ctx, &m);
+    kiln_model *model = NULL;
+    assert_int_equal(kiln_model_create(m.g, dev, 3, &model), KILN_OK);
+    kiln_executor *eval = NULL, *infer = NULL;
+    kiln_executor_options eo = {KILN_MODE_EVAL, true}, io = {KILN_MODE_INFER, true};
+    assert_int_equal(kiln_executor_create(model, &eo, &eval), KILN_OK);
+    assert_int_equal(kiln_executor_create(model, &io, &infer), KILN_OK);
+    assert_int_equal(kiln_executor_backward(eval), KILN_ERR_INVALID_ARGUMENT);
+    assert_contains(kiln_context_last_error(ctx), "train-mode");
+    assert_null(kiln_executor_get_grad(infer, m.params[0]));
+    float before[IN * HIDDEN], after[IN * HIDDEN];
+    assert_int_equal(kiln_model_read_state(model, "fc1.weight", before, IN * HIDDEN), KILN_OK);
+    feed(eval, &m);
+    feed(infer, &m);
+    float le = loss_of(eval, &m), li = loss_of(infer, &m);
+    assert_memory_equal(&le, &li, sizeof le);
+    assert_int_equal(kiln_model_read_state(model, "fc1.weight", after, IN * HIDDEN), KILN_OK);
+    assert_memory_equal(before, after, sizeof before);
+    kiln_executor_destroy(eval);
+    kiln_executor_destroy(infer);
+    kiln_model_destroy(model);
+    kiln_graph_destroy(m.g);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+}
+
+static void test_build_errors(void **state)
+{
+    (void)state;
+    kiln_context *ctx = kiln_test_context();
+    kiln_graph *g = NULL;
+    assert_int_equal(kiln_graph_create(ctx, &g), KILN_OK);
+    kiln_shape xs = {2, {4, 6}};
+    kiln_value x, y, z;
+    assert_int_equal(kiln_graph_input(g, "x", &xs, KILN_F32, &x), KILN_OK);
+    assert_int_equal(kiln_graph_input(g, "x", &xs, KILN_F32, &y), KILN_ERR_INVALID_ARGUMENT);
+    assert_contains(kiln_context_last_error(ctx), "'x' is already used");
+    kiln_shape ys = {2, {5, 6}};
+    assert_int_equal(kiln_graph_input(g, "y", &ys, KILN_F32, &y), KILN_OK);
+    kiln_value in[2] = {x, y};
+    assert_int_equal(kiln_graph_op(g, "sum1", "add", NULL, in, 2, &z), KILN_ERR_SHAPE);
+    assert_contains(kiln_context_last_error(ctx), "node 'sum1'");
+    assert_contains(kiln_context_last_error(ctx), "(4, 6)");
+    assert_contains(kiln_context_last_error(ctx), "(5, 6)");
+    assert_int_equal(kiln_graph_op(g, "n", "no_such_op", NULL, in, 2, &z), KILN_ERR_NOT_FOUND);
+    kiln_shape img = {4, {2, 3, 8, 8}};
+    kiln_value im;
+    assert_int_equal(kiln_graph_input(g, "img", &img, KILN_F32, &im), KILN_OK);
+    assert_int_equal(kiln_graph_dense(g, "fc", im, 10, true, &z), KILN_ERR_SHAPE);
+    assert_contains(kiln_context_last_error(ctx), "layer 'fc'");
+    assert_contains(kiln_context_last_error(ctx), "flatten");
+    assert_int_equal(kiln_graph_set_loss(g, x), KILN_ERR_INVALID_ARGUMENT);
+    kiln_graph_destroy(g);
+    kiln_context_destroy(ctx);
+}
+
+int main(void)
+{
+    kiln_test_require_device();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gradients_match_finite_differences),
+        cmocka_unit_test(test_planning_changes_nothing),
+        cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_build_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
