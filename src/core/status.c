@@ -1,6 +1,6 @@
 /*
  * Names and messages for kiln_status, generated from the one X-macro list in status.h.
- * The per-call detail of a failure is recorded by core/error.c, not here.
+ * The per-call detail of a failure is recorded by core/context.c, not here.
  */
 #include "kiln/status.h"
 
