@@ -52,9 +52,19 @@ typedef struct kiln_executor_options {
 
 /* Allocates the activations (and in train mode the gradients) for one mode. In train mode
  * the graph needs a loss (kiln_graph_set_loss). Values that no node consumes, and the loss,
- * stay readable after forward; with plan_memory, other intermediate values may be reused. */
+ * stay readable after forward; with plan_memory, other intermediate values may be reused.
+ * Before allocating anything it builds the program of every op (an op the device cannot
+ * compile fails with that status, naming the node, the op and the device) and checks that the
+ * plan and the inputs fit beside what the device already holds: if not, KILN_ERR_DEVICE_OOM
+ * with one message giving the bytes needed, the device's memory and the largest batch size
+ * (leading dimension of the inputs) that fits. */
 kiln_status kiln_executor_create(kiln_model *model, const kiln_executor_options *options,
                                  kiln_executor **out);
+/* The bytes kiln_executor_planned_bytes would report for an executor created with these
+ * options, computed without allocating device memory or building programs. Same argument
+ * errors as kiln_executor_create. */
+kiln_status kiln_executor_estimate_bytes(kiln_model *model, const kiln_executor_options *options,
+                                         uint64_t *out_bytes);
 void kiln_executor_destroy(kiln_executor *ex);
 
 /* Uploads an input's data (blocking copy from host memory). */
@@ -73,6 +83,8 @@ kiln_tensor *kiln_executor_get_grad(const kiln_executor *ex, kiln_value param);
  * (parameters, buffers and inputs excluded). */
 uint64_t kiln_executor_planned_bytes(const kiln_executor *ex);
 kiln_mode kiln_executor_get_mode(const kiln_executor *ex);
+/* The model the executor runs (borrowed). */
+kiln_model *kiln_executor_get_model(const kiln_executor *ex);
 
 #ifdef __cplusplus
 }

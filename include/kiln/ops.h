@@ -40,6 +40,8 @@ const kiln_op *kiln_op_at(size_t i);
 const kiln_op *kiln_op_find(const char *name);
 
 const char *kiln_op_name(const kiln_op *op);
+/* The embedded program (cl/<name>.cl, for kiln_device_prepare) holding the op's kernels. */
+const char *kiln_op_program_name(const kiln_op *op);
 /* Number of inputs; for variadic ops (concat) the maximum, with kiln_op_is_variadic true. */
 int kiln_op_n_inputs(const kiln_op *op);
 bool kiln_op_is_variadic(const kiln_op *op);

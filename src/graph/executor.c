@@ -3,11 +3,14 @@
  * graph order; in train mode, the loss seed and then the nodes' backward calls in reverse),
  * which values need gradients (reverse-mode autodiff from the op table: no per-op code here),
  * each value's lifetime on that schedule, and lets the planner map values to device buffers.
+ * Creation is preflighted: every op's program is built and the plan is checked against the
+ * device's memory (suggesting a batch size that fits) before anything is allocated.
  *
  * Step numbering: node i's forward runs at step i; with N nodes, step N seeds d(loss) = 1 and
  * node i's backward runs at step 2N - i. A gradient is zero-filled at its first writer's step,
  * so its lifetime starts there; gradients of a fanned-out value accumulate from each consumer.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,11 +24,11 @@ struct kiln_executor {
     kiln_device *dev;
     kiln_mode mode;
     bool plan;
-    kiln_tensor **values;  /* per value: owned for inputs and node outputs */
-    kiln_tensor **grads;   /* per value, train mode; NULL where no gradient flows */
-    kiln_tensor **saved;   /* per node, KILN_OP_MAX_SAVED each */
-    bool *kept;            /* per value: readable after forward */
-    bool *zeroed;          /* per value: gradient zero-filled in the current backward */
+    kiln_tensor **values; /* per value: owned for inputs and node outputs */
+    kiln_tensor **grads;  /* per value, train mode; NULL where no gradient flows */
+    kiln_tensor **saved;  /* per node, KILN_OP_MAX_SAVED each */
+    bool *kept;           /* per value: readable after forward */
+    bool *zeroed;         /* per value: gradient zero-filled in the current backward */
     kiln_buffer **slots;
     size_t n_slots;
     kiln_buffer *workspace;
@@ -73,6 +76,25 @@ static bool *gradient_flags(kiln_graph *g)
     return depends;
 }
 
+/* Values nobody consumes are the graph's outputs: they stay readable, and so does the loss. */
+static void keep_flags(const kiln_graph *g, bool *kept)
+{
+    for (size_t v = 0; v < g->n_values; v++)
+        kept[v] = g->values[v].kind == KILN_VALUE_NODE;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_inputs; k++)
+            kept[g->nodes[i].inputs[k]] = false;
+    if (g->loss >= 0)
+        kept[g->loss] = true;
+}
+
+/* The shapes a plan is made from: the graph's own, or re-inferred at another batch size. */
+typedef struct plan_shapes {
+    kiln_shape *values; /* per value */
+    kiln_shape *saved;  /* per node, KILN_OP_MAX_SAVED each */
+    size_t workspace;   /* the largest workspace of any node */
+} plan_shapes;
+
 /* What the planner places: node outputs, saved tensors and gradients. */
 typedef enum item_kind { ITEM_VALUE, ITEM_SAVED, ITEM_GRAD } item_kind;
 
@@ -81,6 +103,19 @@ typedef struct item_ref {
     size_t index; /* value, or node * KILN_OP_MAX_SAVED + k */
 } item_ref;
 
+/* A memory plan: every planned tensor with its slot, and the sizes of the buffers behind it. */
+typedef struct plan {
+    kiln__plan_item *items;
+    item_ref *refs;
+    size_t n_items;
+    size_t *slot_bytes;
+    size_t n_slots;
+    size_t workspace;
+    uint64_t bytes;   /* slots and workspace: kiln_executor_planned_bytes */
+    uint64_t inputs;  /* the input tensors, allocated beside the plan */
+    uint64_t largest; /* the largest single buffer, inputs included */
+} plan;
+
 static void extend(kiln__plan_item *it, int32_t step)
 {
     if (step > it->end)
@@ -88,23 +123,21 @@ static void extend(kiln__plan_item *it, int32_t step)
 }
 
 /* Builds the plan items of every planned tensor and returns their count. */
-static size_t build_items(kiln_executor *ex, const bool *grad, kiln__plan_item *items,
-                          item_ref *refs, size_t *item_of_value, size_t *item_of_grad)
+static size_t build_items(const kiln_graph *g, kiln_mode mode, const bool *kept, const bool *grad,
+                          const plan_shapes *sh, kiln__plan_item *items, item_ref *refs,
+                          size_t *item_of_value)
 {
-    kiln_graph *g = ex->g;
-    bool train = ex->mode == KILN_MODE_TRAIN;
+    bool train = mode == KILN_MODE_TRAIN;
     int32_t last = (int32_t)(2 * g->n_nodes + 1); /* past every step: read by the caller */
     size_t n = 0;
-    for (size_t v = 0; v < g->n_values; v++) {
+    for (size_t v = 0; v < g->n_values; v++)
         item_of_value[v] = SIZE_MAX;
-        item_of_grad[v] = SIZE_MAX;
-    }
     for (size_t i = 0; i < g->n_nodes; i++) {
         const kiln__node *node = &g->nodes[i];
         kiln__plan_item *it = &items[n];
-        it->bytes = (size_t)kiln_shape_count(&g->values[node->output].shape) * 4;
+        it->bytes = (size_t)kiln_shape_count(&sh->values[node->output]) * 4;
         it->start = it->end = (int32_t)i;
-        if (ex->kept[node->output])
+        if (kept[node->output])
             it->end = last;
         if (train && grad[node->output])
             extend(it, step_backward(g, i)); /* backward reads its output */
@@ -112,7 +145,7 @@ static size_t build_items(kiln_executor *ex, const bool *grad, kiln__plan_item *
         item_of_value[node->output] = n++;
         for (int k = 0; k < kiln_op_n_saved(node->op); k++) {
             kiln__plan_item *s = &items[n];
-            s->bytes = (size_t)kiln_shape_count(&node->saved[k]) * 4;
+            s->bytes = (size_t)kiln_shape_count(&sh->saved[i * KILN_OP_MAX_SAVED + k]) * 4;
             s->start = s->end = (int32_t)i;
             if (train && grad[node->output])
                 s->end = step_backward(g, i);
@@ -137,7 +170,7 @@ static size_t build_items(kiln_executor *ex, const bool *grad, kiln__plan_item *
         if (!grad[v])
             continue;
         kiln__plan_item *it = &items[n];
-        it->bytes = (size_t)kiln_shape_count(&g->values[v].shape) * 4;
+        it->bytes = (size_t)kiln_shape_count(&sh->values[v]) * 4;
         it->start = INT32_MAX;
         it->end = -1;
         if ((kiln_value)v == g->loss)
@@ -146,91 +179,347 @@ static size_t build_items(kiln_executor *ex, const bool *grad, kiln__plan_item *
             const kiln__node *node = &g->nodes[j];
             for (int k = 0; k < node->n_inputs; k++)
                 if ((size_t)node->inputs[k] == v && grad[node->output] &&
-                    kiln_op_input_differentiable(node->op, k) &&
-                    step_backward(g, j) < it->start)
+                    kiln_op_input_differentiable(node->op, k) && step_backward(g, j) < it->start)
                     it->start = step_backward(g, j);
         }
         int32_t producer = g->values[v].producer;
         it->end = producer >= 0 ? step_backward(g, (size_t)producer) : last;
         if (it->end < it->start)
             it->end = it->start;
-        refs[n] = (item_ref){ITEM_GRAD, v};
-        item_of_grad[v] = n++;
+        refs[n++] = (item_ref){ITEM_GRAD, v};
     }
     return n;
 }
 
+static void shapes_free(kiln_context *ctx, plan_shapes *sh)
+{
+    kiln__free(ctx, sh->values);
+    kiln__free(ctx, sh->saved);
+    memset(sh, 0, sizeof *sh);
+}
+
+/* The graph's shapes with every input whose leading dimension is `batch` changed to
+ * `new_batch`, the nodes re-inferred from them (so the graph's own shapes when the two are
+ * equal). Fails, with the op's message, where an op cannot take the new batch size (a reshape
+ * to a fixed batch, say). */
+static kiln_status shapes_at_batch(kiln_graph *g, int64_t batch, int64_t new_batch, plan_shapes *sh)
+{
+    kiln_status rc = KILN_OK;
+    kiln_context *ctx = g->ctx;
+    sh->values = kiln__calloc(ctx, g->n_values + 1, sizeof *sh->values);
+    sh->saved = kiln__calloc(ctx, g->n_nodes * KILN_OP_MAX_SAVED + 1, sizeof *sh->saved);
+    sh->workspace = 0;
+    if (sh->values == NULL || sh->saved == NULL)
+        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory planning the executor");
+    for (size_t v = 0; v < g->n_values; v++) {
+        sh->values[v] = g->values[v].shape;
+        if (new_batch != batch && g->values[v].kind == KILN_VALUE_INPUT &&
+            sh->values[v].ndim >= 1 && sh->values[v].dim[0] == batch)
+            sh->values[v].dim[0] = new_batch;
+    }
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const kiln__node *node = &g->nodes[i];
+        kiln_shape *saved = &sh->saved[i * KILN_OP_MAX_SAVED];
+        size_t ws = node->workspace_bytes;
+        if (new_batch == batch) {
+            memcpy(saved, node->saved, sizeof node->saved);
+        } else {
+            kiln_shape in[KILN_OP_MAX_INPUTS];
+            for (int k = 0; k < node->n_inputs; k++)
+                in[k] = sh->values[node->inputs[k]];
+            KILN_CHECK(kiln_op_infer(ctx, node->op, node->params, in, node->n_inputs,
+                                     &sh->values[node->output], saved));
+            ws = kiln_op_workspace_bytes(node->op, node->params, in, node->n_inputs);
+        }
+        sh->workspace = ws > sh->workspace ? ws : sh->workspace;
+    }
+cleanup:
+    if (rc != KILN_OK)
+        shapes_free(ctx, sh);
+    return rc;
+}
+
+static void plan_free(kiln_context *ctx, plan *p)
+{
+    kiln__free(ctx, p->items);
+    kiln__free(ctx, p->refs);
+    kiln__free(ctx, p->slot_bytes);
+    memset(p, 0, sizeof *p);
+}
+
+/* The batch size: the leading dimension of the graph's first input (0 when it has none). */
+static int64_t batch_of(const kiln_graph *g)
+{
+    for (size_t v = 0; v < g->n_values; v++)
+        if (g->values[v].kind == KILN_VALUE_INPUT && g->values[v].shape.ndim >= 1)
+            return g->values[v].shape.dim[0];
+    return 0;
+}
+
+/* Plans the executor of `mode` at batch size `new_batch` (the graph's own when 0) without
+ * allocating any device memory: the one planning path of both creation and estimates. */
+static kiln_status plan_at_batch(kiln_model *m, kiln_mode mode, bool share, const bool *kept,
+                                 int64_t new_batch, plan *p)
+{
+    kiln_status rc = KILN_OK;
+    kiln_graph *g = m->graph;
+    kiln_context *ctx = g->ctx;
+    int64_t batch = batch_of(g);
+    plan_shapes sh = {0};
+    memset(p, 0, sizeof *p);
+    size_t cap = g->n_nodes * (1 + KILN_OP_MAX_SAVED) + g->n_values + 1;
+    size_t *item_of_value = kiln__calloc(ctx, g->n_values + 1, sizeof *item_of_value);
+    bool *grad = gradient_flags(g);
+    p->items = kiln__calloc(ctx, cap, sizeof *p->items);
+    p->refs = kiln__calloc(ctx, cap, sizeof *p->refs);
+    if (p->items == NULL || p->refs == NULL || item_of_value == NULL || grad == NULL)
+        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory planning the executor");
+    KILN_CHECK(shapes_at_batch(g, batch, new_batch > 0 ? new_batch : batch, &sh));
+    if (mode != KILN_MODE_TRAIN)
+        memset(grad, 0, g->n_values * sizeof *grad);
+    p->n_items = build_items(g, mode, kept, grad, &sh, p->items, p->refs, item_of_value);
+    KILN_CHECK(kiln__plan_assign(ctx, p->items, p->n_items, share, &p->slot_bytes, &p->n_slots));
+    p->workspace = sh.workspace;
+    p->bytes = p->workspace;
+    p->largest = p->workspace;
+    for (size_t s = 0; s < p->n_slots; s++) {
+        p->bytes += p->slot_bytes[s];
+        p->largest = p->slot_bytes[s] > p->largest ? p->slot_bytes[s] : p->largest;
+    }
+    for (size_t v = 0; v < g->n_values; v++) {
+        if (g->values[v].kind != KILN_VALUE_INPUT)
+            continue;
+        uint64_t b =
+            (uint64_t)kiln_shape_count(&sh.values[v]) * kiln_dtype_size(g->values[v].dtype);
+        p->inputs += b;
+        p->largest = b > p->largest ? b : p->largest;
+    }
+cleanup:
+    kiln__free(ctx, item_of_value);
+    kiln__free(ctx, grad);
+    shapes_free(ctx, &sh);
+    if (rc != KILN_OK)
+        plan_free(ctx, p);
+    return rc;
+}
+
+/* Whether a plan fits on the device beside the `held` bytes already allocated there. */
+static bool plan_fits(const kiln_device_info *info, uint64_t held, const plan *p)
+{
+    uint64_t need = p->bytes + p->inputs;
+    return held <= info->global_mem_bytes && need <= info->global_mem_bytes - held &&
+           p->largest <= info->max_alloc_bytes;
+}
+
+/* The largest batch size below `batch` whose plan fits, by bisection over re-inferred plans
+ * (memory is not quite linear in the batch size: parameter gradients and some workspaces
+ * are fixed). 0 when even batch size 1 does not fit, -1 when the graph cannot be re-inferred
+ * at another batch size. */
+static int64_t largest_batch(kiln_model *m, kiln_mode mode, bool share, const bool *kept,
+                             int64_t batch, uint64_t held)
+{
+    const kiln_device_info *info = kiln_device_get_info(m->dev);
+    int64_t lo = 0, hi = batch - 1; /* lo fits (0: nothing does); nothing above hi fits */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        plan p;
+        if (plan_at_batch(m, mode, share, kept, mid, &p) != KILN_OK)
+            return -1;
+        bool fits = plan_fits(info, held, &p);
+        plan_free(m->graph->ctx, &p);
+        if (fits)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+static const char *mode_name(kiln_mode mode)
+{
+    return mode == KILN_MODE_TRAIN ? "train" : mode == KILN_MODE_EVAL ? "eval" : "infer";
+}
+
+/* Refuses, before anything is allocated, a plan that cannot fit on the device: one
+ * KILN_ERR_DEVICE_OOM saying what is needed, what the device has, and the largest batch size
+ * that fits. */
+static kiln_status check_fits(kiln_model *m, kiln_mode mode, bool share, const bool *kept,
+                              const plan *p)
+{
+    kiln_context *ctx = m->graph->ctx;
+    const kiln_device_info *info = kiln_device_get_info(m->dev);
+    uint64_t held = kiln_device_get_allocated_bytes(m->dev);
+    if (plan_fits(info, held, p))
+        return KILN_OK;
+    char need[32], planned[32], inputs[32], has[32], held_text[32], largest[32], max_alloc[32];
+    int64_t batch = batch_of(m->graph);
+    int64_t best = batch > 1 ? largest_batch(m, mode, share, kept, batch, held) : 0;
+    kiln__error(ctx, KILN_ERR_DEVICE_OOM, "kiln_executor_create",
+                "the %s-mode executor needs %s of device memory (%s planned for activations, "
+                "saved tensors, gradients and workspace, plus %s of inputs) beside the %s "
+                "already allocated (parameters, buffers, other executors), but device '%s' "
+                "has %s of global memory",
+                mode_name(mode), kiln_format_bytes(p->bytes + p->inputs, need, sizeof need),
+                kiln_format_bytes(p->bytes, planned, sizeof planned),
+                kiln_format_bytes(p->inputs, inputs, sizeof inputs),
+                kiln_format_bytes(held, held_text, sizeof held_text), info->name,
+                kiln_format_bytes(info->global_mem_bytes, has, sizeof has));
+    if (p->largest > info->max_alloc_bytes)
+        kiln__error_append(ctx,
+                           ", and its largest buffer (%s) exceeds the device's %s limit "
+                           "for one allocation",
+                           kiln_format_bytes(p->largest, largest, sizeof largest),
+                           kiln_format_bytes(info->max_alloc_bytes, max_alloc, sizeof max_alloc));
+    if (best > 0) {
+        kiln__error_append(ctx,
+                           ". The inputs have batch size %lld; use a batch size of at "
+                           "most %lld, the largest that fits",
+                           (long long)batch, (long long)best);
+    } else if (best < 0) {
+        /* The graph pins its batch size somewhere; scale linearly as a rough guide. */
+        uint64_t avail = held < info->global_mem_bytes ? info->global_mem_bytes - held : 0;
+        double guess = floor((double)batch * (double)avail / (double)(p->bytes + p->inputs));
+        kiln__error_append(ctx,
+                           ". The inputs have batch size %lld; use a batch size of "
+                           "about %lld or less",
+                           (long long)batch, (long long)(guess >= 1 ? guess : 1));
+    } else if (batch >= 1) {
+        kiln__error_append(ctx, ". Even batch size 1 does not fit: use a smaller model or a "
+                                "device with more memory");
+    } else {
+        kiln__error_append(ctx, ". Use a smaller model or a device with more memory");
+    }
+    if (!share)
+        kiln__error_append(ctx, " (plan_memory, which shares buffers between values, needs "
+                                "less)");
+    return KILN_ERR_DEVICE_OOM;
+}
+
+/* Builds every program the graph's ops use (and in train mode the executor's gradient fills),
+ * so that an op the device cannot compile fails now, naming its node, not during a step. */
+static kiln_status prepare_programs(kiln_graph *g, kiln_device *dev, kiln_mode mode)
+{
+    const char *device = kiln_device_get_info(dev)->name;
+    for (size_t i = 0; i <= g->n_nodes; i++) {
+        bool fills = i == g->n_nodes;
+        if (fills && mode != KILN_MODE_TRAIN)
+            break;
+        const char *program = fills ? "fill" : kiln_op_program_name(g->nodes[i].op);
+        bool seen = program == NULL;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(program, kiln_op_program_name(g->nodes[j].op)) == 0;
+        if (seen)
+            continue;
+        kiln_status rc = kiln_device_prepare(dev, program, NULL);
+        if (rc == KILN_OK)
+            continue;
+        char *detail = kiln__strdup(g->ctx, kiln_context_last_error(g->ctx));
+        if (fills)
+            kiln__error(g->ctx, rc, "kiln_executor_create",
+                        "the gradient fills of a train-mode executor cannot run on device "
+                        "'%s': program 'fill' failed to build: %s",
+                        device, detail != NULL ? detail : "(out of memory)");
+        else
+            kiln__error(g->ctx, rc, "kiln_executor_create",
+                        "node '%s' (op '%s') cannot run on device '%s': its program '%s' "
+                        "failed to build: %s",
+                        g->nodes[i].name, kiln_op_name(g->nodes[i].op), device, program,
+                        detail != NULL ? detail : "(out of memory)");
+        kiln__free(g->ctx, detail);
+        return rc;
+    }
+    return KILN_OK;
+}
+
 /* Creates the tensors of every planned item on its slot's buffer. */
-static kiln_status bind_items(kiln_executor *ex, const kiln__plan_item *items,
-                              const item_ref *refs, size_t n)
+static kiln_status bind_items(kiln_executor *ex, const plan *p)
 {
     kiln_graph *g = ex->g;
     kiln_status rc = KILN_OK;
-    for (size_t i = 0; rc == KILN_OK && i < n; i++) {
-        kiln_buffer *buffer = ex->slots[items[i].slot];
-        const item_ref *r = &refs[i];
+    for (size_t i = 0; rc == KILN_OK && i < p->n_items; i++) {
+        kiln_buffer *buffer = ex->slots[p->items[i].slot];
+        const item_ref *r = &p->refs[i];
         if (r->kind == ITEM_SAVED) {
             size_t node = r->index / KILN_OP_MAX_SAVED, k = r->index % KILN_OP_MAX_SAVED;
             rc = kiln__tensor_wrap(ex->dev, buffer, &g->nodes[node].saved[k], KILN_F32,
                                    g->nodes[node].name, &ex->saved[r->index]);
         } else {
             const kiln__value *v = &g->values[r->index];
-            kiln_tensor **slot = r->kind == ITEM_VALUE ? &ex->values[r->index]
-                                                       : &ex->grads[r->index];
+            kiln_tensor **slot =
+                r->kind == ITEM_VALUE ? &ex->values[r->index] : &ex->grads[r->index];
             rc = kiln__tensor_wrap(ex->dev, buffer, &v->shape, KILN_F32, v->name, slot);
         }
     }
     return rc;
 }
 
-static kiln_status plan_and_allocate(kiln_executor *ex)
+/* Allocates the input tensors and the planned buffers, and binds the planned tensors. */
+static kiln_status allocate(kiln_executor *ex, const plan *p)
 {
     kiln_status rc = KILN_OK;
     kiln_graph *g = ex->g;
     kiln_context *ctx = g->ctx;
-    size_t cap = g->n_nodes * (1 + KILN_OP_MAX_SAVED) + g->n_values + 1;
-    kiln__plan_item *items = kiln__calloc(ctx, cap, sizeof *items);
-    item_ref *refs = kiln__calloc(ctx, cap, sizeof *refs);
-    size_t *item_of_value = kiln__calloc(ctx, g->n_values + 1, sizeof *item_of_value);
-    size_t *item_of_grad = kiln__calloc(ctx, g->n_values + 1, sizeof *item_of_grad);
-    size_t *slot_bytes = NULL;
-    bool *grad = gradient_flags(g);
-    if (items == NULL || refs == NULL || item_of_value == NULL || item_of_grad == NULL ||
-        grad == NULL)
-        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory planning the executor");
-    if (ex->mode != KILN_MODE_TRAIN)
-        memset(grad, 0, g->n_values * sizeof *grad);
-    size_t n = build_items(ex, grad, items, refs, item_of_value, item_of_grad);
-    KILN_CHECK(kiln__plan_assign(ctx, items, n, ex->plan, &slot_bytes, &ex->n_slots));
-    ex->slots = kiln__calloc(ctx, ex->n_slots + 1, sizeof *ex->slots);
+    for (size_t v = 0; v < g->n_values; v++) {
+        const kiln__value *val = &g->values[v];
+        if (val->kind == KILN_VALUE_INPUT)
+            KILN_CHECK(
+                kiln_tensor_create(ex->dev, &val->shape, val->dtype, val->name, &ex->values[v]));
+    }
+    ex->slots = kiln__calloc(ctx, p->n_slots + 1, sizeof *ex->slots);
     if (ex->slots == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory planning the executor");
+    ex->n_slots = p->n_slots;
     for (size_t s = 0; s < ex->n_slots; s++) {
         char purpose[64];
         snprintf(purpose, sizeof purpose, "activation buffer %zu of %zu", s + 1, ex->n_slots);
-        KILN_CHECK(kiln_buffer_create(ex->dev, slot_bytes[s], purpose, &ex->slots[s]));
-        ex->planned_bytes += slot_bytes[s];
+        KILN_CHECK(kiln_buffer_create(ex->dev, p->slot_bytes[s], purpose, &ex->slots[s]));
     }
-    KILN_CHECK(bind_items(ex, items, refs, n));
-    size_t ws = 0;
-    for (size_t i = 0; i < g->n_nodes; i++)
-        ws = g->nodes[i].workspace_bytes > ws ? g->nodes[i].workspace_bytes : ws;
-    if (ws > 0) {
-        KILN_CHECK(kiln_buffer_create(ex->dev, ws, "op workspace", &ex->workspace));
-        ex->planned_bytes += ws;
-    }
+    KILN_CHECK(bind_items(ex, p));
+    if (p->workspace > 0)
+        KILN_CHECK(kiln_buffer_create(ex->dev, p->workspace, "op workspace", &ex->workspace));
+    ex->planned_bytes = p->bytes;
 cleanup:
-    kiln__free(ctx, items);
-    kiln__free(ctx, refs);
-    kiln__free(ctx, item_of_value);
-    kiln__free(ctx, item_of_grad);
-    kiln__free(ctx, slot_bytes);
-    kiln__free(ctx, grad);
     return rc;
 }
 
-kiln_status kiln_executor_create(kiln_model *m, const kiln_executor_options *o,
-                                 kiln_executor **out)
+/* The checks creation and estimates share. */
+static kiln_status check_model(kiln_model *m, const kiln_executor_options *o, const char *fn)
+{
+    kiln_graph *g = m->graph;
+    if (o->mode == KILN_MODE_TRAIN && g->loss < 0)
+        return kiln__error(g->ctx, KILN_ERR_INVALID_ARGUMENT, fn,
+                           "train mode needs a loss: call kiln_graph_set_loss");
+    if (m->n_state != g->n_values)
+        return kiln__error(g->ctx, KILN_ERR_INVALID_ARGUMENT, fn,
+                           "the graph changed after its model was created; create the model "
+                           "from the finished graph");
+    return KILN_OK;
+}
+
+kiln_status kiln_executor_estimate_bytes(kiln_model *m, const kiln_executor_options *o,
+                                         uint64_t *out)
+{
+    if (m == NULL || o == NULL || out == NULL)
+        return KILN_ERR_INVALID_ARGUMENT;
+    *out = 0;
+    kiln_status rc = check_model(m, o, __func__);
+    if (rc != KILN_OK)
+        return rc;
+    kiln_context *ctx = m->graph->ctx;
+    bool *kept = kiln__calloc(ctx, m->graph->n_values + 1, sizeof *kept);
+    if (kept == NULL)
+        return kiln__error(ctx, KILN_ERR_NO_MEMORY, __func__, "out of memory");
+    keep_flags(m->graph, kept);
+    plan p;
+    rc = plan_at_batch(m, o->mode, o->plan_memory, kept, 0, &p);
+    if (rc == KILN_OK)
+        *out = p.bytes;
+    plan_free(ctx, &p);
+    kiln__free(ctx, kept);
+    return rc;
+}
+
+kiln_status kiln_executor_create(kiln_model *m, const kiln_executor_options *o, kiln_executor **out)
 {
     kiln_status rc = KILN_OK;
     if (m == NULL || o == NULL || out == NULL)
@@ -238,13 +527,10 @@ kiln_status kiln_executor_create(kiln_model *m, const kiln_executor_options *o,
     *out = NULL;
     kiln_graph *g = m->graph;
     kiln_context *ctx = g->ctx;
-    if (o->mode == KILN_MODE_TRAIN && g->loss < 0)
-        return kiln__error(ctx, KILN_ERR_INVALID_ARGUMENT, __func__,
-                           "train mode needs a loss: call kiln_graph_set_loss");
-    if (m->n_state != g->n_values)
-        return kiln__error(ctx, KILN_ERR_INVALID_ARGUMENT, __func__,
-                           "the graph changed after its model was created; create the model "
-                           "from the finished graph");
+    rc = check_model(m, o, __func__);
+    if (rc != KILN_OK)
+        return rc;
+    plan p = {0};
     kiln_executor *ex = kiln__calloc(ctx, 1, sizeof *ex);
     if (ex == NULL)
         return kiln__error(ctx, KILN_ERR_NO_MEMORY, __func__, "out of memory");
@@ -261,24 +547,16 @@ kiln_status kiln_executor_create(kiln_model *m, const kiln_executor_options *o,
     if (ex->values == NULL || ex->grads == NULL || ex->kept == NULL || ex->zeroed == NULL ||
         ex->saved == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory creating an executor");
-    /* Values nobody consumes are the graph's outputs: keep them readable. */
-    for (size_t v = 0; v < g->n_values; v++)
-        ex->kept[v] = g->values[v].kind == KILN_VALUE_NODE;
-    for (size_t i = 0; i < g->n_nodes; i++)
-        for (int k = 0; k < g->nodes[i].n_inputs; k++)
-            ex->kept[g->nodes[i].inputs[k]] = false;
-    if (g->loss >= 0)
-        ex->kept[g->loss] = true;
-    for (size_t v = 0; v < g->n_values; v++) {
-        const kiln__value *val = &g->values[v];
-        if (val->kind == KILN_VALUE_INPUT)
-            KILN_CHECK(kiln_tensor_create(ex->dev, &val->shape, val->dtype, val->name,
-                                          &ex->values[v]));
-    }
-    KILN_CHECK(plan_and_allocate(ex));
+    keep_flags(g, ex->kept);
+    /* Preflight: every op builds on this device and the plan fits, before any allocation. */
+    KILN_CHECK(prepare_programs(g, ex->dev, ex->mode));
+    KILN_CHECK(plan_at_batch(m, ex->mode, ex->plan, ex->kept, 0, &p));
+    KILN_CHECK(check_fits(m, ex->mode, ex->plan, ex->kept, &p));
+    KILN_CHECK(allocate(ex, &p));
     *out = ex;
     ex = NULL;
 cleanup:
+    plan_free(ctx, &p);
     kiln_executor_destroy(ex);
     return rc;
 }
@@ -424,8 +702,7 @@ kiln_status kiln_executor_read(kiln_executor *ex, kiln_value v, void *host, int6
 {
     const kiln__value *val = kiln__graph_value(ex->g, v);
     if (val == NULL)
-        return kiln__error(ex->g->ctx, KILN_ERR_INVALID_ARGUMENT, __func__, "no value %d",
-                           (int)v);
+        return kiln__error(ex->g->ctx, KILN_ERR_INVALID_ARGUMENT, __func__, "no value %d", (int)v);
     if (val->kind == KILN_VALUE_NODE && ex->plan && !ex->kept[v])
         return kiln__error(ex->g->ctx, KILN_ERR_INVALID_ARGUMENT, __func__,
                            "'%s' is an intermediate value whose buffer the memory plan reuses; "
@@ -449,4 +726,9 @@ uint64_t kiln_executor_planned_bytes(const kiln_executor *ex)
 kiln_mode kiln_executor_get_mode(const kiln_executor *ex)
 {
     return ex->mode;
+}
+
+kiln_model *kiln_executor_get_model(const kiln_executor *ex)
+{
+    return ex->model;
 }

@@ -33,6 +33,11 @@ const char *kiln_op_name(const kiln_op *op)
     return op->name;
 }
 
+const char *kiln_op_program_name(const kiln_op *op)
+{
+    return op->program;
+}
+
 int kiln_op_n_inputs(const kiln_op *op)
 {
     return op->n_inputs;
