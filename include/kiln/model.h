@@ -47,12 +47,20 @@ kiln_status kiln_model_write_state(kiln_model *model, const char *name, const fl
 
 typedef struct kiln_executor_options {
     kiln_mode mode;
-    bool plan_memory; /* share device buffers between values whose lifetimes do not overlap */
+    /* Share device buffers between values whose lifetimes do not overlap. Infer mode always
+     * does (DESIGN.md: infer reuses buffers aggressively); eval and train only when asked,
+     * so that every intermediate value stays readable for inspection by default. */
+    bool plan_memory;
+    /* Node outputs to keep readable after forward even when planning (e.g. the logits a
+     * metric needs); borrowed for the call only. */
+    const kiln_value *keep;
+    size_t n_keep;
 } kiln_executor_options;
 
 /* Allocates the activations (and in train mode the gradients) for one mode. In train mode
  * the graph needs a loss (kiln_graph_set_loss). Values that no node consumes, and the loss,
- * stay readable after forward; with plan_memory, other intermediate values may be reused.
+ * stay readable after forward, and so do `keep`; with planning, other intermediate values may
+ * be reused.
  * Before allocating anything it builds the program of every op (an op the device cannot
  * compile fails with that status, naming the node, the op and the device) and checks that the
  * plan and the inputs fit beside what the device already holds: if not, KILN_ERR_DEVICE_OOM

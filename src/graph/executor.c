@@ -76,8 +76,15 @@ static bool *gradient_flags(kiln_graph *g)
     return depends;
 }
 
-/* Values nobody consumes are the graph's outputs: they stay readable, and so does the loss. */
-static void keep_flags(const kiln_graph *g, bool *kept)
+/* Infer mode always shares buffers; the others when asked. */
+static bool shares(const kiln_executor_options *o)
+{
+    return o->plan_memory || o->mode == KILN_MODE_INFER;
+}
+
+/* Values nobody consumes are the graph's outputs: they stay readable, and so do the loss and
+ * the values the caller asked to keep. */
+static void keep_flags(const kiln_graph *g, const kiln_executor_options *o, bool *kept)
 {
     for (size_t v = 0; v < g->n_values; v++)
         kept[v] = g->values[v].kind == KILN_VALUE_NODE;
@@ -86,6 +93,9 @@ static void keep_flags(const kiln_graph *g, bool *kept)
             kept[g->nodes[i].inputs[k]] = false;
     if (g->loss >= 0)
         kept[g->loss] = true;
+    for (size_t i = 0; o->keep != NULL && i < o->n_keep; i++)
+        if (o->keep[i] >= 0 && (size_t)o->keep[i] < g->n_values)
+            kept[o->keep[i]] = true;
 }
 
 /* The shapes a plan is made from: the graph's own, or re-inferred at another batch size. */
@@ -509,9 +519,9 @@ kiln_status kiln_executor_estimate_bytes(kiln_model *m, const kiln_executor_opti
     bool *kept = kiln__calloc(ctx, m->graph->n_values + 1, sizeof *kept);
     if (kept == NULL)
         return kiln__error(ctx, KILN_ERR_NO_MEMORY, __func__, "out of memory");
-    keep_flags(m->graph, kept);
+    keep_flags(m->graph, o, kept);
     plan p;
-    rc = plan_at_batch(m, o->mode, o->plan_memory, kept, 0, &p);
+    rc = plan_at_batch(m, o->mode, shares(o), kept, 0, &p);
     if (rc == KILN_OK)
         *out = p.bytes;
     plan_free(ctx, &p);
@@ -538,7 +548,7 @@ kiln_status kiln_executor_create(kiln_model *m, const kiln_executor_options *o, 
     ex->g = g;
     ex->dev = m->dev;
     ex->mode = o->mode;
-    ex->plan = o->plan_memory;
+    ex->plan = shares(o);
     ex->values = kiln__calloc(ctx, g->n_values, sizeof *ex->values);
     ex->grads = kiln__calloc(ctx, g->n_values, sizeof *ex->grads);
     ex->kept = kiln__calloc(ctx, g->n_values, sizeof *ex->kept);
@@ -547,7 +557,7 @@ kiln_status kiln_executor_create(kiln_model *m, const kiln_executor_options *o, 
     if (ex->values == NULL || ex->grads == NULL || ex->kept == NULL || ex->zeroed == NULL ||
         ex->saved == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory creating an executor");
-    keep_flags(g, ex->kept);
+    keep_flags(g, o, ex->kept);
     /* Preflight: every op builds on this device and the plan fits, before any allocation. */
     KILN_CHECK(prepare_programs(g, ex->dev, ex->mode));
     KILN_CHECK(plan_at_batch(m, ex->mode, ex->plan, ex->kept, 0, &p));
@@ -664,6 +674,8 @@ kiln_status kiln_executor_backward(kiln_executor *ex)
         return kiln__error(g->ctx, KILN_ERR_INVALID_ARGUMENT, __func__,
                            "backward needs a train-mode executor (eval and infer keep no tape)");
     memset(ex->zeroed, 0, g->n_values * sizeof *ex->zeroed);
+    if (ex->grads[g->loss] == NULL)
+        return KILN_OK; /* the loss depends on no parameter: there is nothing to compute */
     kiln_status rc = fill(ex, ex->grads[g->loss], 1.0f);
     if (rc != KILN_OK)
         return rc;

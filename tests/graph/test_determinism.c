@@ -84,7 +84,7 @@ static kiln_model *train(kiln_context *ctx, kiln_device *dev, uint64_t seed, int
     kiln_model *m = NULL;
     assert_int_equal(kiln_model_create(n->g, dev, seed, &m), KILN_OK);
     kiln_executor *ex = NULL;
-    kiln_executor_options o = {KILN_MODE_TRAIN, true};
+    kiln_executor_options o = {.mode = KILN_MODE_TRAIN, .plan_memory = true};
     assert_int_equal(kiln_executor_create(m, &o, &ex), KILN_OK);
     size_t n_values = kiln_graph_n_values(n->g);
     kiln_tensor **velocity = calloc(n_values, sizeof *velocity);
@@ -170,7 +170,7 @@ static void test_same_seed_same_losses(void **state)
 static void eval_outputs(kiln_model *m, const net *n, float *logits, float *loss)
 {
     kiln_executor *ex = NULL;
-    kiln_executor_options o = {KILN_MODE_EVAL, false};
+    kiln_executor_options o = {.mode = KILN_MODE_EVAL, .plan_memory = false};
     assert_int_equal(kiln_executor_create(m, &o, &ex), KILN_OK);
     feed(ex, n, 99);
     assert_int_equal(kiln_executor_forward(ex, 0), KILN_OK);

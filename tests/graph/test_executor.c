@@ -66,7 +66,7 @@ static void test_gradients_match_finite_differences(void **state)
     kiln_model *model = NULL;
     assert_int_equal(kiln_model_create(m.g, dev, 42, &model), KILN_OK);
     kiln_executor *train = NULL, *eval = NULL;
-    kiln_executor_options to = {KILN_MODE_TRAIN, true}, eo = {KILN_MODE_EVAL, false};
+    kiln_executor_options to = {.mode = KILN_MODE_TRAIN, .plan_memory = true}, eo = {.mode = KILN_MODE_EVAL, .plan_memory = false};
     assert_int_equal(kiln_executor_create(model, &to, &train), KILN_OK);
     assert_int_equal(kiln_executor_create(model, &eo, &eval), KILN_OK);
     feed(train, &m);
@@ -117,7 +117,7 @@ static void run_once(kiln_device *dev, kiln_context *ctx, bool plan, float *loss
     kiln_model *model = NULL;
     assert_int_equal(kiln_model_create(m.g, dev, 7, &model), KILN_OK);
     kiln_executor *ex = NULL;
-    kiln_executor_options o = {KILN_MODE_TRAIN, plan};
+    kiln_executor_options o = {.mode = KILN_MODE_TRAIN, .plan_memory = plan};
     assert_int_equal(kiln_executor_create(model, &o, &ex), KILN_OK);
     feed(ex, &m);
     *loss = loss_of(ex, &m);
@@ -168,7 +168,7 @@ static void test_modes(void **state)
     kiln_model *model = NULL;
     assert_int_equal(kiln_model_create(m.g, dev, 3, &model), KILN_OK);
     kiln_executor *eval = NULL, *infer = NULL;
-    kiln_executor_options eo = {KILN_MODE_EVAL, true}, io = {KILN_MODE_INFER, true};
+    kiln_executor_options eo = {.mode = KILN_MODE_EVAL, .plan_memory = true}, io = {.mode = KILN_MODE_INFER, .plan_memory = true};
     assert_int_equal(kiln_executor_create(model, &eo, &eval), KILN_OK);
     assert_int_equal(kiln_executor_create(model, &io, &infer), KILN_OK);
     assert_int_equal(kiln_executor_backward(eval), KILN_ERR_INVALID_ARGUMENT);
@@ -184,6 +184,54 @@ static void test_modes(void **state)
     assert_memory_equal(before, after, sizeof before);
     kiln_executor_destroy(eval);
     kiln_executor_destroy(infer);
+    kiln_model_destroy(model);
+    kiln_graph_destroy(m.g);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+}
+
+/* A loss that depends on no parameter: backward has nothing to do and must not fail. Keep
+ * makes a planned intermediate readable; infer plans even when not asked. */
+static void test_edges(void **state)
+{
+    (void)state;
+    kiln_context *ctx = kiln_test_context();
+    kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
+    kiln_graph *g = NULL;
+    assert_int_equal(kiln_graph_create(ctx, &g), KILN_OK);
+    kiln_shape xs = {2, {2, 3}};
+    kiln_value x, r, loss;
+    assert_int_equal(kiln_graph_input(g, "x", &xs, KILN_F32, &x), KILN_OK);
+    assert_int_equal(kiln_graph_unary(g, "r", "relu", NULL, x, &r), KILN_OK);
+    kiln_reduce_params all = {0x3, false};
+    assert_int_equal(kiln_graph_unary(g, "loss", "reduce_sum", &all, r, &loss), KILN_OK);
+    assert_int_equal(kiln_graph_set_loss(g, loss), KILN_OK);
+    kiln_model *model = NULL;
+    assert_int_equal(kiln_model_create(g, dev, 1, &model), KILN_OK);
+    kiln_executor *ex = NULL;
+    kiln_value keep[1] = {r};
+    kiln_executor_options o = {.mode = KILN_MODE_TRAIN, .plan_memory = true, .keep = keep,
+                               .n_keep = 1};
+    assert_int_equal(kiln_executor_create(model, &o, &ex), KILN_OK);
+    float in[6] = {-1, 2, -3, 4, 5, -6}, out[6], total = 0;
+    assert_int_equal(kiln_executor_set_input(ex, x, in, 6), KILN_OK);
+    assert_int_equal(kiln_executor_forward(ex, 0), KILN_OK);
+    assert_int_equal(kiln_executor_backward(ex), KILN_OK);
+    assert_int_equal(kiln_executor_read(ex, r, out, 6), KILN_OK); /* kept, so readable */
+    assert_int_equal(kiln_executor_read(ex, loss, &total, 1), KILN_OK);
+    assert_true(out[1] == 2 && out[0] == 0 && total == 11);
+    kiln_executor_destroy(ex);
+    kiln_model_destroy(model);
+    kiln_graph_destroy(g);
+    /* On the MLP, infer (which always plans) needs less than eval without planning. */
+    mlp m;
+    build(ctx, &m);
+    assert_int_equal(kiln_model_create(m.g, dev, 1, &model), KILN_OK);
+    uint64_t eval_bytes = 0, infer_bytes = 0;
+    kiln_executor_options eo = {.mode = KILN_MODE_EVAL}, io = {.mode = KILN_MODE_INFER};
+    assert_int_equal(kiln_executor_estimate_bytes(model, &eo, &eval_bytes), KILN_OK);
+    assert_int_equal(kiln_executor_estimate_bytes(model, &io, &infer_bytes), KILN_OK);
+    assert_true(infer_bytes < eval_bytes);
     kiln_model_destroy(model);
     kiln_graph_destroy(m.g);
     kiln_device_destroy(dev);
@@ -227,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_gradients_match_finite_differences),
         cmocka_unit_test(test_planning_changes_nothing),
         cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_edges),
         cmocka_unit_test(test_build_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

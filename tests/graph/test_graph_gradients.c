@@ -123,7 +123,7 @@ static void check_gradients(kiln_device *dev, net *n, uint64_t seed, uint64_t st
     /* Gradients from a planned executor; differences from an unplanned one of the same mode,
      * which shares the model's parameters (and so sees every write_state). */
     kiln_executor *train = NULL, *probe = NULL;
-    kiln_executor_options to = {KILN_MODE_TRAIN, true}, po = {KILN_MODE_TRAIN, false};
+    kiln_executor_options to = {.mode = KILN_MODE_TRAIN, .plan_memory = true}, po = {.mode = KILN_MODE_TRAIN, .plan_memory = false};
     assert_int_equal(kiln_executor_create(model, &to, &train), KILN_OK);
     assert_int_equal(kiln_executor_create(model, &po, &probe), KILN_OK);
     feed(train, n);

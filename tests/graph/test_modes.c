@@ -69,10 +69,18 @@ static void set_bn_state(kiln_model *m)
     assert_int_equal(kiln_model_write_state(m, "bn.running_var", VAR, C), KILN_OK);
 }
 
+/* An executor that keeps every node output readable (infer mode always plans, and these
+ * tests inspect intermediate values). */
 static kiln_executor *executor(kiln_model *m, kiln_mode mode, bool plan)
 {
     kiln_executor *ex = NULL;
-    kiln_executor_options o = {mode, plan};
+    kiln_graph *g = kiln_model_get_graph(m);
+    kiln_value all[64];
+    size_t n_all = 0;
+    for (size_t v = 0; v < kiln_graph_n_values(g) && n_all < 64; v++)
+        if (kiln_graph_value_kind(g, (kiln_value)v) == KILN_VALUE_NODE)
+            all[n_all++] = (kiln_value)v;
+    kiln_executor_options o = {.mode = mode, .plan_memory = plan, .keep = all, .n_keep = n_all};
     assert_int_equal(kiln_executor_create(m, &o, &ex), KILN_OK);
     return ex;
 }

@@ -137,7 +137,7 @@ static void test_training_step_never_waits(void **state)
     kiln_model *m = NULL;
     assert_int_equal(kiln_model_create(g, dev, 9, &m), KILN_OK);
     kiln_executor *ex = NULL;
-    kiln_executor_options o = {KILN_MODE_TRAIN, true};
+    kiln_executor_options o = {.mode = KILN_MODE_TRAIN, .plan_memory = true};
     assert_int_equal(kiln_executor_create(m, &o, &ex), KILN_OK);
 
     size_t n_values = kiln_graph_n_values(g);

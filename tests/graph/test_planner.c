@@ -332,7 +332,7 @@ static void feed_random(kiln_executor *ex, const rgraph *r, uint64_t seed)
 static kiln_executor *executor(kiln_model *m, kiln_mode mode, bool plan)
 {
     kiln_executor *ex = NULL;
-    kiln_executor_options o = {mode, plan};
+    kiln_executor_options o = {.mode = mode, .plan_memory = plan};
     assert_int_equal(kiln_executor_create(m, &o, &ex), KILN_OK);
     return ex;
 }

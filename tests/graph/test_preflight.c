@@ -49,7 +49,7 @@ static void destroy(mlp *m)
 
 static uint64_t estimate(mlp *m, kiln_mode mode, bool plan)
 {
-    kiln_executor_options o = {mode, plan};
+    kiln_executor_options o = {.mode = mode, .plan_memory = plan};
     uint64_t bytes = 0;
     assert_int_equal(kiln_executor_estimate_bytes(m->model, &o, &bytes), KILN_OK);
     return bytes;
@@ -64,7 +64,7 @@ static void test_estimate_equals_planned(void **state)
     build(ctx, dev, 8, 32, &m);
     kiln_mode modes[3] = {KILN_MODE_TRAIN, KILN_MODE_EVAL, KILN_MODE_INFER};
     for (int i = 0; i < 6; i++) {
-        kiln_executor_options o = {modes[i / 2], i % 2 == 1};
+        kiln_executor_options o = {.mode = modes[i / 2], .plan_memory = i % 2 == 1};
         kiln_executor *ex = NULL;
         uint64_t before = kiln_device_get_allocated_bytes(dev);
         uint64_t bytes = estimate(&m, o.mode, o.plan_memory);
@@ -85,7 +85,7 @@ static void test_estimate_equals_planned(void **state)
     assert_int_equal(kiln_graph_input(bare, "x", &xs, KILN_F32, &x), KILN_OK);
     assert_int_equal(kiln_graph_unary(bare, "act", "relu", NULL, x, &y), KILN_OK);
     assert_int_equal(kiln_model_create(bare, dev, 1, &bare_model), KILN_OK);
-    kiln_executor_options to = {KILN_MODE_TRAIN, true};
+    kiln_executor_options to = {.mode = KILN_MODE_TRAIN, .plan_memory = true};
     uint64_t bytes = 1;
     assert_int_equal(kiln_executor_estimate_bytes(bare_model, &to, &bytes),
                      KILN_ERR_INVALID_ARGUMENT);
@@ -114,7 +114,7 @@ static void test_programs_built_at_creation(void **state)
         kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
         mlp m;
         build(ctx, dev, 4, 8, &m);
-        kiln_executor_options o = {train ? KILN_MODE_TRAIN : KILN_MODE_EVAL, true};
+        kiln_executor_options o = {.mode = train ? KILN_MODE_TRAIN : KILN_MODE_EVAL, .plan_memory = true};
         kiln_executor *ex = NULL;
         assert_int_equal(kiln_executor_create(m.model, &o, &ex), KILN_OK);
         /* Nothing has run yet: only preflight can have built these. */
@@ -170,7 +170,7 @@ static void test_huge_batch_suggests_one_that_fits(void **state)
     build(ctx, dev, n, HIDDEN, &m);
     uint64_t params = kiln_device_get_allocated_bytes(dev);
     assert_true(estimate(&m, KILN_MODE_TRAIN, true) > info->global_mem_bytes);
-    kiln_executor_options o = {KILN_MODE_TRAIN, true};
+    kiln_executor_options o = {.mode = KILN_MODE_TRAIN, .plan_memory = true};
     kiln_executor *ex = NULL;
     assert_int_equal(kiln_executor_create(m.model, &o, &ex), KILN_ERR_DEVICE_OOM);
     assert_null(ex);
@@ -214,7 +214,7 @@ static void test_batch_one_too_large(void **state)
     assert_int_equal(kiln_graph_input(g, "x", &xs, KILN_F32, &x), KILN_OK);
     assert_int_equal(kiln_graph_unary(g, "up", "upsample2d", &up, x, &y), KILN_OK);
     assert_int_equal(kiln_model_create(g, dev, 1, &model), KILN_OK);
-    kiln_executor_options o = {KILN_MODE_INFER, true};
+    kiln_executor_options o = {.mode = KILN_MODE_INFER, .plan_memory = true};
     assert_int_equal(kiln_executor_create(model, &o, &ex), KILN_ERR_DEVICE_OOM);
     assert_contains(kiln_context_last_error(ctx), "Even batch size 1 does not fit");
     assert_int_equal(kiln_device_get_allocated_bytes(dev), 0);
@@ -247,7 +247,8 @@ static void test_fixed_batch_estimates_linearly(void **state)
     assert_int_equal(kiln_graph_unary(g, "image", "reshape", &rs, x, &y), KILN_OK);
     assert_int_equal(kiln_graph_unary(g, "up", "upsample2d", &up, y, &z), KILN_OK);
     assert_int_equal(kiln_model_create(g, dev, 1, &model), KILN_OK);
-    kiln_executor_options o = {KILN_MODE_INFER, false};
+    /* Eval without planning: the message then also suggests plan_memory. */
+    kiln_executor_options o = {.mode = KILN_MODE_EVAL, .plan_memory = false};
     assert_int_equal(kiln_executor_create(model, &o, &ex), KILN_ERR_DEVICE_OOM);
     const char *message = kiln_context_last_error(ctx);
     assert_contains(message, "use a batch size of about ");
@@ -278,7 +279,7 @@ static void test_allocation_failures(void **state)
     uint64_t held = kiln_device_get_allocated_bytes(dev);
     for (long budget = 0;; budget++) {
         kiln_executor *ex = NULL;
-        kiln_executor_options o = {KILN_MODE_TRAIN, true};
+        kiln_executor_options o = {.mode = KILN_MODE_TRAIN, .plan_memory = true};
         a.budget = budget;
         kiln_status rc = kiln_executor_create(m.model, &o, &ex);
         a.budget = -1;

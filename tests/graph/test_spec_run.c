@@ -89,7 +89,7 @@ static void test_dice_bce_runs(void **state)
     kiln_model *model = NULL;
     assert_int_equal(kiln_model_create(n.g, dev, 11, &model), KILN_OK);
     kiln_executor *train = NULL, *eval = NULL;
-    kiln_executor_options to = {KILN_MODE_TRAIN, false}, eo = {KILN_MODE_EVAL, false};
+    kiln_executor_options to = {.mode = KILN_MODE_TRAIN, .plan_memory = false}, eo = {.mode = KILN_MODE_EVAL, .plan_memory = false};
     assert_int_equal(kiln_executor_create(model, &to, &train), KILN_OK);
     assert_int_equal(kiln_executor_create(model, &eo, &eval), KILN_OK);
     feed(train, &n);

@@ -51,7 +51,7 @@ static void rig_open_in(rig *r, kiln_context *ctx)
     for (int p = 0; p < N_PARAMS; p++)
         r->params[p] = kiln_graph_find(r->g, PARAMS[p]);
     assert_int_equal(kiln_model_create(r->g, r->dev, 42, &r->model), KILN_OK);
-    kiln_executor_options o = {KILN_MODE_TRAIN, true};
+    kiln_executor_options o = {.mode = KILN_MODE_TRAIN, .plan_memory = true};
     assert_int_equal(kiln_executor_create(r->model, &o, &r->ex), KILN_OK);
 }
 
@@ -391,14 +391,14 @@ static void test_bad_configs(void **state)
     kiln_optimizer *opt = NULL;
     assert_int_equal(kiln_optimizer_create(r.model, &ok, &opt), KILN_OK);
     kiln_executor *eval = NULL;
-    kiln_executor_options eo = {KILN_MODE_EVAL, true};
+    kiln_executor_options eo = {.mode = KILN_MODE_EVAL, .plan_memory = true};
     assert_int_equal(kiln_executor_create(r.model, &eo, &eval), KILN_OK);
     assert_int_equal(kiln_optimizer_step(opt, eval), KILN_ERR_INVALID_ARGUMENT);
     assert_contains(kiln_context_last_error(r.ctx), "not in train mode");
     kiln_executor_destroy(eval);
     kiln_model *other = NULL;
     kiln_executor *other_ex = NULL;
-    kiln_executor_options to = {KILN_MODE_TRAIN, true};
+    kiln_executor_options to = {.mode = KILN_MODE_TRAIN, .plan_memory = true};
     assert_int_equal(kiln_model_create(r.g, r.dev, 1, &other), KILN_OK);
     assert_int_equal(kiln_executor_create(other, &to, &other_ex), KILN_OK);
     assert_int_equal(kiln_optimizer_step(opt, other_ex), KILN_ERR_INVALID_ARGUMENT);
