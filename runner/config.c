@@ -1,0 +1,541 @@
+/*
+ * The top of the config schema (the top-level keys, data, loss and metrics; config_model.c has
+ * the model section and config_train.c the train section), the defaults (config_init), and the
+ * entry points: loading a file or a string (read, parse, override, check), --device, equality
+ * and the key list for the docs test.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config_internal.h"
+
+#define FIELD(struct_, member) .offset = offsetof(struct_, member)
+
+enum { MAX_FILE = 16 << 20 };
+
+static const char *const FORMAT_NAMES[] = {"idx", "csv", "npy", NULL};
+static const char *const STANDARDIZE_NAMES[] = {"global", "per_channel", NULL};
+const char *const cfg_metric_names[] = {"accuracy", "mae", "mse", "dice", "iou", NULL};
+static const char *const PREPROCESS_NAMES[] = {"scale", "standardize"};
+static const char *const LOSS_NAMES[] = {
+#define KILN__CONFIG_LOSS_NAME(value, name) #name,
+    KILN_LOSS_KIND_LIST(KILN__CONFIG_LOSS_NAME)
+#undef KILN__CONFIG_LOSS_NAME
+};
+enum { N_LOSSES = sizeof LOSS_NAMES / sizeof LOSS_NAMES[0] };
+
+/* ---- data ---- */
+
+static const cfg_field FILES_FIELDS[] = {
+    {.key = "images",
+     .type = CFG_PATH,
+     .flags = CFG_REQUIRED,
+     FIELD(config_files, images),
+     .size = CONFIG_MAX_PATH},
+    {.key = "labels",
+     .type = CFG_PATH,
+     .flags = CFG_REQUIRED,
+     FIELD(config_files, labels),
+     .size = CONFIG_MAX_PATH},
+};
+static const cfg_field CSV_FIELDS[] = {
+    {.key = "file",
+     .type = CFG_PATH,
+     .flags = CFG_REQUIRED,
+     FIELD(config_files, file),
+     .size = CONFIG_MAX_PATH},
+    {.key = "label_column",
+     .type = CFG_INT64,
+     .flags = CFG_MIN,
+     .min = 0,
+     FIELD(config_files, label_column)},
+    {.key = "header", .type = CFG_BOOL, FIELD(config_files, header)},
+};
+static const cfg_table FILES_TABLE = CFG_TABLE(FILES_FIELDS, NULL);
+static const cfg_table CSV_TABLE = CFG_TABLE(CSV_FIELDS, NULL);
+
+/* A split's keys depend on data.format, parsed before it. */
+static const cfg_table *files_table(const config_data *d)
+{
+    return d->format == CONFIG_FORMAT_CSV ? &CSV_TABLE : &FILES_TABLE;
+}
+
+static kiln_status parse_files(cfg_parser *p, int node, const char *path, const cfg_field *f,
+                               void *base)
+{
+    return cfg_parse_table(p, node, path, files_table(base), (char *)base + f->offset, NULL);
+}
+
+static void write_files(cfg_writer *w, const cfg_field *f, const void *base)
+{
+    cfg_write_table(w, files_table(base), (const char *)base + f->offset, false);
+}
+
+static bool equal_files(const cfg_field *f, const void *a, const void *b, char *path)
+{
+    return cfg_equal_table(files_table(a), (const char *)a + f->offset, (const char *)b + f->offset,
+                           path);
+}
+
+static void visit_files(const cfg_field *f, const char *path, void (*fn)(const char *, void *),
+                        void *user)
+{
+    (void)f;
+    cfg_visit_table(&FILES_TABLE, path, fn, user);
+    cfg_visit_table(&CSV_TABLE, path, fn, user);
+}
+
+static const cfg_custom FILES_TYPE = {parse_files, write_files, equal_files, visit_files};
+
+static const cfg_field SCALE_FIELD = {
+    .key = "scale", .type = CFG_DOUBLE, .flags = CFG_NONZERO, FIELD(config_preprocess, scale)};
+static const cfg_field STANDARDIZE_FIELD = {.key = "standardize",
+                                            .type = CFG_ENUM,
+                                            FIELD(config_preprocess, standardize),
+                                            .names = STANDARDIZE_NAMES};
+
+static kiln_status parse_preprocess(cfg_parser *p, int node, const char *path, const cfg_field *f,
+                                    void *base)
+{
+    config_data *d = base;
+    yaml_node_t *n = cfg_node(p, node);
+    char item[CFG_PATH_BYTES], child[CFG_PATH_BYTES], got[128];
+    (void)f;
+    d->n_preprocess = 0;
+    if (cfg_is_null(n))
+        return KILN_OK;
+    if (n->type != YAML_SEQUENCE_NODE)
+        return cfg_fail(p, node, path,
+                        "expected a list of steps such as [{scale: 0.00392}, {standardize: "
+                        "global}], got %s",
+                        cfg_describe(n, got, sizeof got));
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (count > CONFIG_MAX_PREPROCESS)
+        return cfg_fail(p, node, path, "has %zu steps; the limit is %d", count,
+                        CONFIG_MAX_PREPROCESS);
+    for (size_t i = 0; i < count; i++) {
+        int step = cfg_node(p, node)->data.sequence.items.start[i], kind = 0, params = 0;
+        config_preprocess *s = &d->preprocess[i];
+        cfg_path_index(path, i, item);
+        kiln_status rc = cfg_parse_choice(p, step, item, "preprocessing step", PREPROCESS_NAMES, 2,
+                                          &kind, &params, child);
+        if (rc != KILN_OK)
+            return rc;
+        memset(s, 0, sizeof *s);
+        s->kind = (config_preprocess_kind)kind;
+        s->scale = 1.0;
+        s->standardize = CONFIG_STANDARDIZE_GLOBAL;
+        if (kind == CONFIG_PREPROCESS_SCALE && params == 0)
+            return cfg_fail(p, step, item, "scale needs its factor, as in {scale: 0.00392}");
+        if (params != 0)
+            rc = cfg_parse_field(
+                p, params, child,
+                kind == CONFIG_PREPROCESS_SCALE ? &SCALE_FIELD : &STANDARDIZE_FIELD, s);
+        if (rc != KILN_OK)
+            return rc;
+        d->n_preprocess++;
+    }
+    return KILN_OK;
+}
+
+static void write_preprocess(cfg_writer *w, const cfg_field *f, const void *base)
+{
+    const config_data *d = base;
+    (void)f;
+    cfg_write_list_start(w, true);
+    for (int i = 0; i < d->n_preprocess; i++) {
+        const config_preprocess *s = &d->preprocess[i];
+        cfg_write_map_start(w, true);
+        cfg_write_plain(w, PREPROCESS_NAMES[s->kind]);
+        cfg_write_field_value(
+            w, s->kind == CONFIG_PREPROCESS_SCALE ? &SCALE_FIELD : &STANDARDIZE_FIELD, s);
+        cfg_write_map_end(w);
+    }
+    cfg_write_list_end(w);
+}
+
+static bool equal_preprocess(const cfg_field *f, const void *a, const void *b, char *path)
+{
+    const config_data *x = a, *y = b;
+    (void)f;
+    if (x->n_preprocess != y->n_preprocess)
+        return false;
+    for (int i = 0; i < x->n_preprocess; i++) {
+        const config_preprocess *s = &x->preprocess[i], *t = &y->preprocess[i];
+        if (s->kind != t->kind)
+            return cfg_path_index(path, (size_t)i, path), false;
+        if (!cfg_equal_field(s->kind == CONFIG_PREPROCESS_SCALE ? &SCALE_FIELD : &STANDARDIZE_FIELD,
+                             s, t, path))
+            return cfg_path_index(path, (size_t)i, path), false;
+    }
+    return true;
+}
+
+static void visit_preprocess(const cfg_field *f, const char *path, void (*fn)(const char *, void *),
+                             void *user)
+{
+    char child[CFG_PATH_BYTES];
+    (void)f;
+    snprintf(child, sizeof child, "%s[].scale", path);
+    fn(child, user);
+    snprintf(child, sizeof child, "%s[].standardize", path);
+    fn(child, user);
+}
+
+static const cfg_custom PREPROCESS_TYPE = {parse_preprocess, write_preprocess, equal_preprocess,
+                                           visit_preprocess};
+
+static const cfg_field VALIDATION_FIELDS[] = {
+    {.key = "fraction",
+     .type = CFG_DOUBLE,
+     .flags = CFG_MIN | CFG_MAX_OPEN,
+     .min = 0,
+     .max = 1,
+     FIELD(config_data, validation_fraction)},
+    {.key = "stratify", .type = CFG_BOOL, FIELD(config_data, stratify)},
+};
+static const cfg_table VALIDATION_TABLE = CFG_TABLE(VALIDATION_FIELDS, NULL);
+
+static const cfg_field DATA_FIELDS[] = {
+    {.key = "format",
+     .type = CFG_ENUM,
+     .flags = CFG_REQUIRED,
+     FIELD(config_data, format),
+     .names = FORMAT_NAMES},
+    {.key = "train",
+     .type = CFG_CUSTOM,
+     .flags = CFG_REQUIRED,
+     FIELD(config_data, train),
+     .custom = &FILES_TYPE},
+    {.key = "test",
+     .type = CFG_CUSTOM,
+     .flags = CFG_OPTIONAL,
+     FIELD(config_data, test),
+     .aux = offsetof(config_data, has_test),
+     .custom = &FILES_TYPE},
+    {.key = "validation", .type = CFG_SECTION, .offset = 0, .sub = &VALIDATION_TABLE},
+    {.key = "preprocess", .type = CFG_CUSTOM, .offset = 0, .custom = &PREPROCESS_TYPE},
+};
+static const cfg_table DATA_TABLE = CFG_TABLE(DATA_FIELDS, NULL);
+
+/* ---- loss and metrics ---- */
+
+static const cfg_field CROSS_ENTROPY_FIELDS[] = {
+    {.key = "label_smoothing",
+     .type = CFG_FLOAT,
+     .flags = CFG_MIN | CFG_MAX_OPEN,
+     .min = 0,
+     .max = 1,
+     FIELD(kiln_loss_spec, label_smoothing)},
+};
+static const cfg_field DICE_FIELDS[] = {
+    {.key = "smooth", .type = CFG_FLOAT, .flags = CFG_MIN, .min = 0, FIELD(kiln_loss_spec, smooth)},
+};
+static const cfg_table CROSS_ENTROPY_TABLE = CFG_TABLE(CROSS_ENTROPY_FIELDS, NULL);
+static const cfg_table DICE_TABLE = CFG_TABLE(DICE_FIELDS, NULL);
+static const cfg_table NO_FIELDS = {NULL, 0, NULL};
+
+static const cfg_table *loss_table(kiln_loss_kind kind)
+{
+    if (kind == KILN_LOSS_SOFTMAX_CROSS_ENTROPY)
+        return &CROSS_ENTROPY_TABLE;
+    return kind == KILN_LOSS_DICE || kind == KILN_LOSS_DICE_BCE ? &DICE_TABLE : &NO_FIELDS;
+}
+
+static kiln_status parse_loss(cfg_parser *p, int node, const char *path, const cfg_field *f,
+                              void *base)
+{
+    kiln_loss_spec *loss = (kiln_loss_spec *)((char *)base + f->offset);
+    char child[CFG_PATH_BYTES];
+    int index = 0, params = 0;
+    kiln_loss_kind kind = KILN_LOSS_NONE;
+    /* "none" (no loss, for inference graphs) is not a training config's choice. */
+    kiln_status rc = cfg_parse_choice(p, node, path, "loss", LOSS_NAMES + 1, N_LOSSES - 1, &index,
+                                      &params, child);
+    if (rc != KILN_OK)
+        return rc;
+    if (kiln_loss_kind_from_name(LOSS_NAMES[index + 1], &kind) != KILN_OK)
+        return cfg_fail(p, node, path, "internal error: loss '%s' has no kind",
+                        LOSS_NAMES[index + 1]);
+    kiln_loss_spec_init(loss, kind);
+    return cfg_parse_params(p, params, node, child, loss_table(kind), loss, NULL);
+}
+
+static void write_loss(cfg_writer *w, const cfg_field *f, const void *base)
+{
+    const kiln_loss_spec *loss = (const kiln_loss_spec *)((const char *)base + f->offset);
+    const cfg_table *t = loss_table(loss->kind);
+    if (t->n_fields == 0) {
+        cfg_write_plain(w, kiln_loss_kind_name(loss->kind));
+        return;
+    }
+    cfg_write_map_start(w, true);
+    cfg_write_plain(w, kiln_loss_kind_name(loss->kind));
+    cfg_write_table(w, t, loss, true);
+    cfg_write_map_end(w);
+}
+
+static bool equal_loss(const cfg_field *f, const void *a, const void *b, char *path)
+{
+    const kiln_loss_spec *x = (const kiln_loss_spec *)((const char *)a + f->offset);
+    const kiln_loss_spec *y = (const kiln_loss_spec *)((const char *)b + f->offset);
+    if (x->kind != y->kind)
+        return false;
+    return cfg_equal_table(loss_table(x->kind), x, y,
+                           cfg_append_key(path, kiln_loss_kind_name(x->kind)));
+}
+
+static void visit_loss(const cfg_field *f, const char *path, void (*fn)(const char *, void *),
+                       void *user)
+{
+    char child[CFG_PATH_BYTES];
+    (void)f;
+    for (int k = 1; k < N_LOSSES; k++) {
+        fn(cfg_path_key(path, LOSS_NAMES[k], child), user);
+        cfg_visit_table(loss_table((kiln_loss_kind)k), child, fn, user);
+    }
+}
+
+static const cfg_custom LOSS_TYPE = {parse_loss, write_loss, equal_loss, visit_loss};
+
+static kiln_status parse_metrics(cfg_parser *p, int node, const char *path, const cfg_field *f,
+                                 void *base)
+{
+    config *c = base;
+    yaml_node_t *n = cfg_node(p, node);
+    char item[CFG_PATH_BYTES], got[128];
+    (void)f;
+    c->n_metrics = 0;
+    if (cfg_is_null(n))
+        return KILN_OK;
+    if (n->type != YAML_SEQUENCE_NODE)
+        return cfg_fail(p, node, path, "expected a list such as [accuracy], got %s",
+                        cfg_describe(n, got, sizeof got));
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    for (size_t i = 0; i < count; i++) {
+        int id = n->data.sequence.items.start[i], m = 0;
+        cfg_path_index(path, i, item);
+        kiln_status rc = cfg_parse_name(p, id, item, "metric", cfg_metric_names, CFG_N_METRICS, &m);
+        if (rc != KILN_OK)
+            return rc;
+        for (int j = 0; j < c->n_metrics; j++) {
+            if (c->metrics[j] == (config_metric)m)
+                return cfg_fail(p, id, item, "'%s' is already listed", cfg_metric_names[m]);
+        }
+        c->metrics[c->n_metrics++] = (config_metric)m; /* distinct, so at most CFG_N_METRICS */
+    }
+    return KILN_OK;
+}
+
+static void write_metrics(cfg_writer *w, const cfg_field *f, const void *base)
+{
+    const config *c = base;
+    (void)f;
+    cfg_write_list_start(w, true);
+    for (int i = 0; i < c->n_metrics; i++)
+        cfg_write_plain(w, cfg_metric_names[c->metrics[i]]);
+    cfg_write_list_end(w);
+}
+
+static bool equal_metrics(const cfg_field *f, const void *a, const void *b, char *path)
+{
+    const config *x = a, *y = b;
+    (void)f;
+    (void)path;
+    if (x->n_metrics != y->n_metrics)
+        return false;
+    return memcmp(x->metrics, y->metrics, (size_t)x->n_metrics * sizeof x->metrics[0]) == 0;
+}
+
+static const cfg_custom METRICS_TYPE = {parse_metrics, write_metrics, equal_metrics, NULL};
+
+/* ---- the whole config ---- */
+
+static kiln_status finish_config(cfg_parser *p, int node, const char *path, void *base)
+{
+    config *c = base;
+    (void)node;
+    (void)path;
+    if (c->name[0] == '\0') { /* the file's name without directory and extension */
+        const char *slash = strrchr(p->source, '/');
+        const char *stem = slash != NULL ? slash + 1 : p->source;
+        const char *dot = strrchr(stem, '.');
+        size_t length = dot != NULL && dot != stem ? (size_t)(dot - stem) : strlen(stem);
+        if (length >= sizeof c->name)
+            length = sizeof c->name - 1;
+        memcpy(c->name, stem, length);
+        c->name[length] = '\0';
+    }
+    return KILN_OK;
+}
+
+static const cfg_field CONFIG_FIELDS[] = {
+    {.key = "name",
+     .type = CFG_STRING,
+     .flags = CFG_NONEMPTY,
+     FIELD(config, name),
+     .size = CONFIG_MAX_TEXT},
+    {.key = "seed", .type = CFG_INT64, .flags = CFG_MIN, .min = 0, FIELD(config, seed)},
+    {.key = "device", .type = CFG_STRING, FIELD(config, device), .size = CONFIG_MAX_TEXT},
+    {.key = "data",
+     .type = CFG_SECTION,
+     .flags = CFG_REQUIRED,
+     FIELD(config, data),
+     .sub = &DATA_TABLE},
+    {.key = "model",
+     .type = CFG_SECTION,
+     .flags = CFG_REQUIRED,
+     FIELD(config, model),
+     .sub = &cfg_model_table},
+    {.key = "loss",
+     .type = CFG_CUSTOM,
+     .flags = CFG_REQUIRED,
+     FIELD(config, loss),
+     .custom = &LOSS_TYPE},
+    {.key = "metrics", .type = CFG_CUSTOM, .offset = 0, .custom = &METRICS_TYPE},
+    {.key = "train", .type = CFG_SECTION, FIELD(config, train), .sub = &cfg_train_table},
+};
+const cfg_table cfg_config_table = CFG_TABLE(CONFIG_FIELDS, finish_config);
+
+void config_init(config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->device, "auto");
+    cfg->data.format = CONFIG_FORMAT_IDX;
+    cfg->data.train.header = true;
+    cfg->data.test.header = true;
+    kiln_loss_spec_init(&cfg->loss, KILN_LOSS_NONE);
+    config_train *t = &cfg->train;
+    t->epochs = 10;
+    t->batch_size = 32;
+    kiln_optimizer_config_init(&t->optimizer, KILN_OPTIMIZER_ADAM);
+    cfg_schedule_defaults(&t->schedule, KILN_SCHEDULE_CONSTANT);
+    t->early_stopping.mode = CONFIG_MODE_AUTO;
+    t->checkpoint.mode = CONFIG_MODE_AUTO;
+    t->diagnose.threshold = 0.25;
+    t->shuffle = true;
+}
+
+void config_deinit(config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->model.layers);
+    config_init(cfg);
+}
+
+kiln_status config_load_string(const char *text, size_t length, const char *source,
+                               const char *base_dir, const char *const *overrides,
+                               size_t n_overrides, config *out, config_error *err)
+{
+    config_init(out);
+    err->message[0] = '\0';
+    cfg_parser *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        snprintf(err->message, sizeof err->message, "out of memory reading the config");
+        return KILN_ERR_NO_MEMORY;
+    }
+    p->source = source != NULL ? source : "<config>";
+    p->err = err;
+    p->root = out;
+    snprintf(out->source, sizeof out->source, "%s", p->source);
+    if (getcwd(p->work_dir, sizeof p->work_dir) == NULL)
+        p->work_dir[0] = '\0'; /* relative paths stay relative */
+    if (base_dir == NULL || base_dir[0] == '\0')
+        memcpy(p->base_dir, p->work_dir, sizeof p->base_dir);
+    else if (base_dir[0] == '/' || p->work_dir[0] == '\0')
+        snprintf(p->base_dir, sizeof p->base_dir, "%s", base_dir);
+    else if (snprintf(p->base_dir, sizeof p->base_dir, "%s/%s", p->work_dir, base_dir) >=
+             (int)sizeof p->base_dir)
+        p->base_dir[0] = '\0'; /* too long to resolve: relative paths stay relative */
+    long visits = 0;
+    kiln_status rc = cfg_load(p, text, length);
+    if (rc == KILN_OK)
+        rc = cfg_check_tree(p, &p->doc, 1, "", 0, &visits);
+    for (size_t i = 0; rc == KILN_OK && i < n_overrides; i++)
+        rc = cfg_apply_override(p, overrides[i]);
+    if (rc == KILN_OK)
+        rc = cfg_parse_table(p, 1, "", &cfg_config_table, out, NULL);
+    cfg_parser_deinit(p);
+    free(p);
+    if (rc != KILN_OK)
+        config_deinit(out);
+    return rc;
+}
+
+kiln_status config_load_file(const char *path, const char *const *overrides, size_t n_overrides,
+                             config *out, config_error *err)
+{
+    config_init(out);
+    FILE *file = fopen(path, "rb");
+    char *text = NULL, dir[CONFIG_MAX_PATH];
+    size_t length = 0, capacity = 0;
+    int error = 0;
+    while (file != NULL && !ferror(file) && !feof(file) && length <= MAX_FILE) {
+        if (capacity - length < 4096) {
+            capacity = capacity == 0 ? 65536 : 2 * capacity;
+            char *grown = realloc(text, capacity);
+            if (grown == NULL) {
+                free(text);
+                fclose(file);
+                snprintf(err->message, sizeof err->message, "%s: out of memory reading it", path);
+                return KILN_ERR_NO_MEMORY;
+            }
+            text = grown;
+        }
+        length += fread(text + length, 1, capacity - length, file);
+    }
+    error = file == NULL || ferror(file) ? errno : 0;
+    if (file != NULL)
+        fclose(file);
+    if (error != 0 || file == NULL || length > MAX_FILE) {
+        free(text);
+        if (length > MAX_FILE)
+            snprintf(err->message, sizeof err->message,
+                     "%s: larger than %d MiB; is it really a config?", path, MAX_FILE >> 20);
+        else
+            snprintf(err->message, sizeof err->message, "cannot read config '%s': %s", path,
+                     strerror(error != 0 ? error : EIO));
+        return KILN_ERR_IO;
+    }
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        dir[0] = '\0'; /* the working directory */
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    kiln_status rc = config_load_string(text != NULL ? text : "", length, path, dir, overrides,
+                                        n_overrides, out, err);
+    free(text);
+    return rc;
+}
+
+kiln_status config_set_device(config *cfg, const char *device, config_error *err)
+{
+    if (device == NULL || strlen(device) >= sizeof cfg->device) {
+        snprintf(err->message, sizeof err->message,
+                 "--device: expected a device spec of at most %zu bytes", sizeof cfg->device - 1);
+        return KILN_ERR_INVALID_ARGUMENT;
+    }
+    strcpy(cfg->device, device);
+    return KILN_OK;
+}
+
+bool config_equal(const config *a, const config *b, char *where, size_t capacity)
+{
+    char path[CFG_PATH_BYTES] = "";
+    bool equal = cfg_equal_table(&cfg_config_table, a, b, path);
+    if (!equal && where != NULL)
+        snprintf(where, capacity, "%s", path);
+    return equal;
+}
+
+void config_visit_keys(void (*fn)(const char *path, void *user), void *user)
+{
+    cfg_visit_table(&cfg_config_table, "", fn, user);
+}
