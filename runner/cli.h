@@ -21,8 +21,8 @@ enum {
 
 typedef struct cli_command {
     const char *name;
-    const char *summary; /* one line for `kiln --help` */
-    const char *usage;   /* full text for `kiln NAME --help` */
+    const char *summary;               /* one line for `kiln --help` */
+    const char *usage;                 /* full text for `kiln NAME --help` */
     int (*run)(int argc, char **argv); /* argv[0] is the command name */
 } cli_command;
 
@@ -30,6 +30,7 @@ extern const cli_command cli_devices_command;
 extern const cli_command cli_compile_command;
 extern const cli_command cli_cache_command;
 extern const cli_command cli_selftest_command;
+extern const cli_command cli_train_command;
 
 /* A context that logs warnings (or everything with KILN_LOG=debug) to stderr. NULL on failure,
  * after printing why. */

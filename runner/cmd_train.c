@@ -1,0 +1,149 @@
+/*
+ * `kiln train CONFIG`: reads the config (with --set overrides and --device), loads and
+ * preprocesses the data, trains with the configured callbacks, writes the run directory
+ * (config.yaml, log.jsonl, log.csv, checkpoints) and ends with the test split's loss and
+ * metrics in eval mode. Any error exits with status 2 and its message. SIGINT is not handled
+ * yet: an interrupted run leaves the files of its last complete epoch.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "trainer.h"
+
+static const char USAGE[] =
+    "usage: kiln train CONFIG [--device SPEC] [--set KEY=VALUE ...] [--quiet] [--run-dir DIR]\n\n"
+    "Trains the model a config file describes (docs/CONFIG.md), printing one line per\n"
+    "epoch, and evaluates the test split at the end.\n\n"
+    "  --device SPEC    device to train on (default: $KILN_DEVICE, else the config's)\n"
+    "  --set KEY=VALUE  override a config key, e.g. --set train.epochs=5 (repeatable)\n"
+    "  --quiet          no per-epoch lines\n"
+    "  --run-dir DIR    where config.yaml, log.jsonl and log.csv go (default: the\n"
+    "                   checkpoint's directory, else runs/<config name>)\n";
+
+static int fail(kiln_context *ctx, kiln_status status, const config_error *err)
+{
+    if (err->message[0] != '\0') {
+        fprintf(stderr, "kiln: error: %s\n", err->message);
+        return CLI_EXIT_ERROR;
+    }
+    return cli_fail(ctx, status);
+}
+
+static void print_summary(const train_result *r)
+{
+    printf("done: %lld epoch(s), stopped: %s", (long long)r->epochs_run, r->stop_reason);
+    if (r->best_epoch >= 0)
+        printf(", best epoch %lld%s", (long long)r->best_epoch + 1,
+               r->restored ? " (weights restored)" : "");
+    printf("\n");
+    if (r->has_test) {
+        printf("test:");
+        for (int i = 0; i < r->n_test; i++)
+            printf(" %s %.4f", r->test_names[i], r->test_values[i]);
+        printf("\n");
+    }
+}
+
+static int train(const char *path, const char *device, const char *const *overrides,
+                 size_t n_overrides, bool quiet, const char *run_dir)
+{
+    config cfg;
+    config_error err = {{0}};
+    kiln_status rc = config_load_file(path, overrides, n_overrides, &cfg, &err);
+    if (rc == KILN_OK && device != NULL)
+        rc = config_set_device(&cfg, device, &err);
+    if (rc != KILN_OK) {
+        fprintf(stderr, "kiln: error: %s\n", err.message);
+        config_deinit(&cfg);
+        return CLI_EXIT_ERROR;
+    }
+    kiln_context *ctx = cli_context_create();
+    if (ctx == NULL) {
+        config_deinit(&cfg);
+        return CLI_EXIT_ERROR;
+    }
+    char dir[CONFIG_MAX_PATH];
+    if (run_dir != NULL) {
+        snprintf(dir, sizeof dir, "%s", run_dir);
+    } else if (cfg.train.checkpoint.enabled && strrchr(cfg.train.checkpoint.path, '/') != NULL) {
+        snprintf(dir, sizeof dir, "%s", cfg.train.checkpoint.path);
+        *strrchr(dir, '/') = '\0';
+    } else {
+        snprintf(dir, sizeof dir, "runs/%s", cfg.name);
+    }
+    kiln_device *dev = NULL;
+    train_data data = {0};
+    train_log log = {0};
+    train_result result;
+    kiln_device_options options = {.spec = device != NULL ? device
+                                                          : kiln_device_spec_effective(cfg.device)};
+    rc = kiln_device_create(ctx, &options, &dev);
+    if (rc == KILN_OK)
+        rc = train_data_load(&cfg, ctx, &data, &err);
+    if (rc == KILN_OK)
+        rc = train_log_open(&log, dir, &cfg, quiet, &err);
+    if (rc == KILN_OK && !quiet) {
+        const kiln_device_info *info = kiln_device_get_info(dev);
+        printf("training %s on %s: %lld train, %lld validation, %lld test samples; run "
+               "directory %s\n",
+               cfg.name, info->name, (long long)data.train->n,
+               (long long)(data.validation != NULL ? data.validation->n : 0),
+               (long long)(data.test != NULL ? data.test->n : 0), dir);
+        fflush(stdout);
+    }
+    if (rc == KILN_OK)
+        rc = train_run(&cfg, ctx, dev, &data, &log, &result, &err);
+    int code = CLI_EXIT_OK;
+    if (rc == KILN_OK)
+        print_summary(&result);
+    else
+        code = fail(ctx, rc, &err);
+    train_log_close(&log);
+    train_data_deinit(&data);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+    config_deinit(&cfg);
+    return code;
+}
+
+static int run(int argc, char **argv)
+{
+    const char *path = NULL, *device = NULL, *run_dir = NULL;
+    const char *overrides[CONFIG_MAX_OVERRIDES];
+    size_t n_overrides = 0;
+    bool quiet = false;
+    for (int i = 1; i < argc; i++) {
+        const char *value = NULL;
+        int got = cli_option_value(&cli_train_command, argc, argv, &i, "--device", &device);
+        if (got == 0)
+            got = cli_option_value(&cli_train_command, argc, argv, &i, "--run-dir", &run_dir);
+        if (got == 0) {
+            got = cli_option_value(&cli_train_command, argc, argv, &i, "--set", &value);
+            if (got > 0 && n_overrides == CONFIG_MAX_OVERRIDES)
+                return cli_usage_error(&cli_train_command, "more than %d --set options",
+                                       (int)CONFIG_MAX_OVERRIDES);
+            if (got > 0)
+                overrides[n_overrides++] = value;
+        }
+        if (got < 0)
+            return CLI_EXIT_ERROR;
+        if (got > 0)
+            continue;
+        if (cli_is_help(argv[i])) {
+            fputs(USAGE, stdout);
+            return CLI_EXIT_OK;
+        } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
+            quiet = true;
+        } else if (argv[i][0] == '-' || path != NULL) {
+            return cli_usage_error(&cli_train_command, "unexpected argument '%s'", argv[i]);
+        } else {
+            path = argv[i];
+        }
+    }
+    if (path == NULL)
+        return cli_usage_error(&cli_train_command, "missing CONFIG");
+    return train(path, device, overrides, n_overrides, quiet, run_dir);
+}
+
+const cli_command cli_train_command = {"train", "train a model from a config file", USAGE, run};

@@ -1,0 +1,167 @@
+/*
+ * `kiln train`'s data: reads the configured files (IDX, CSV or NPY), holds out the validation
+ * split with the run's seed, fits the preprocessing on what is left for training and applies
+ * it to the validation and test splits, and warns when a sample occurs in two splits.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "trainer.h"
+
+kiln_status train_error(config_error *err, kiln_status status, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, args);
+    va_end(args);
+    return status;
+}
+
+static kiln_status read_split(const config *cfg, kiln_context *ctx, const config_files *files,
+                              kiln_dataset **out)
+{
+    bool classes = cfg->loss.kind == KILN_LOSS_SOFTMAX_CROSS_ENTROPY;
+    switch (cfg->data.format) {
+    case CONFIG_FORMAT_IDX:
+        return kiln_dataset_read_idx(ctx, files->images, files->labels, out);
+    case CONFIG_FORMAT_CSV: {
+        kiln_csv_options options;
+        kiln_csv_options_init(&options);
+        options.header = files->header;
+        options.label_index = (int)files->label_column;
+        options.labels = classes ? KILN_LABELS_CLASS : KILN_LABELS_TARGET;
+        return kiln_dataset_read_csv(ctx, files->file, &options, out);
+    }
+    case CONFIG_FORMAT_NPY:
+        return kiln_dataset_read_npy(ctx, files->images, files->labels,
+                                     classes ? KILN_LABELS_CLASS : KILN_LABELS_AUTO, out);
+    }
+    return KILN_ERR_INVALID_ARGUMENT;
+}
+
+static kiln_status make_preprocess(const config *cfg, kiln_context *ctx, const kiln_dataset *ds,
+                                   kiln_preprocess **out, config_error *err)
+{
+    kiln_preprocess_step steps[CONFIG_MAX_PREPROCESS];
+    int n = cfg->data.n_preprocess;
+    for (int i = 0; i < n; i++) {
+        const config_preprocess *p = &cfg->data.preprocess[i];
+        steps[i].value = 0;
+        if (p->kind == CONFIG_PREPROCESS_SCALE) {
+            steps[i].kind = KILN_PREPROCESS_SCALE;
+            steps[i].value = p->scale;
+        } else if (p->standardize == CONFIG_STANDARDIZE_GLOBAL ||
+                   (ds->feature_shape.ndim >= 2 && ds->feature_shape.dim[0] == 1)) {
+            /* One channel: per-channel statistics are the global ones. */
+            steps[i].kind = KILN_PREPROCESS_STANDARDIZE;
+        } else {
+            return train_error(err, KILN_ERR_UNSUPPORTED,
+                               "%s: data.preprocess[%d].standardize: per_channel with more than "
+                               "one channel is not supported yet; use global",
+                               cfg->source, i);
+        }
+    }
+    if (n == 0) {
+        *out = NULL;
+        return KILN_OK;
+    }
+    return kiln_preprocess_create(ctx, steps, (size_t)n, ds->n_features, out);
+}
+
+static void warn_leakage(kiln_context *ctx, const train_data *d)
+{
+    const kiln_dataset *splits[3];
+    const char *names[3];
+    int n = 0;
+    splits[n] = d->train, names[n++] = "train";
+    if (d->validation != NULL)
+        splits[n] = d->validation, names[n++] = "validation";
+    if (d->test != NULL)
+        splits[n] = d->test, names[n++] = "test";
+    if (n < 2)
+        return;
+    kiln_leakage_report report;
+    if (kiln_dataset_count_leakage(ctx, splits, n, &report) != KILN_OK) {
+        kiln_context_clear_error(ctx);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        for (int j = i + 1; j < n; j++) {
+            if (report.n_shared[i][j] > 0)
+                fprintf(stderr,
+                        "kiln: warning: %lld %s sample(s) also occur in the %s split "
+                        "(identical features)\n",
+                        (long long)report.n_shared[i][j], names[i], names[j]);
+        }
+    }
+}
+
+kiln_status train_data_load(const config *cfg, kiln_context *ctx, train_data *out,
+                            config_error *err)
+{
+    memset(out, 0, sizeof *out);
+    kiln_dataset *all = NULL;
+    kiln_status rc = read_split(cfg, ctx, &cfg->data.train, &all);
+    if (rc != KILN_OK)
+        return rc;
+    int64_t n_model = kiln_shape_count(&cfg->model.input);
+    if (all->n_features != n_model) {
+        char a[96], b[96];
+        rc = train_error(err, KILN_ERR_SHAPE,
+                         "%s: model.input: %s (%lld values) does not match the samples of %s, "
+                         "%s (%lld values)",
+                         cfg->source, kiln_shape_format(&cfg->model.input, a, sizeof a),
+                         (long long)n_model, all->name,
+                         kiln_shape_format(&all->feature_shape, b, sizeof b),
+                         (long long)all->n_features);
+        kiln_dataset_destroy(all);
+        return rc;
+    }
+    if (cfg->data.validation_fraction > 0) {
+        kiln_split_options split = {.validation = cfg->data.validation_fraction,
+                                    .seed = (uint64_t)cfg->seed,
+                                    .stratify =
+                                        cfg->data.stratify && all->label_kind == KILN_LABELS_CLASS};
+        kiln_dataset *unused = NULL;
+        rc = kiln_dataset_split(all, &split, &out->train, &out->validation, &unused);
+        kiln_dataset_destroy(unused);
+        kiln_dataset_destroy(all);
+        if (rc != KILN_OK)
+            return rc;
+    } else {
+        out->train = all;
+    }
+    if (cfg->data.has_test) {
+        rc = read_split(cfg, ctx, &cfg->data.test, &out->test);
+        if (rc == KILN_OK)
+            rc = kiln_dataset_check_compatible(out->train, out->test);
+        if (rc == KILN_OK && out->test->label_kind == KILN_LABELS_CLASS &&
+            out->test->n_classes < out->train->n_classes)
+            out->test->n_classes = out->train->n_classes;
+    }
+    if (rc == KILN_OK)
+        rc = make_preprocess(cfg, ctx, out->train, &out->preprocess, err);
+    if (rc == KILN_OK && out->preprocess != NULL) {
+        rc = kiln_preprocess_fit_transform(out->preprocess, out->train, NULL);
+        if (rc == KILN_OK && out->validation != NULL)
+            rc = kiln_preprocess_transform(out->preprocess, out->validation, NULL);
+        if (rc == KILN_OK && out->test != NULL)
+            rc = kiln_preprocess_transform(out->preprocess, out->test, NULL);
+    }
+    if (rc != KILN_OK) {
+        train_data_deinit(out);
+        return rc;
+    }
+    warn_leakage(ctx, out);
+    return KILN_OK;
+}
+
+void train_data_deinit(train_data *data)
+{
+    kiln_dataset_destroy(data->train);
+    kiln_dataset_destroy(data->validation);
+    kiln_dataset_destroy(data->test);
+    kiln_preprocess_destroy(data->preprocess);
+    memset(data, 0, sizeof *data);
+}

@@ -1,0 +1,221 @@
+/*
+ * `kiln train`'s output: the run directory (config.yaml, log.jsonl, log.csv, each written
+ * whole to a temporary file and renamed, so a reader never sees half a file), the epoch lines
+ * on stdout and a throttled progress line on stderr when it is a terminal.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "trainer.h"
+
+double train_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+kiln_status train_make_dirs(const char *dir, config_error *err)
+{
+    char path[CONFIG_MAX_PATH];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return train_error(err, KILN_ERR_INVALID_ARGUMENT, "run directory too long: %s", dir);
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return train_error(err, KILN_ERR_IO, "cannot create directory %s: %s", path,
+                               strerror(errno));
+        *p = saved;
+        if (saved == '\0')
+            break;
+    }
+    return KILN_OK;
+}
+
+kiln_status train_write_atomic(const char *path, const char *text, size_t length, config_error *err)
+{
+    char tmp[CONFIG_MAX_PATH + 16];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (f == NULL)
+        return train_error(err, KILN_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    bool ok = fwrite(text, 1, length, f) == length;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return train_error(err, KILN_ERR_IO, "cannot write %s: %s", path, strerror(e));
+    }
+    return KILN_OK;
+}
+
+kiln_status train_log_open(train_log *log, const char *dir, const config *cfg, bool quiet,
+                           config_error *err)
+{
+    memset(log, 0, sizeof *log);
+    snprintf(log->dir, sizeof log->dir, "%s", dir);
+    log->quiet = quiet;
+    log->progress = isatty(STDERR_FILENO) != 0;
+    log->plain = getenv("NO_COLOR") != NULL && getenv("NO_COLOR")[0] != '\0';
+    kiln_status rc = train_make_dirs(dir, err);
+    if (rc != KILN_OK)
+        return rc;
+    char *text = NULL;
+    rc = config_write_string(cfg, &text, err);
+    if (rc != KILN_OK)
+        return rc;
+    char path[CONFIG_MAX_PATH + 32];
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    rc = train_write_atomic(path, text, strlen(text), err);
+    free(text);
+    return rc;
+}
+
+void train_log_close(train_log *log)
+{
+    free(log->history);
+    log->history = NULL;
+    log->n_history = log->capacity = 0;
+}
+
+/* A growing string for the log files. */
+typedef struct text_buffer {
+    char *data;
+    size_t length, capacity;
+    bool failed;
+} text_buffer;
+
+static void append(text_buffer *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void append(text_buffer *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list args;
+        va_start(args, fmt);
+        size_t room = b->capacity - b->length;
+        int n = vsnprintf(b->data != NULL ? b->data + b->length : NULL, room, fmt, args);
+        va_end(args);
+        if (n < 0) {
+            b->failed = true;
+            return;
+        }
+        if ((size_t)n < room) {
+            b->length += (size_t)n;
+            return;
+        }
+        size_t capacity = 2 * b->capacity + (size_t)n + 256;
+        char *grown = realloc(b->data, capacity);
+        if (grown == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->data = grown;
+        b->capacity = capacity;
+    }
+}
+
+/* JSON has no NaN or infinity: those are written as null. */
+static void append_number(text_buffer *b, double v, bool json)
+{
+    if (isfinite(v))
+        append(b, "%.9g", v);
+    else
+        append(b, "%s", json ? "null" : "nan");
+}
+
+static kiln_status write_logs(const train_log *log, config_error *err)
+{
+    text_buffer json = {0}, csv = {0};
+    const train_epoch_values *first = &log->history[0];
+    append(&csv, "epoch");
+    for (int i = 0; i < first->n; i++)
+        append(&csv, ",%s", first->names[i]);
+    append(&csv, ",lr,seconds\n");
+    for (int64_t e = 0; e < log->n_history; e++) {
+        const train_epoch_values *v = &log->history[e];
+        append(&json, "{\"epoch\": %lld", (long long)v->epoch + 1);
+        append(&csv, "%lld", (long long)v->epoch + 1);
+        for (int i = 0; i < v->n; i++) {
+            append(&json, ", \"%s\": ", v->names[i]);
+            append_number(&json, v->values[i], true);
+            append(&csv, ",");
+            append_number(&csv, v->values[i], false);
+        }
+        append(&json, ", \"lr\": %.6g", v->lr);
+        append(&json, ", \"seconds\": %.3f}\n", v->seconds);
+        append(&csv, ",%.6g,%.3f\n", v->lr, v->seconds);
+    }
+    kiln_status rc = KILN_OK;
+    if (json.failed || csv.failed)
+        rc = train_error(err, KILN_ERR_NO_MEMORY, "out of memory writing the logs");
+    char path[CONFIG_MAX_PATH + 32];
+    if (rc == KILN_OK) {
+        snprintf(path, sizeof path, "%s/log.jsonl", log->dir);
+        rc = train_write_atomic(path, json.data, json.length, err);
+    }
+    if (rc == KILN_OK) {
+        snprintf(path, sizeof path, "%s/log.csv", log->dir);
+        rc = train_write_atomic(path, csv.data, csv.length, err);
+    }
+    free(json.data);
+    free(csv.data);
+    return rc;
+}
+
+kiln_status train_log_epoch(train_log *log, const train_epoch_values *values, int64_t n_epochs,
+                            config_error *err)
+{
+    train_log_progress(log, 0, 0, 0, 0, 0, true);
+    if (log->n_history == log->capacity) {
+        int64_t capacity = 2 * log->capacity + 16;
+        train_epoch_values *grown = realloc(log->history, (size_t)capacity * sizeof *grown);
+        if (grown == NULL)
+            return train_error(err, KILN_ERR_NO_MEMORY, "out of memory for the log");
+        log->history = grown;
+        log->capacity = capacity;
+    }
+    log->history[log->n_history++] = *values;
+    if (!log->quiet) {
+        printf("epoch %lld/%lld", (long long)values->epoch + 1, (long long)n_epochs);
+        for (int i = 0; i < values->n; i++)
+            printf("  %s %.4g", values->names[i], values->values[i]);
+        printf("  lr %.4g  %.1f s\n", values->lr, values->seconds);
+        fflush(stdout);
+    }
+    return write_logs(log, err);
+}
+
+void train_log_progress(train_log *log, int64_t epoch, int64_t n_epochs, int64_t batch,
+                        int64_t n_batches, double loss, bool done)
+{
+    if (!log->progress)
+        return;
+    if (done) {
+        if (log->last_progress > 0)
+            fputs(log->plain ? "\r                                                            \r"
+                             : "\r\033[K",
+                  stderr);
+        log->last_progress = 0;
+        return;
+    }
+    double now = train_now();
+    if (now - log->last_progress < 0.2)
+        return;
+    log->last_progress = now;
+    fprintf(stderr, "\repoch %lld/%lld  batch %lld/%lld  loss %.4g ", (long long)epoch + 1,
+            (long long)n_epochs, (long long)batch, (long long)n_batches, loss);
+    fflush(stderr);
+}

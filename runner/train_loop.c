@@ -1,0 +1,335 @@
+/*
+ * `kiln train`'s epoch loop: builds the model from the config, runs every training batch as
+ * forward, backward and optimiser step (train mode, memory planned, the output kept for the
+ * metrics), evaluates the validation and test splits in eval mode, and acts on the callbacks'
+ * decisions: early stopping, restoring the best weights from a host copy, checkpoints.
+ * Evaluation pads the last partial batch (the batcher zero-fills it) and counts only its real
+ * rows: the loss is computed on the host from the read-back output (train_fit.c).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/callbacks.h"
+#include "kiln/checkpoint.h"
+#include "kiln/metrics.h"
+#include "train_loop.h"
+
+static kiln_metric_kind metric_kind(config_metric m)
+{
+    switch (m) {
+    case CONFIG_METRIC_ACCURACY:
+        return KILN_METRIC_ACCURACY;
+    case CONFIG_METRIC_MAE:
+        return KILN_METRIC_MAE;
+    case CONFIG_METRIC_MSE:
+        return KILN_METRIC_MSE;
+    case CONFIG_METRIC_DICE:
+        return KILN_METRIC_DICE;
+    case CONFIG_METRIC_IOU:
+        return KILN_METRIC_IOU;
+    }
+    return KILN_METRIC_ACCURACY;
+}
+
+static void *alloc_zero(size_t n, size_t size, bool *failed)
+{
+    void *p = calloc(n > 0 ? n : 1, size);
+    if (p == NULL)
+        *failed = true;
+    return p;
+}
+
+static kiln_status setup(trainer *t, kiln_device *dev, config_error *err)
+{
+    const config *cfg = t->cfg;
+    kiln_status rc = config_build_graph(cfg, t->ctx, &t->graph, &t->input, &t->target, &t->output,
+                                        &t->loss, err);
+    if (rc != KILN_OK)
+        return rc;
+    const kiln_shape *out_shape = kiln_graph_value_shape(t->graph, t->output);
+    t->batch = cfg->train.batch_size;
+    t->n_features = t->data->train->n_features;
+    t->out_per_row = kiln_shape_count(out_shape) / t->batch;
+    t->class_target = kiln_graph_value_dtype(t->graph, t->target) == KILN_I32;
+    const kiln_dataset *ds = t->data->train;
+    if (!t->class_target && ds->label_kind == KILN_LABELS_TARGET &&
+        ds->n_label_values != t->out_per_row)
+        return train_error(err, KILN_ERR_SHAPE,
+                           "%s: the model's output has %lld values per sample but the "
+                           "targets of %s have %lld",
+                           cfg->source, (long long)t->out_per_row, ds->name,
+                           (long long)ds->n_label_values);
+    if (!t->class_target && ds->label_kind == KILN_LABELS_CLASS && t->out_per_row != 1)
+        return train_error(err, KILN_ERR_SHAPE,
+                           "%s: loss %s needs targets of the output's shape (%lld values per "
+                           "sample), but %s has class labels",
+                           cfg->source, kiln_loss_kind_name(cfg->loss.kind),
+                           (long long)t->out_per_row, ds->name);
+    if (t->class_target && ds->label_kind != KILN_LABELS_CLASS)
+        return train_error(err, KILN_ERR_INVALID_ARGUMENT,
+                           "%s: loss softmax_cross_entropy needs class labels, but %s has none",
+                           cfg->source, ds->name);
+    if (t->class_target && ds->n_classes > t->out_per_row)
+        return train_error(err, KILN_ERR_SHAPE,
+                           "%s: %s has %d classes but the model's output has %lld", cfg->source,
+                           ds->name, ds->n_classes, (long long)t->out_per_row);
+    bool failed = false;
+    size_t b = (size_t)t->batch;
+    t->features = alloc_zero(b * (size_t)t->n_features, sizeof(float), &failed);
+    t->classes = alloc_zero(b, sizeof(int32_t), &failed);
+    t->targets = alloc_zero(b * (size_t)t->out_per_row, sizeof(float), &failed);
+    t->ftargets = alloc_zero(b * (size_t)t->out_per_row, sizeof(float), &failed);
+    t->outputs = alloc_zero(b * (size_t)t->out_per_row, sizeof(float), &failed);
+    if (failed)
+        return train_error(err, KILN_ERR_NO_MEMORY, "out of memory for the batch buffers");
+
+    rc = kiln_model_create(t->graph, dev, (uint64_t)cfg->seed, &t->model);
+    kiln_executor_options train_options = {
+        .mode = KILN_MODE_TRAIN, .plan_memory = true, .keep = &t->output, .n_keep = 1};
+    kiln_executor_options eval_options = {
+        .mode = KILN_MODE_EVAL, .plan_memory = true, .keep = &t->output, .n_keep = 1};
+    if (rc == KILN_OK)
+        rc = kiln_executor_create(t->model, &train_options, &t->train_ex);
+    if (rc == KILN_OK)
+        rc = kiln_executor_create(t->model, &eval_options, &t->eval_ex);
+    if (rc == KILN_OK)
+        rc = kiln_optimizer_create(t->model, &cfg->train.optimizer, &t->opt);
+    if (rc != KILN_OK)
+        return rc;
+    config_fill_schedule(cfg, &t->schedule);
+    rc = kiln_schedule_check(t->ctx, &t->schedule);
+    if (rc != KILN_OK)
+        return rc;
+
+    for (int i = 0; i < cfg->n_metrics; i++) {
+        kiln_metric_config mc;
+        kiln_metric_config_init(&mc, metric_kind(cfg->metrics[i]));
+        mc.n_classes = t->out_per_row;
+        /* Dice and IoU threshold probabilities at 0.5, logits at 0. */
+        mc.threshold = cfg->loss.kind == KILN_LOSS_DICE ? 0.5 : 0.0;
+        rc = kiln_metric_create(t->ctx, &mc, &t->metrics[i]);
+        if (rc != KILN_OK)
+            return rc;
+        t->n_metrics = i + 1;
+        t->metric_names[i] = kiln_metric_get_info(t->metrics[i])->name;
+    }
+    return KILN_OK;
+}
+
+/* Uploads batch `index` of `epoch` from `b`; *n_rows receives its real rows. */
+static kiln_status load_batch(trainer *t, kiln_batcher *b, const kiln_dataset *ds,
+                              kiln_executor *ex, int64_t epoch, int64_t index, int64_t *n_rows)
+{
+    kiln_batch batch = {.features = t->features, .classes = t->classes, .targets = t->targets};
+    kiln_status rc = kiln_batcher_fill(b, epoch, index, &batch, n_rows);
+    if (rc != KILN_OK)
+        return rc;
+    int64_t n_out = t->batch * t->out_per_row;
+    if (ds->label_kind == KILN_LABELS_CLASS && !t->class_target) {
+        for (int64_t i = 0; i < t->batch; i++)
+            t->ftargets[i] = (float)t->classes[i];
+    } else if (ds->label_kind == KILN_LABELS_TARGET) {
+        memcpy(t->ftargets, t->targets, (size_t)n_out * sizeof(float));
+    }
+    rc = kiln_executor_set_input(ex, t->input, t->features, t->batch * t->n_features);
+    if (rc == KILN_OK && t->class_target)
+        rc = kiln_executor_set_input(ex, t->target, t->classes, t->batch);
+    else if (rc == KILN_OK)
+        rc = kiln_executor_set_input(ex, t->target, t->ftargets, n_out);
+    return rc;
+}
+
+static kiln_status update_metrics(trainer *t, int64_t n_rows)
+{
+    kiln_status rc = KILN_OK;
+    for (int i = 0; i < t->n_metrics && rc == KILN_OK; i++) {
+        switch (kiln_metric_get_info(t->metrics[i])->input) {
+        case KILN_METRIC_INPUT_CLASSES:
+            rc = kiln_metric_update_classes(t->metrics[i], t->outputs, t->classes, n_rows,
+                                            t->out_per_row);
+            break;
+        case KILN_METRIC_INPUT_VALUES:
+            rc = kiln_metric_update_values(t->metrics[i], t->outputs, t->ftargets,
+                                           n_rows * t->out_per_row);
+            break;
+        case KILN_METRIC_INPUT_MASKS:
+            rc = kiln_metric_update_masks(t->metrics[i], t->outputs, t->ftargets, n_rows,
+                                          t->out_per_row);
+            break;
+        }
+    }
+    return rc;
+}
+
+/* Appends "PREFIXloss" and "PREFIX<metric>" to `v`. */
+static kiln_status add_results(trainer *t, const char *prefix, double loss, train_epoch_values *v)
+{
+    snprintf(v->names[v->n], TRAIN_MAX_NAME, "%sloss", prefix);
+    v->values[v->n++] = loss;
+    for (int i = 0; i < t->n_metrics; i++) {
+        double value = NAN;
+        kiln_status rc = kiln_metric_result(t->metrics[i], &value);
+        if (rc != KILN_OK)
+            return rc;
+        snprintf(v->names[v->n], TRAIN_MAX_NAME, "%s%s", prefix, t->metric_names[i]);
+        v->values[v->n++] = value;
+    }
+    return KILN_OK;
+}
+
+static void reset_metrics(trainer *t)
+{
+    for (int i = 0; i < t->n_metrics; i++)
+        kiln_metric_reset(t->metrics[i]);
+}
+
+/* One training epoch: every full batch (drop_last: the graph's batch size is fixed). The
+ * loss and output are read back after each step for the epoch's loss and metrics. */
+static kiln_status train_epoch(trainer *t, int64_t epoch, train_epoch_values *v, config_error *err)
+{
+    const config *cfg = t->cfg;
+    kiln_batcher_options options = {.batch_size = t->batch,
+                                    .shuffle = cfg->train.shuffle,
+                                    .drop_last = true,
+                                    .seed = (uint64_t)cfg->seed};
+    kiln_batcher *b = NULL;
+    kiln_status rc = kiln_batcher_create(t->data->train, &options, &b);
+    if (rc != KILN_OK)
+        return rc;
+    int64_t n_batches = kiln_batcher_n_batches(b);
+    if (n_batches == 0) {
+        kiln_batcher_destroy(b);
+        return train_error(err, KILN_ERR_INVALID_ARGUMENT,
+                           "%s: train.batch_size: %lld is larger than the training split "
+                           "(%lld samples)",
+                           cfg->source, (long long)t->batch, (long long)t->data->train->n);
+    }
+    reset_metrics(t);
+    double loss_sum = 0;
+    for (int64_t i = 0; i < n_batches && rc == KILN_OK; i++) {
+        double lr = kiln_schedule_lr(&t->schedule, (int64_t)kiln_optimizer_get_step(t->opt), epoch);
+        if ((float)lr != kiln_optimizer_get_lr(t->opt))
+            rc = kiln_optimizer_set_lr(t->opt, (float)lr);
+        v->lr = lr;
+        int64_t n_rows = 0;
+        float loss = 0;
+        if (rc == KILN_OK)
+            rc = load_batch(t, b, t->data->train, t->train_ex, epoch, i, &n_rows);
+        if (rc == KILN_OK)
+            rc = kiln_executor_forward(t->train_ex, t->step++);
+        if (rc == KILN_OK)
+            rc = kiln_executor_backward(t->train_ex);
+        if (rc == KILN_OK)
+            rc = kiln_optimizer_step(t->opt, t->train_ex);
+        if (rc == KILN_OK)
+            rc = kiln_executor_read(t->train_ex, t->loss, &loss, 1);
+        if (rc == KILN_OK)
+            rc = kiln_executor_read(t->train_ex, t->output, t->outputs, t->batch * t->out_per_row);
+        if (rc == KILN_OK)
+            rc = update_metrics(t, n_rows);
+        loss_sum += loss;
+        train_log_progress(t->log, epoch, cfg->train.epochs, i + 1, n_batches,
+                           loss_sum / (double)(i + 1), false);
+    }
+    kiln_batcher_destroy(b);
+    if (rc == KILN_OK)
+        rc = add_results(t, "", loss_sum / (double)n_batches, v);
+    return rc;
+}
+
+kiln_status trainer_evaluate(trainer *t, const kiln_dataset *ds, const char *prefix,
+                             train_epoch_values *v)
+{
+    kiln_batcher_options options = {.batch_size = t->batch, .shuffle = false};
+    kiln_batcher *b = NULL;
+    kiln_status rc = kiln_batcher_create(ds, &options, &b);
+    if (rc != KILN_OK)
+        return rc;
+    reset_metrics(t);
+    int64_t n_batches = kiln_batcher_n_batches(b);
+    double loss_sum = 0;
+    int64_t n_total = 0;
+    for (int64_t i = 0; i < n_batches && rc == KILN_OK; i++) {
+        int64_t n_rows = 0;
+        float device_loss = 0;
+        rc = load_batch(t, b, ds, t->eval_ex, 0, i, &n_rows);
+        if (rc == KILN_OK)
+            rc = kiln_executor_forward(t->eval_ex, 0);
+        if (rc == KILN_OK)
+            rc = kiln_executor_read(t->eval_ex, t->output, t->outputs, t->batch * t->out_per_row);
+        if (rc == KILN_OK && !trainer_host_loss_exact(t))
+            rc = kiln_executor_read(t->eval_ex, t->loss, &device_loss, 1);
+        if (rc == KILN_OK)
+            rc = update_metrics(t, n_rows);
+        if (rc == KILN_OK)
+            loss_sum += trainer_host_loss(t, n_rows, device_loss);
+        n_total += n_rows;
+    }
+    kiln_batcher_destroy(b);
+    if (rc == KILN_OK)
+        rc = add_results(t, prefix, loss_sum / (double)(n_total > 0 ? n_total : 1), v);
+    return rc;
+}
+
+static void trainer_deinit(trainer *t)
+{
+    for (int i = 0; i < t->n_metrics; i++)
+        kiln_metric_destroy(t->metrics[i]);
+    kiln_optimizer_destroy(t->opt);
+    kiln_executor_destroy(t->eval_ex);
+    kiln_executor_destroy(t->train_ex);
+    kiln_model_destroy(t->model);
+    kiln_graph_destroy(t->graph);
+    for (size_t i = 0; i < t->n_state; i++)
+        free(t->best_state[i]);
+    free(t->best_state);
+    free(t->state_values);
+    free(t->features);
+    free(t->classes);
+    free(t->targets);
+    free(t->ftargets);
+    free(t->outputs);
+}
+
+kiln_status train_run(const config *cfg, kiln_context *ctx, kiln_device *dev,
+                      const train_data *data, train_log *log, train_result *result,
+                      config_error *err)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.ctx = ctx;
+    t.data = data;
+    t.log = log;
+    memset(result, 0, sizeof *result);
+    result->best_epoch = -1;
+    kiln_status rc = setup(&t, dev, err);
+    if (rc == KILN_OK)
+        rc = trainer_fit(&t, result, err);
+    if (rc == KILN_OK && data->test != NULL) {
+        train_epoch_values v;
+        memset(&v, 0, sizeof v);
+        rc = trainer_evaluate(&t, data->test, "", &v);
+        result->has_test = rc == KILN_OK;
+        result->n_test = v.n;
+        memcpy(result->test_names, v.names, sizeof v.names);
+        memcpy(result->test_values, v.values, sizeof v.values);
+    }
+    trainer_deinit(&t);
+    return rc;
+}
+
+/* Used by train_callbacks.c: one epoch of training plus validation into `v`. */
+kiln_status trainer_epoch(trainer *t, int64_t epoch, train_epoch_values *v, config_error *err)
+{
+    memset(v, 0, sizeof *v);
+    v->epoch = epoch;
+    double start = train_now();
+    kiln_status rc = train_epoch(t, epoch, v, err);
+    if (rc == KILN_OK && t->data->validation != NULL)
+        rc = trainer_evaluate(t, t->data->validation, "val_", v);
+    v->seconds = train_now() - start;
+    return rc;
+}

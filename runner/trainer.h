@@ -1,0 +1,97 @@
+/*
+ * `kiln train` internals shared by its files: the data it loads (train_data.c), the epoch
+ * loop over a model (train_loop.c) and the run directory's logs and terminal output
+ * (train_log.c). Every function returns a kiln_status; a failure found by the runner itself
+ * leaves its message in `err`, a library failure leaves err->message empty and its message
+ * on the context.
+ */
+#ifndef KILN_RUNNER_TRAINER_H
+#define KILN_RUNNER_TRAINER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "kiln/data.h"
+#include "kiln/device.h"
+
+enum { TRAIN_MAX_VALUES = 2 + 2 * CONFIG_MAX_METRICS, TRAIN_MAX_NAME = 64 };
+
+/* Formats a runner error into err and returns `status`. */
+kiln_status train_error(config_error *err, kiln_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- train_data.c ---- */
+
+typedef struct train_data {
+    kiln_dataset *train, *validation, *test; /* validation and test may be NULL */
+    kiln_preprocess *preprocess;             /* fitted on train; NULL without steps */
+} train_data;
+
+/* Reads the files, holds out the validation split (seeded, stratified as configured), fits
+ * the preprocessing on the training split and applies it to the others, and warns on stderr
+ * when samples occur in more than one split. */
+kiln_status train_data_load(const config *cfg, kiln_context *ctx, train_data *out,
+                            config_error *err);
+void train_data_deinit(train_data *data);
+
+/* ---- train_log.c ---- */
+
+/* One epoch's named values in a fixed order: loss, metrics, then val_loss and val metrics
+ * (when there is a validation split), lr and seconds are separate. */
+typedef struct train_epoch_values {
+    int64_t epoch; /* from 0 */
+    int n;
+    char names[TRAIN_MAX_VALUES][TRAIN_MAX_NAME];
+    double values[TRAIN_MAX_VALUES];
+    double lr;
+    double seconds;
+} train_epoch_values;
+
+typedef struct train_log {
+    char dir[CONFIG_MAX_PATH];
+    bool quiet;
+    bool progress; /* stderr is a terminal */
+    bool plain;    /* NO_COLOR: no escape sequences */
+    double last_progress;
+    train_epoch_values *history;
+    int64_t n_history, capacity;
+} train_log;
+
+/* Creates `dir` (and its parents) and writes the effective config to dir/config.yaml. */
+kiln_status train_log_open(train_log *log, const char *dir, const config *cfg, bool quiet,
+                           config_error *err);
+void train_log_close(train_log *log);
+/* Prints the epoch line (unless quiet) and rewrites log.jsonl and log.csv atomically. */
+kiln_status train_log_epoch(train_log *log, const train_epoch_values *values, int64_t n_epochs,
+                            config_error *err);
+/* A throttled progress line on stderr when it is a terminal; done clears it. */
+void train_log_progress(train_log *log, int64_t epoch, int64_t n_epochs, int64_t batch,
+                        int64_t n_batches, double loss, bool done);
+/* Writes `text` to `path` atomically (a temporary file beside it, then rename). */
+kiln_status train_write_atomic(const char *path, const char *text, size_t length,
+                               config_error *err);
+/* mkdir -p. */
+kiln_status train_make_dirs(const char *dir, config_error *err);
+double train_now(void);
+
+/* ---- train_loop.c ---- */
+
+typedef struct train_result {
+    int64_t epochs_run;
+    int64_t best_epoch; /* -1 without early stopping or checkpoint monitor */
+    const char *stop_reason;
+    bool restored;
+    bool has_test;
+    int n_test;
+    char test_names[TRAIN_MAX_VALUES][TRAIN_MAX_NAME]; /* loss, then metrics */
+    double test_values[TRAIN_MAX_VALUES];
+} train_result;
+
+/* Builds the model on `dev`, trains it for the configured epochs with the callbacks, and
+ * evaluates the test split. */
+kiln_status train_run(const config *cfg, kiln_context *ctx, kiln_device *dev,
+                      const train_data *data, train_log *log, train_result *result,
+                      config_error *err);
+
+#endif

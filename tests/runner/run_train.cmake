@@ -1,0 +1,27 @@
+# Runs `kiln train` on tests/runner/tiny.yaml into a fresh run directory and checks the exit
+# status, the epoch lines, the test summary and the files of the run directory.
+# -DKILN=path -DCONFIG=path -DRUN_DIR=path
+file(REMOVE_RECURSE "${RUN_DIR}")
+execute_process(COMMAND "${KILN}" train "${CONFIG}" --device pocl --run-dir "${RUN_DIR}"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+set(all "${out}${err}")
+if(NOT rc STREQUAL "0")
+  message(FATAL_ERROR "kiln train: exit status ${rc}, expected 0\n${all}")
+endif()
+foreach(re "epoch 1/2  loss [0-9.e+-]+  accuracy [0-9.]+  val_loss [0-9.e+-]+  val_accuracy"
+           "epoch 2/2  loss" "test: loss [0-9.e+-]+ accuracy")
+  if(NOT out MATCHES "${re}")
+    message(FATAL_ERROR "kiln train: stdout does not match '${re}':\n${all}")
+  endif()
+endforeach()
+foreach(name config.yaml log.jsonl log.csv)
+  if(NOT EXISTS "${RUN_DIR}/${name}")
+    message(FATAL_ERROR "kiln train: ${RUN_DIR}/${name} was not written")
+  endif()
+endforeach()
+file(STRINGS "${RUN_DIR}/log.jsonl" lines)
+list(LENGTH lines n)
+if(NOT n EQUAL 2 OR NOT lines MATCHES "\"epoch\": 2, \"loss\": ")
+  message(FATAL_ERROR "kiln train: log.jsonl should hold 2 epochs:\n${lines}")
+endif()
+message(STATUS "kiln train: exit 0, epochs and files as expected")
