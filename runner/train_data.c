@@ -5,6 +5,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "trainer.h"
@@ -164,4 +165,165 @@ void train_data_deinit(train_data *data)
     kiln_dataset_destroy(data->test);
     kiln_preprocess_destroy(data->preprocess);
     memset(data, 0, sizeof *data);
+}
+
+/* ---- eval and predict: statistics from a checkpoint ---- */
+
+/* Creates the configured pipeline for `ds` and fills it with the checkpoint's statistics. */
+static kiln_status apply_saved_preprocess(const config *cfg, kiln_context *ctx,
+                                          const kiln_safetensors *file, kiln_dataset *ds,
+                                          config_error *err)
+{
+    kiln_preprocess *pp = NULL;
+    kiln_status rc = make_preprocess(cfg, ctx, ds, &pp, err);
+    size_t n_saved = 0;
+    for (size_t i = 0; i < kiln_safetensors_n_tensors(file); i++)
+        n_saved += strncmp(kiln_safetensors_tensor(file, i)->name, "extra/preprocess.", 17) == 0;
+    size_t n_stats = pp != NULL ? kiln_preprocess_n_stats(pp) : 0;
+    if (rc == KILN_OK && n_saved != n_stats)
+        rc = train_error(err, KILN_ERR_NOT_FOUND,
+                         "%s: the checkpoint holds %zu preprocessing statistic(s) but the "
+                         "config's data.preprocess needs %zu: it does not match the config",
+                         kiln_safetensors_get_path(file), n_saved, n_stats);
+    for (size_t i = 0; i < n_stats && rc == KILN_OK; i++) {
+        const char *name = kiln_preprocess_stat_name(pp, i);
+        int64_t n = kiln_preprocess_stat_size(pp, i);
+        const kiln_host_tensor *saved = kiln_checkpoint_get_extra(file, name);
+        if (saved == NULL || saved->dtype != KILN_SAFETENSORS_F32 ||
+            kiln_shape_count(&saved->shape) != n) {
+            rc = train_error(err, KILN_ERR_NOT_FOUND,
+                             "%s: no F32 preprocessing statistic 'extra/%s' of %lld values: "
+                             "the checkpoint does not match the config",
+                             kiln_safetensors_get_path(file), name, (long long)n);
+            break;
+        }
+        float *values = malloc((size_t)n * sizeof(float));
+        if (values == NULL)
+            return train_error(err, KILN_ERR_NO_MEMORY, "out of memory for the statistics");
+        memcpy(values, saved->data, (size_t)n * sizeof(float));
+        rc = kiln_preprocess_write_stat(pp, name, values, n);
+        free(values);
+    }
+    if (rc == KILN_OK && pp != NULL)
+        rc = kiln_preprocess_transform(pp, ds, NULL);
+    kiln_preprocess_destroy(pp);
+    return rc;
+}
+
+static kiln_status check_features(const config *cfg, const kiln_dataset *ds, config_error *err)
+{
+    int64_t n_model = kiln_shape_count(&cfg->model.input);
+    if (ds->n_features == n_model)
+        return KILN_OK;
+    return train_error(err, KILN_ERR_SHAPE,
+                       "%s: model.input has %lld values per sample but the samples of %s have "
+                       "%lld",
+                       cfg->source, (long long)n_model, ds->name, (long long)ds->n_features);
+}
+
+kiln_status train_data_load_split(const config *cfg, kiln_context *ctx, bool test,
+                                  const kiln_safetensors *checkpoint, kiln_dataset **out,
+                                  config_error *err)
+{
+    *out = NULL;
+    kiln_dataset *ds = NULL;
+    kiln_status rc = KILN_OK;
+    if (test && !cfg->data.has_test)
+        return train_error(err, KILN_ERR_INVALID_ARGUMENT, "%s: the config has no data.test",
+                           cfg->source);
+    if (!test && cfg->data.validation_fraction <= 0)
+        return train_error(err, KILN_ERR_INVALID_ARGUMENT,
+                           "%s: the config has no validation split (data.validation.fraction)",
+                           cfg->source);
+    if (test) {
+        rc = read_split(cfg, ctx, &cfg->data.test, &ds);
+    } else {
+        kiln_dataset *all = NULL, *train = NULL, *unused = NULL;
+        rc = read_split(cfg, ctx, &cfg->data.train, &all);
+        kiln_split_options split = {.validation = cfg->data.validation_fraction,
+                                    .seed = (uint64_t)cfg->seed};
+        if (rc == KILN_OK) {
+            split.stratify = cfg->data.stratify && all->label_kind == KILN_LABELS_CLASS;
+            rc = kiln_dataset_split(all, &split, &train, &ds, &unused);
+        }
+        kiln_dataset_destroy(all);
+        kiln_dataset_destroy(train);
+        kiln_dataset_destroy(unused);
+    }
+    if (rc == KILN_OK)
+        rc = check_features(cfg, ds, err);
+    if (rc == KILN_OK)
+        rc = apply_saved_preprocess(cfg, ctx, checkpoint, ds, err);
+    if (rc != KILN_OK) {
+        kiln_dataset_destroy(ds);
+        return rc;
+    }
+    *out = ds;
+    return KILN_OK;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* A copy of `ds` without feature column `column`. */
+static kiln_status drop_column(kiln_context *ctx, kiln_dataset **ds, int64_t column)
+{
+    kiln_dataset *in = *ds, *out = NULL;
+    int64_t f = in->n_features - 1;
+    kiln_shape shape = kiln_shape_of(1, &f);
+    kiln_status rc =
+        kiln_dataset_create(ctx, in->name, in->n, &shape, KILN_LABELS_NONE, NULL, &out);
+    if (rc != KILN_OK)
+        return rc;
+    for (int64_t r = 0; r < in->n; r++) {
+        const float *src = in->features + r * in->n_features;
+        float *dst = out->features + r * f;
+        memcpy(dst, src, (size_t)column * sizeof(float));
+        memcpy(dst + column, src + column + 1, (size_t)(f - column) * sizeof(float));
+    }
+    kiln_dataset_destroy(in);
+    *ds = out;
+    return KILN_OK;
+}
+
+kiln_status train_data_read_input(const config *cfg, kiln_context *ctx, const char *path,
+                                  const kiln_safetensors *checkpoint, kiln_dataset **out,
+                                  config_error *err)
+{
+    *out = NULL;
+    kiln_dataset *ds = NULL;
+    kiln_status rc;
+    if (ends_with(path, ".csv") || ends_with(path, ".csv.gz")) {
+        kiln_csv_options options;
+        kiln_csv_options_init(&options);
+        options.header = cfg->data.train.header;
+        options.labels = KILN_LABELS_NONE;
+        rc = kiln_dataset_read_csv(ctx, path, &options, &ds);
+        int64_t column = cfg->data.train.label_column;
+        if (rc == KILN_OK && cfg->data.format == CONFIG_FORMAT_CSV &&
+            ds->n_features == kiln_shape_count(&cfg->model.input) + 1 && column >= 0 &&
+            column < ds->n_features)
+            rc = drop_column(ctx, &ds, column);
+    } else if (ends_with(path, ".npy") || ends_with(path, ".npy.gz")) {
+        rc = kiln_dataset_read_npy(ctx, path, NULL, KILN_LABELS_NONE, &ds);
+    } else if (ends_with(path, ".idx") || ends_with(path, ".gz") || ends_with(path, "-ubyte")) {
+        rc = kiln_dataset_read_idx(ctx, path, NULL, &ds);
+    } else {
+        return train_error(err, KILN_ERR_INVALID_ARGUMENT,
+                           "%s: unknown input format (expected .csv, .npy, .idx, .gz or -ubyte)",
+                           path);
+    }
+    if (rc == KILN_OK)
+        rc = check_features(cfg, ds, err);
+    if (rc == KILN_OK)
+        rc = apply_saved_preprocess(cfg, ctx, checkpoint, ds, err);
+    if (rc != KILN_OK) {
+        kiln_dataset_destroy(ds);
+        return rc;
+    }
+    *out = ds;
+    return KILN_OK;
 }

@@ -41,7 +41,10 @@ static void *alloc_zero(size_t n, size_t size, bool *failed)
     return p;
 }
 
-static kiln_status setup(trainer *t, kiln_device *dev, config_error *err)
+/* Builds the graph, the model and its executors: train mode (with the optimiser) when
+ * `training`, else eval mode only, plus infer mode when `infer`. The labels of t->data->train
+ * are checked against the model's output when it has any. */
+static kiln_status setup(trainer *t, kiln_device *dev, bool training, bool infer, config_error *err)
 {
     const config *cfg = t->cfg;
     kiln_status rc = config_build_graph(cfg, t->ctx, &t->graph, &t->input, &t->target, &t->output,
@@ -54,24 +57,26 @@ static kiln_status setup(trainer *t, kiln_device *dev, config_error *err)
     t->out_per_row = kiln_shape_count(out_shape) / t->batch;
     t->class_target = kiln_graph_value_dtype(t->graph, t->target) == KILN_I32;
     const kiln_dataset *ds = t->data->train;
-    if (!t->class_target && ds->label_kind == KILN_LABELS_TARGET &&
-        ds->n_label_values != t->out_per_row)
+    if (ds->label_kind == KILN_LABELS_NONE) {
+        /* prediction inputs: nothing to check */
+    } else if (!t->class_target && ds->label_kind == KILN_LABELS_TARGET &&
+               ds->n_label_values != t->out_per_row)
         return train_error(err, KILN_ERR_SHAPE,
                            "%s: the model's output has %lld values per sample but the "
                            "targets of %s have %lld",
                            cfg->source, (long long)t->out_per_row, ds->name,
                            (long long)ds->n_label_values);
-    if (!t->class_target && ds->label_kind == KILN_LABELS_CLASS && t->out_per_row != 1)
+    else if (!t->class_target && ds->label_kind == KILN_LABELS_CLASS && t->out_per_row != 1)
         return train_error(err, KILN_ERR_SHAPE,
                            "%s: loss %s needs targets of the output's shape (%lld values per "
                            "sample), but %s has class labels",
                            cfg->source, kiln_loss_kind_name(cfg->loss.kind),
                            (long long)t->out_per_row, ds->name);
-    if (t->class_target && ds->label_kind != KILN_LABELS_CLASS)
+    else if (t->class_target && ds->label_kind != KILN_LABELS_CLASS)
         return train_error(err, KILN_ERR_INVALID_ARGUMENT,
                            "%s: loss softmax_cross_entropy needs class labels, but %s has none",
                            cfg->source, ds->name);
-    if (t->class_target && ds->n_classes > t->out_per_row)
+    else if (t->class_target && ds->n_classes > t->out_per_row)
         return train_error(err, KILN_ERR_SHAPE,
                            "%s: %s has %d classes but the model's output has %lld", cfg->source,
                            ds->name, ds->n_classes, (long long)t->out_per_row);
@@ -90,11 +95,15 @@ static kiln_status setup(trainer *t, kiln_device *dev, config_error *err)
         .mode = KILN_MODE_TRAIN, .plan_memory = true, .keep = &t->output, .n_keep = 1};
     kiln_executor_options eval_options = {
         .mode = KILN_MODE_EVAL, .plan_memory = true, .keep = &t->output, .n_keep = 1};
-    if (rc == KILN_OK)
+    kiln_executor_options infer_options = {
+        .mode = KILN_MODE_INFER, .plan_memory = true, .keep = &t->output, .n_keep = 1};
+    if (rc == KILN_OK && training)
         rc = kiln_executor_create(t->model, &train_options, &t->train_ex);
     if (rc == KILN_OK)
         rc = kiln_executor_create(t->model, &eval_options, &t->eval_ex);
-    if (rc == KILN_OK)
+    if (rc == KILN_OK && infer)
+        rc = kiln_executor_create(t->model, &infer_options, &t->infer_ex);
+    if (rc == KILN_OK && training)
         rc = kiln_optimizer_create(t->model, &cfg->train.optimizer, &t->opt);
     if (rc != KILN_OK)
         return rc;
@@ -279,6 +288,7 @@ static void trainer_deinit(trainer *t)
         kiln_metric_destroy(t->metrics[i]);
     kiln_optimizer_destroy(t->opt);
     kiln_executor_destroy(t->eval_ex);
+    kiln_executor_destroy(t->infer_ex);
     kiln_executor_destroy(t->train_ex);
     kiln_model_destroy(t->model);
     kiln_graph_destroy(t->graph);
@@ -305,7 +315,7 @@ kiln_status train_run(const config *cfg, kiln_context *ctx, kiln_device *dev,
     t.log = log;
     memset(result, 0, sizeof *result);
     result->best_epoch = -1;
-    kiln_status rc = setup(&t, dev, err);
+    kiln_status rc = setup(&t, dev, true, false, err);
     if (rc == KILN_OK)
         rc = trainer_fit(&t, result, err);
     if (rc == KILN_OK && data->test != NULL) {
@@ -332,4 +342,83 @@ kiln_status trainer_epoch(trainer *t, int64_t epoch, train_epoch_values *v, conf
         rc = trainer_evaluate(t, t->data->validation, "val_", v);
     v->seconds = train_now() - start;
     return rc;
+}
+
+kiln_status train_evaluate(const config *cfg, kiln_context *ctx, kiln_device *dev,
+                           const kiln_dataset *ds, const kiln_safetensors *checkpoint,
+                           train_result *result, config_error *err)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    train_data data = {.train = (kiln_dataset *)ds};
+    t.cfg = cfg;
+    t.ctx = ctx;
+    t.data = &data;
+    memset(result, 0, sizeof *result);
+    result->best_epoch = -1;
+    train_epoch_values v;
+    memset(&v, 0, sizeof v);
+    kiln_status rc = setup(&t, dev, false, false, err);
+    if (rc == KILN_OK)
+        rc = kiln_checkpoint_apply(checkpoint, t.model, NULL);
+    if (rc == KILN_OK)
+        rc = trainer_evaluate(&t, ds, "", &v);
+    result->has_test = rc == KILN_OK;
+    result->n_test = v.n;
+    memcpy(result->test_names, v.names, sizeof v.names);
+    memcpy(result->test_values, v.values, sizeof v.values);
+    trainer_deinit(&t);
+    return rc;
+}
+
+kiln_status train_predict(const config *cfg, kiln_context *ctx, kiln_device *dev,
+                          const kiln_dataset *ds, const kiln_safetensors *checkpoint,
+                          float **out_values, int64_t *out_per_row, config_error *err)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    train_data data = {.train = (kiln_dataset *)ds};
+    t.cfg = cfg;
+    t.ctx = ctx;
+    t.data = &data;
+    *out_values = NULL;
+    kiln_status rc = setup(&t, dev, false, true, err);
+    if (rc == KILN_OK)
+        rc = kiln_checkpoint_apply(checkpoint, t.model, NULL);
+    float *values = NULL;
+    if (rc == KILN_OK) {
+        values = malloc((size_t)ds->n * (size_t)t.out_per_row * sizeof(float));
+        if (values == NULL)
+            rc = train_error(err, KILN_ERR_NO_MEMORY, "out of memory for the predictions");
+    }
+    kiln_batcher_options options = {.batch_size = t.batch, .shuffle = false};
+    kiln_batcher *b = NULL;
+    if (rc == KILN_OK)
+        rc = kiln_batcher_create(ds, &options, &b);
+    int64_t n_batches = rc == KILN_OK ? kiln_batcher_n_batches(b) : 0, done = 0;
+    for (int64_t i = 0; i < n_batches && rc == KILN_OK; i++) {
+        /* The last batch is zero-padded to the graph's batch size; only its real rows count. */
+        int64_t n_rows = 0;
+        kiln_batch batch = {.features = t.features, .classes = t.classes, .targets = t.targets};
+        rc = kiln_batcher_fill(b, 0, i, &batch, &n_rows);
+        if (rc == KILN_OK)
+            rc = kiln_executor_set_input(t.infer_ex, t.input, t.features, t.batch * t.n_features);
+        if (rc == KILN_OK)
+            rc = kiln_executor_forward(t.infer_ex, 0);
+        if (rc == KILN_OK)
+            rc = kiln_executor_read(t.infer_ex, t.output, t.outputs, t.batch * t.out_per_row);
+        if (rc == KILN_OK)
+            memcpy(values + done * t.out_per_row, t.outputs,
+                   (size_t)(n_rows * t.out_per_row) * sizeof(float));
+        done += n_rows;
+    }
+    kiln_batcher_destroy(b);
+    *out_per_row = t.out_per_row;
+    trainer_deinit(&t);
+    if (rc != KILN_OK) {
+        free(values);
+        return rc;
+    }
+    *out_values = values;
+    return KILN_OK;
 }

@@ -17,7 +17,7 @@ typedef struct trainer {
     kiln_graph *graph;
     kiln_value input, target, output, loss;
     kiln_model *model;
-    kiln_executor *train_ex, *eval_ex;
+    kiln_executor *train_ex, *eval_ex, *infer_ex; /* train_ex and opt: training only */
     kiln_optimizer *opt;
     kiln_schedule schedule;
     kiln_metric *metrics[CONFIG_MAX_METRICS];

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "kiln/checkpoint.h"
 #include "kiln/data.h"
 #include "kiln/device.h"
 
@@ -34,6 +35,20 @@ typedef struct train_data {
 kiln_status train_data_load(const config *cfg, kiln_context *ctx, train_data *out,
                             config_error *err);
 void train_data_deinit(train_data *data);
+
+/* `kiln eval`: the validation split (held out of the training file with the run's seed, as
+ * train_data_load does) or the test split, preprocessed with the statistics saved in
+ * `checkpoint` (never refitted). */
+kiln_status train_data_load_split(const config *cfg, kiln_context *ctx, bool test,
+                                  const kiln_safetensors *checkpoint, kiln_dataset **out,
+                                  config_error *err);
+/* `kiln predict`: inputs without labels, read by the extension of `path` (.csv, .npy, else
+ * IDX for .idx, .gz and -ubyte files), preprocessed with the checkpoint's statistics. A CSV
+ * file has the training file's columns (and header setting), with or without its label
+ * column: with one more column than the model's input, data.train.label_column is dropped. */
+kiln_status train_data_read_input(const config *cfg, kiln_context *ctx, const char *path,
+                                  const kiln_safetensors *checkpoint, kiln_dataset **out,
+                                  config_error *err);
 
 /* ---- train_log.c ---- */
 
@@ -93,5 +108,17 @@ typedef struct train_result {
 kiln_status train_run(const config *cfg, kiln_context *ctx, kiln_device *dev,
                       const train_data *data, train_log *log, train_result *result,
                       config_error *err);
+
+/* Builds the model on `dev` in eval mode, loads the checkpoint's weights (exit status 2 in
+ * the command when names or shapes differ) and evaluates `ds`: loss and metrics in
+ * result->test_names and test_values. */
+kiln_status train_evaluate(const config *cfg, kiln_context *ctx, kiln_device *dev,
+                           const kiln_dataset *ds, const kiln_safetensors *checkpoint,
+                           train_result *result, config_error *err);
+/* The same in infer mode over unlabelled `ds`: *out_values receives (ds->n, *out_per_row)
+ * raw outputs (free() it). */
+kiln_status train_predict(const config *cfg, kiln_context *ctx, kiln_device *dev,
+                          const kiln_dataset *ds, const kiln_safetensors *checkpoint,
+                          float **out_values, int64_t *out_per_row, config_error *err);
 
 #endif
