@@ -1,10 +1,14 @@
 /*
  * `kiln train CONFIG`: reads the config (with --set overrides and --device), loads and
  * preprocesses the data, trains with the configured callbacks, writes the run directory
- * (config.yaml, log.jsonl, log.csv, checkpoints) and ends with the test split's loss and
- * metrics in eval mode. Any error exits with status 2 and its message. SIGINT is not handled
- * yet: an interrupted run leaves the files of its last complete epoch.
+ * (config.yaml, log.jsonl, log.csv, last.safetensors, checkpoints) and ends with the test
+ * split's loss and metrics in eval mode. Any error exits with status 2 and its message. The
+ * first SIGINT ends training after the running step (stop reason "interrupted", exit 0); a
+ * second one kills the process. --resume continues a run from its last.safetensors.
  */
+#define _POSIX_C_SOURCE 200809L
+
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,14 +16,37 @@
 #include "trainer.h"
 
 static const char USAGE[] =
-    "usage: kiln train CONFIG [--device SPEC] [--set KEY=VALUE ...] [--quiet] [--run-dir DIR]\n\n"
+    "usage: kiln train CONFIG [--device SPEC] [--set KEY=VALUE ...] [--quiet] [--run-dir DIR]\n"
+    "                         [--resume RUN_DIR]\n\n"
     "Trains the model a config file describes (docs/CONFIG.md), printing one line per\n"
     "epoch, and evaluates the test split at the end.\n\n"
     "  --device SPEC    device to train on (default: $KILN_DEVICE, else the config's)\n"
     "  --set KEY=VALUE  override a config key, e.g. --set train.epochs=5 (repeatable)\n"
     "  --quiet          no per-epoch lines\n"
     "  --run-dir DIR    where config.yaml, log.jsonl and log.csv go (default: the\n"
-    "                   checkpoint's directory, else runs/<config name>)\n";
+    "                   checkpoint's directory, else runs/<config name>)\n"
+    "  --resume RUN_DIR continue the run in RUN_DIR from RUN_DIR/last.safetensors (written\n"
+    "                   after every epoch) up to the config's train.epochs, appending to\n"
+    "                   its logs; on the same device the epochs repeat an uninterrupted run\n\n"
+    "Ctrl-C ends training after the current step, keeps last.safetensors at the last\n"
+    "complete epoch and still evaluates the test split; a second Ctrl-C exits at once.\n";
+
+static void on_sigint(int signal)
+{
+    (void)signal;
+    train_interrupt = 1;
+}
+
+/* The first SIGINT sets the flag; SA_RESETHAND makes a second one fatal as usual. */
+static void catch_sigint(void)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_sigint;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &action, NULL);
+}
 
 static int fail(kiln_context *ctx, kiln_status status, const config_error *err)
 {
@@ -46,7 +73,7 @@ static void print_summary(const train_result *r)
 }
 
 static int train(const char *path, const char *device, const char *const *overrides,
-                 size_t n_overrides, bool quiet, const char *run_dir)
+                 size_t n_overrides, bool quiet, const char *run_dir, const char *resume)
 {
     config cfg;
     config_error err = {{0}};
@@ -64,6 +91,8 @@ static int train(const char *path, const char *device, const char *const *overri
         return CLI_EXIT_ERROR;
     }
     char dir[CONFIG_MAX_PATH];
+    if (run_dir == NULL)
+        run_dir = resume;
     if (run_dir != NULL) {
         snprintf(dir, sizeof dir, "%s", run_dir);
     } else if (cfg.train.checkpoint.enabled && strrchr(cfg.train.checkpoint.path, '/') != NULL) {
@@ -92,8 +121,14 @@ static int train(const char *path, const char *device, const char *const *overri
                (long long)(data.test != NULL ? data.test->n : 0), dir);
         fflush(stdout);
     }
-    if (rc == KILN_OK)
-        rc = train_run(&cfg, ctx, dev, &data, &log, &result, &err);
+    char resume_path[CONFIG_MAX_PATH + 32];
+    if (resume != NULL)
+        snprintf(resume_path, sizeof resume_path, "%s/last.safetensors", resume);
+    if (rc == KILN_OK) {
+        catch_sigint();
+        rc = train_run(&cfg, ctx, dev, &data, &log, resume != NULL ? resume_path : NULL, &result,
+                       &err);
+    }
     int code = CLI_EXIT_OK;
     if (rc == KILN_OK)
         print_summary(&result);
@@ -109,7 +144,7 @@ static int train(const char *path, const char *device, const char *const *overri
 
 static int run(int argc, char **argv)
 {
-    const char *path = NULL, *device = NULL, *run_dir = NULL;
+    const char *path = NULL, *device = NULL, *run_dir = NULL, *resume = NULL;
     const char *overrides[CONFIG_MAX_OVERRIDES];
     size_t n_overrides = 0;
     bool quiet = false;
@@ -118,6 +153,8 @@ static int run(int argc, char **argv)
         int got = cli_option_value(&cli_train_command, argc, argv, &i, "--device", &device);
         if (got == 0)
             got = cli_option_value(&cli_train_command, argc, argv, &i, "--run-dir", &run_dir);
+        if (got == 0)
+            got = cli_option_value(&cli_train_command, argc, argv, &i, "--resume", &resume);
         if (got == 0) {
             got = cli_option_value(&cli_train_command, argc, argv, &i, "--set", &value);
             if (got > 0 && n_overrides == CONFIG_MAX_OVERRIDES)
@@ -143,7 +180,7 @@ static int run(int argc, char **argv)
     }
     if (path == NULL)
         return cli_usage_error(&cli_train_command, "missing CONFIG");
-    return train(path, device, overrides, n_overrides, quiet, run_dir);
+    return train(path, device, overrides, n_overrides, quiet, run_dir, resume);
 }
 
 const cli_command cli_train_command = {"train", "train a model from a config file", USAGE, run};

@@ -63,7 +63,7 @@ double trainer_host_loss(const trainer *t, int64_t n_rows, float device_loss)
 
 /* ---- restore_best ---- */
 
-static kiln_status save_best_state(trainer *t, config_error *err)
+kiln_status trainer_alloc_best(trainer *t, config_error *err)
 {
     if (t->best_state == NULL) {
         size_t n = kiln_graph_n_values(t->graph);
@@ -82,11 +82,18 @@ static kiln_status save_best_state(trainer *t, config_error *err)
                 return train_error(err, KILN_ERR_NO_MEMORY, "out of memory for the best weights");
         }
     }
+    return KILN_OK;
+}
+
+static kiln_status save_best_state(trainer *t, config_error *err)
+{
+    kiln_status rc = trainer_alloc_best(t, err);
+    if (rc != KILN_OK)
+        return rc;
     for (size_t i = 0; i < t->n_state; i++) {
         kiln_value v = t->state_values[i];
-        kiln_status rc =
-            kiln_model_read_state(t->model, kiln_graph_value_name(t->graph, v), t->best_state[i],
-                                  kiln_shape_count(kiln_graph_value_shape(t->graph, v)));
+        rc = kiln_model_read_state(t->model, kiln_graph_value_name(t->graph, v), t->best_state[i],
+                                   kiln_shape_count(kiln_graph_value_shape(t->graph, v)));
         if (rc != KILN_OK)
             return rc;
     }
@@ -109,8 +116,10 @@ static kiln_status restore_best_state(trainer *t)
 
 /* ---- checkpoints ---- */
 
-static kiln_status save_checkpoint(trainer *t, const char *path, int64_t epoch, const char *monitor,
-                                   double best, const char *config_text, config_error *err)
+kiln_status trainer_save_checkpoint(trainer *t, const char *path, int64_t epoch,
+                                    const char *monitor, double best, const char *config_text,
+                                    const kiln_metadata_entry *metadata, size_t n_metadata,
+                                    const kiln_host_tensor *more, size_t n_more, config_error *err)
 {
     char dir[CONFIG_MAX_PATH];
     snprintf(dir, sizeof dir, "%s", path);
@@ -124,18 +133,27 @@ static kiln_status save_checkpoint(trainer *t, const char *path, int64_t epoch, 
     char epoch_text[32], best_text[64];
     snprintf(epoch_text, sizeof epoch_text, "%lld", (long long)epoch + 1);
     snprintf(best_text, sizeof best_text, "%.9g", best);
-    kiln_metadata_entry meta[] = {{"config", config_text},
+    kiln_metadata_entry base[] = {{"config", config_text},
                                   {"name", t->cfg->name},
                                   {"epoch", epoch_text},
                                   {"monitor", monitor},
                                   {"best", best_text}};
+    size_t n_base = sizeof base / sizeof base[0];
     const kiln_preprocess *pp = t->data->preprocess;
     size_t n_extra = pp != NULL ? kiln_preprocess_n_stats(pp) : 0;
-    kiln_host_tensor *extra = calloc(n_extra + 1, sizeof *extra);
+    kiln_host_tensor *extra = calloc(n_extra + n_more + 1, sizeof *extra);
     float **values = calloc(n_extra + 1, sizeof *values);
+    kiln_metadata_entry *meta = calloc(n_base + n_metadata, sizeof *meta);
     kiln_status rc = KILN_OK;
-    if (extra == NULL || values == NULL)
+    if (extra == NULL || values == NULL || meta == NULL)
         rc = train_error(err, KILN_ERR_NO_MEMORY, "out of memory for the checkpoint");
+    if (rc == KILN_OK) {
+        memcpy(meta, base, sizeof base);
+        if (n_metadata > 0)
+            memcpy(meta + n_base, metadata, n_metadata * sizeof *meta);
+        if (n_more > 0)
+            memcpy(extra + n_extra, more, n_more * sizeof *extra);
+    }
     for (size_t i = 0; i < n_extra && rc == KILN_OK; i++) {
         int64_t n = kiln_preprocess_stat_size(pp, i);
         values[i] = malloc((size_t)n * sizeof(float));
@@ -150,11 +168,12 @@ static kiln_status save_checkpoint(trainer *t, const char *path, int64_t epoch, 
         rc = kiln_preprocess_read_stat(pp, extra[i].name, values[i], n);
     }
     if (rc == KILN_OK)
-        rc = kiln_checkpoint_save(path, t->model, t->opt, meta, sizeof meta / sizeof meta[0], extra,
-                                  n_extra);
+        rc = kiln_checkpoint_save(path, t->model, t->opt, meta, n_base + n_metadata, extra,
+                                  n_extra + n_more);
     for (size_t i = 0; values != NULL && i < n_extra; i++)
         free(values[i]);
     free(values);
+    free(meta);
     free(extra);
     return rc;
 }
@@ -209,14 +228,23 @@ kiln_status trainer_fit(trainer *t, train_result *result, config_error *err)
         cc.save_last = tr->checkpoint.save_last;
         cc.last_path = default_last_path(cfg, last_path, sizeof last_path);
         rc = kiln_checkpoint_init(t->ctx, &cp, &cc, NULL, 0);
-        if (rc == KILN_OK)
-            rc = config_write_string(cfg, &config_text, err);
     }
-    int64_t epoch = 0;
+    if (rc == KILN_OK)
+        rc = config_write_string(cfg, &config_text, err);
+    if (rc == KILN_OK)
+        rc = trainer_resume_callbacks(t, tr->early_stopping.enabled ? &es : NULL,
+                                      tr->checkpoint.enabled ? &cp : NULL, err);
+    int64_t epoch = t->start_epoch;
     kiln_stop_reason reason = KILN_STOP_EPOCHS_EXHAUSTED;
     for (; epoch < tr->epochs && rc == KILN_OK; epoch++) {
         train_epoch_values v;
         rc = trainer_epoch(t, epoch, &v, err);
+        if (rc == KILN_OK && t->cut_short) {
+            /* Interrupted within the epoch: its steps are not logged, and last.safetensors
+             * stays at the end of the previous epoch, the state a resume repeats exactly. */
+            reason = KILN_STOP_INTERRUPTED;
+            break;
+        }
         if (rc == KILN_OK)
             rc = train_log_epoch(t->log, &v, tr->epochs, err);
         if (rc != KILN_OK)
@@ -235,11 +263,11 @@ kiln_status trainer_fit(trainer *t, train_result *result, config_error *err)
             kiln_checkpoint_decision d;
             rc = kiln_checkpoint_update(t->ctx, &cp, &record, &d);
             if (rc == KILN_OK && d.save)
-                rc = save_checkpoint(t, d.path, epoch, cp.config.monitor, cp.tracker.best,
-                                     config_text, err);
+                rc = trainer_save_checkpoint(t, d.path, epoch, cp.config.monitor, cp.tracker.best,
+                                             config_text, NULL, 0, NULL, 0, err);
             if (rc == KILN_OK && d.save_last)
-                rc = save_checkpoint(t, d.last_path, epoch, cp.config.monitor, cp.tracker.best,
-                                     config_text, err);
+                rc = trainer_save_checkpoint(t, d.last_path, epoch, cp.config.monitor,
+                                             cp.tracker.best, config_text, NULL, 0, NULL, 0, err);
             result->best_epoch = cp.tracker.best_epoch;
         }
         if (rc == KILN_OK && tr->early_stopping.enabled) {
@@ -247,11 +275,17 @@ kiln_status trainer_fit(trainer *t, train_result *result, config_error *err)
             rc = kiln_early_stopping_update(t->ctx, &es, &record, &d);
             if (rc == KILN_OK && d.new_best && tr->early_stopping.restore_best)
                 rc = save_best_state(t, err);
-            if (rc == KILN_OK && d.stop) {
+            if (rc == KILN_OK && d.stop)
                 reason = d.reason;
-                epoch++;
-                break;
-            }
+        }
+        if (rc == KILN_OK)
+            rc = trainer_save_resume(t, epoch + 1, tr->early_stopping.enabled ? &es : NULL,
+                                     tr->checkpoint.enabled ? &cp : NULL, config_text, err);
+        if (rc == KILN_OK && reason == KILN_STOP_EPOCHS_EXHAUSTED && train_interrupt)
+            reason = KILN_STOP_INTERRUPTED;
+        if (rc == KILN_OK && reason != KILN_STOP_EPOCHS_EXHAUSTED) {
+            epoch++;
+            break;
         }
     }
     free(config_text);
@@ -259,7 +293,8 @@ kiln_status trainer_fit(trainer *t, train_result *result, config_error *err)
         return rc;
     result->epochs_run = epoch;
     if (tr->early_stopping.enabled) {
-        kiln_early_stopping_end(&es, KILN_STOP_EPOCHS_EXHAUSTED);
+        kiln_early_stopping_end(&es, reason == KILN_STOP_INTERRUPTED ? KILN_STOP_INTERRUPTED
+                                                                     : KILN_STOP_EPOCHS_EXHAUSTED);
         reason = es.reason;
         result->best_epoch = kiln_early_stopping_best_epoch(&es);
         if (kiln_early_stopping_restore_due(&es) && t->has_best_state) {

@@ -84,6 +84,9 @@ kiln_status train_log_open(train_log *log, const char *dir, const config *cfg, b
 
 void train_log_close(train_log *log)
 {
+    free(log->json_prefix);
+    free(log->csv_prefix);
+    log->json_prefix = log->csv_prefix = NULL;
     free(log->history);
     log->history = NULL;
     log->n_history = log->capacity = 0;
@@ -136,14 +139,79 @@ static void append_number(text_buffer *b, double v, bool json)
         append(b, "%s", json ? "null" : "nan");
 }
 
+/* Reads `path` whole into a malloc'd string; *out NULL when it does not exist. */
+static kiln_status read_text(const char *path, char **out, config_error *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return errno == ENOENT
+                   ? KILN_OK
+                   : train_error(err, KILN_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    text_buffer b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        append(&b, "%.*s", (int)n, chunk);
+    bool ok = !ferror(f);
+    fclose(f);
+    if (!ok || b.failed) {
+        free(b.data);
+        return train_error(err, b.failed ? KILN_ERR_NO_MEMORY : KILN_ERR_IO, "cannot read %s",
+                           path);
+    }
+    if (b.data == NULL)
+        b.data = calloc(1, 1);
+    *out = b.data;
+    return b.data != NULL ? KILN_OK : train_error(err, KILN_ERR_NO_MEMORY, "out of memory");
+}
+
+/* Cuts `text` after its first `lines` lines. */
+static void keep_lines(char *text, int64_t lines)
+{
+    char *p = text;
+    for (int64_t i = 0; i < lines && *p != '\0'; i++) {
+        char *nl = strchr(p, '\n');
+        p = nl != NULL ? nl + 1 : p + strlen(p);
+    }
+    *p = '\0';
+}
+
+kiln_status train_log_resume(train_log *log, int64_t n_epochs, config_error *err)
+{
+    char path[CONFIG_MAX_PATH + 32];
+    snprintf(path, sizeof path, "%s/log.jsonl", log->dir);
+    kiln_status rc = read_text(path, &log->json_prefix, err);
+    snprintf(path, sizeof path, "%s/log.csv", log->dir);
+    if (rc == KILN_OK)
+        rc = read_text(path, &log->csv_prefix, err);
+    if (rc != KILN_OK)
+        return rc;
+    if (log->json_prefix != NULL)
+        keep_lines(log->json_prefix, n_epochs);
+    if (log->csv_prefix != NULL)
+        keep_lines(log->csv_prefix, n_epochs + 1);
+    if (log->csv_prefix != NULL && log->csv_prefix[0] == '\0') {
+        free(log->csv_prefix);
+        log->csv_prefix = NULL;
+    }
+    return KILN_OK;
+}
+
 static kiln_status write_logs(const train_log *log, config_error *err)
 {
     text_buffer json = {0}, csv = {0};
     const train_epoch_values *first = &log->history[0];
-    append(&csv, "epoch");
-    for (int i = 0; i < first->n; i++)
-        append(&csv, ",%s", first->names[i]);
-    append(&csv, ",lr,seconds\n");
+    if (log->json_prefix != NULL)
+        append(&json, "%s", log->json_prefix);
+    if (log->csv_prefix != NULL) {
+        append(&csv, "%s", log->csv_prefix);
+    } else {
+        append(&csv, "epoch");
+        for (int i = 0; i < first->n; i++)
+            append(&csv, ",%s", first->names[i]);
+        append(&csv, ",lr,seconds\n");
+    }
     for (int64_t e = 0; e < log->n_history; e++) {
         const train_epoch_values *v = &log->history[e];
         append(&json, "{\"epoch\": %lld", (long long)v->epoch + 1);

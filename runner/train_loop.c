@@ -16,6 +16,8 @@
 #include "kiln/metrics.h"
 #include "train_loop.h"
 
+volatile sig_atomic_t train_interrupt = 0;
+
 static kiln_metric_kind metric_kind(config_metric m)
 {
     switch (m) {
@@ -217,7 +219,12 @@ static kiln_status train_epoch(trainer *t, int64_t epoch, train_epoch_values *v,
     }
     reset_metrics(t);
     double loss_sum = 0;
+    t->cut_short = false;
     for (int64_t i = 0; i < n_batches && rc == KILN_OK; i++) {
+        if (train_interrupt) {
+            t->cut_short = true; /* the step before this one was the last */
+            break;
+        }
         double lr = kiln_schedule_lr(&t->schedule, (int64_t)kiln_optimizer_get_step(t->opt), epoch);
         if ((float)lr != kiln_optimizer_get_lr(t->opt))
             rc = kiln_optimizer_set_lr(t->opt, (float)lr);
@@ -243,7 +250,7 @@ static kiln_status train_epoch(trainer *t, int64_t epoch, train_epoch_values *v,
                            loss_sum / (double)(i + 1), false);
     }
     kiln_batcher_destroy(b);
-    if (rc == KILN_OK)
+    if (rc == KILN_OK && !t->cut_short)
         rc = add_results(t, "", loss_sum / (double)n_batches, v);
     return rc;
 }
@@ -292,6 +299,7 @@ static void trainer_deinit(trainer *t)
     kiln_executor_destroy(t->train_ex);
     kiln_model_destroy(t->model);
     kiln_graph_destroy(t->graph);
+    kiln_safetensors_destroy(t->resume);
     for (size_t i = 0; i < t->n_state; i++)
         free(t->best_state[i]);
     free(t->best_state);
@@ -304,8 +312,8 @@ static void trainer_deinit(trainer *t)
 }
 
 kiln_status train_run(const config *cfg, kiln_context *ctx, kiln_device *dev,
-                      const train_data *data, train_log *log, train_result *result,
-                      config_error *err)
+                      const train_data *data, train_log *log, const char *resume,
+                      train_result *result, config_error *err)
 {
     trainer t;
     memset(&t, 0, sizeof t);
@@ -316,6 +324,10 @@ kiln_status train_run(const config *cfg, kiln_context *ctx, kiln_device *dev,
     memset(result, 0, sizeof *result);
     result->best_epoch = -1;
     kiln_status rc = setup(&t, dev, true, false, err);
+    if (rc == KILN_OK && resume != NULL)
+        rc = trainer_load_resume(&t, resume, err);
+    if (rc == KILN_OK && resume != NULL)
+        rc = train_log_resume(log, t.start_epoch, err);
     if (rc == KILN_OK)
         rc = trainer_fit(&t, result, err);
     if (rc == KILN_OK && data->test != NULL) {
@@ -338,7 +350,7 @@ kiln_status trainer_epoch(trainer *t, int64_t epoch, train_epoch_values *v, conf
     v->epoch = epoch;
     double start = train_now();
     kiln_status rc = train_epoch(t, epoch, v, err);
-    if (rc == KILN_OK && t->data->validation != NULL)
+    if (rc == KILN_OK && t->data->validation != NULL && !t->cut_short)
         rc = trainer_evaluate(t, t->data->validation, "val_", v);
     v->seconds = train_now() - start;
     return rc;

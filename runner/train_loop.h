@@ -5,6 +5,8 @@
 #ifndef KILN_RUNNER_TRAIN_LOOP_H
 #define KILN_RUNNER_TRAIN_LOOP_H
 
+#include "kiln/callbacks.h"
+#include "kiln/checkpoint.h"
 #include "kiln/metrics.h"
 #include "kiln/train.h"
 #include "trainer.h"
@@ -33,12 +35,39 @@ typedef struct trainer {
     float **best_state;
     size_t n_state;
     bool has_best_state;
+    bool cut_short;           /* the last epoch stopped early on train_interrupt */
+    int64_t start_epoch;      /* the first epoch to train (after a resume) */
+    kiln_safetensors *resume; /* the file resumed from, until trainer_fit has read it */
 } trainer;
 
 kiln_status trainer_epoch(trainer *t, int64_t epoch, train_epoch_values *v, config_error *err);
 kiln_status trainer_evaluate(trainer *t, const kiln_dataset *ds, const char *prefix,
                              train_epoch_values *v);
 kiln_status trainer_fit(trainer *t, train_result *result, config_error *err);
+
+/* train_fit.c: saves model, optimiser, `metadata` plus the config, name, epoch, monitor and
+ * best, and the preprocessing statistics plus `extra` as extra tensors. */
+kiln_status trainer_save_checkpoint(trainer *t, const char *path, int64_t epoch,
+                                    const char *monitor, double best, const char *config_text,
+                                    const kiln_metadata_entry *metadata, size_t n_metadata,
+                                    const kiln_host_tensor *extra, size_t n_extra,
+                                    config_error *err);
+/* Allocates the host copies for restore_best (once). */
+kiln_status trainer_alloc_best(trainer *t, config_error *err);
+
+/* ---- train_resume.c ---- */
+
+/* Writes log->dir/last.safetensors after `epochs_done` epochs: the checkpoint plus the
+ * metadata and best weights a resume needs. es and cp may be NULL (callback off). */
+kiln_status trainer_save_resume(trainer *t, int64_t epochs_done, const kiln_early_stopping *es,
+                                const kiln_checkpoint *cp, const char *config_text,
+                                config_error *err);
+/* Loads `path` into the model and optimiser and sets the step, schedule, start epoch and best
+ * weights; keeps the file in t->resume for trainer_resume_callbacks. */
+kiln_status trainer_load_resume(trainer *t, const char *path, config_error *err);
+/* Restores the callbacks' state from t->resume (either may be NULL), then releases it. */
+kiln_status trainer_resume_callbacks(trainer *t, kiln_early_stopping *es, kiln_checkpoint *cp,
+                                     config_error *err);
 
 /* Whether trainer_host_loss computes the loss exactly from the outputs (else it weights the
  * device's batch-mean loss by the real rows, approximate on a padded batch). */

@@ -8,6 +8,7 @@
 #ifndef KILN_RUNNER_TRAINER_H
 #define KILN_RUNNER_TRAINER_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -21,6 +22,10 @@ enum { TRAIN_MAX_VALUES = 2 + 2 * CONFIG_MAX_METRICS, TRAIN_MAX_NAME = 64 };
 /* Formats a runner error into err and returns `status`. */
 kiln_status train_error(config_error *err, kiln_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Set by `kiln train`'s SIGINT handler (and nothing else): the epoch loop stops after the
+ * step it is running (train_loop.c). */
+extern volatile sig_atomic_t train_interrupt;
 
 /* ---- train_data.c ---- */
 
@@ -71,12 +76,16 @@ typedef struct train_log {
     double last_progress;
     train_epoch_values *history;
     int64_t n_history, capacity;
+    char *json_prefix, *csv_prefix; /* a resumed run's earlier lines (csv: with header) */
 } train_log;
 
 /* Creates `dir` (and its parents) and writes the effective config to dir/config.yaml. */
 kiln_status train_log_open(train_log *log, const char *dir, const config *cfg, bool quiet,
                            config_error *err);
 void train_log_close(train_log *log);
+/* For --resume: keeps the first `n_epochs` lines of dir/log.jsonl and dir/log.csv (after its
+ * header), so that the logs written next continue them. */
+kiln_status train_log_resume(train_log *log, int64_t n_epochs, config_error *err);
 /* Prints the epoch line (unless quiet) and rewrites log.jsonl and log.csv atomically. */
 kiln_status train_log_epoch(train_log *log, const train_epoch_values *values, int64_t n_epochs,
                             config_error *err);
@@ -93,7 +102,7 @@ double train_now(void);
 /* ---- train_loop.c ---- */
 
 typedef struct train_result {
-    int64_t epochs_run;
+    int64_t epochs_run; /* counting the epochs of the run resumed from */
     int64_t best_epoch; /* -1 without early stopping or checkpoint monitor */
     const char *stop_reason;
     bool restored;
@@ -104,10 +113,12 @@ typedef struct train_result {
 } train_result;
 
 /* Builds the model on `dev`, trains it for the configured epochs with the callbacks, and
- * evaluates the test split. */
+ * evaluates the test split. Every epoch ends by writing log->dir/last.safetensors, the state
+ * to resume from (train_resume.c). With `resume` (a path to such a file), training continues
+ * after the epochs it holds. */
 kiln_status train_run(const config *cfg, kiln_context *ctx, kiln_device *dev,
-                      const train_data *data, train_log *log, train_result *result,
-                      config_error *err);
+                      const train_data *data, train_log *log, const char *resume,
+                      train_result *result, config_error *err);
 
 /* Builds the model on `dev` in eval mode, loads the checkpoint's weights (exit status 2 in
  * the command when names or shapes differ) and evaluates `ds`: loss and metrics in
