@@ -1,10 +1,10 @@
 /*
  * `kiln train CONFIG`: reads the config (with --set overrides and --device), loads and
  * preprocesses the data, trains with the configured callbacks, writes the run directory
- * (config.yaml, log.jsonl, log.csv, last.safetensors, checkpoints) and ends with the test
- * split's loss and metrics in eval mode. Any error exits with status 2 and its message. The
- * first SIGINT ends training after the running step (stop reason "interrupted", exit 0); a
- * second one kills the process. --resume continues a run from its last.safetensors.
+ * (config.yaml, log.jsonl, log.csv, plot.svg, summary.json, last.safetensors, checkpoints) and ends
+ * with the test split's loss and metrics in eval mode. Any error exits with status 2 and its
+ * message. The first SIGINT ends training after the running step (stop reason "interrupted", exit
+ * 0); a second one kills the process. --resume continues a run from its last.safetensors.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -23,7 +23,7 @@ static const char USAGE[] =
     "  --device SPEC    device to train on (default: $KILN_DEVICE, else the config's)\n"
     "  --set KEY=VALUE  override a config key, e.g. --set train.epochs=5 (repeatable)\n"
     "  --quiet          no per-epoch lines\n"
-    "  --run-dir DIR    where config.yaml, log.jsonl and log.csv go (default: the\n"
+    "  --run-dir DIR    where config.yaml, the logs, plot.svg and summary.json go (default: the\n"
     "                   checkpoint's directory, else runs/<config name>)\n"
     "  --resume RUN_DIR continue the run in RUN_DIR from RUN_DIR/last.safetensors (written\n"
     "                   after every epoch) up to the config's train.epochs, appending to\n"
@@ -124,10 +124,18 @@ static int train(const char *path, const char *device, const char *const *overri
     char resume_path[CONFIG_MAX_PATH + 32];
     if (resume != NULL)
         snprintf(resume_path, sizeof resume_path, "%s/last.safetensors", resume);
+    double start = train_now();
     if (rc == KILN_OK) {
         catch_sigint();
         rc = train_run(&cfg, ctx, dev, &data, &log, resume != NULL ? resume_path : NULL, &result,
                        &err);
+    }
+    if (rc == KILN_OK) {
+        const config_train *tr = &cfg.train;
+        const char *monitor = tr->early_stopping.enabled ? tr->early_stopping.monitor
+                              : tr->checkpoint.enabled   ? tr->checkpoint.monitor
+                                                         : NULL;
+        rc = train_summary_write(&log, &result, monitor, train_now() - start, &err);
     }
     int code = CLI_EXIT_OK;
     if (rc == KILN_OK)

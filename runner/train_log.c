@@ -1,7 +1,7 @@
 /*
- * `kiln train`'s output: the run directory (config.yaml, log.jsonl, log.csv, each written
- * whole to a temporary file and renamed, so a reader never sees half a file), the epoch lines
- * on stdout and a throttled progress line on stderr when it is a terminal.
+ * `kiln train`'s output: the run directory (config.yaml, log.jsonl, log.csv and plot.svg
+ * (train_plot.c), each written whole to a temporary file and renamed, so a reader never sees half a
+ * file), the epoch lines on stdout and a throttled progress line on stderr when it is a terminal.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -92,16 +92,7 @@ void train_log_close(train_log *log)
     log->n_history = log->capacity = 0;
 }
 
-/* A growing string for the log files. */
-typedef struct text_buffer {
-    char *data;
-    size_t length, capacity;
-    bool failed;
-} text_buffer;
-
-static void append(text_buffer *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void append(text_buffer *b, const char *fmt, ...)
+void train_append(train_text *b, const char *fmt, ...)
 {
     if (b->failed)
         return;
@@ -131,12 +122,12 @@ static void append(text_buffer *b, const char *fmt, ...)
 }
 
 /* JSON has no NaN or infinity: those are written as null. */
-static void append_number(text_buffer *b, double v, bool json)
+static void append_number(train_text *b, double v, bool json)
 {
     if (isfinite(v))
-        append(b, "%.9g", v);
+        train_append(b, "%.9g", v);
     else
-        append(b, "%s", json ? "null" : "nan");
+        train_append(b, "%s", json ? "null" : "nan");
 }
 
 /* Reads `path` whole into a malloc'd string; *out NULL when it does not exist. */
@@ -148,11 +139,11 @@ static kiln_status read_text(const char *path, char **out, config_error *err)
         return errno == ENOENT
                    ? KILN_OK
                    : train_error(err, KILN_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-    text_buffer b = {0};
+    train_text b = {0};
     char chunk[4096];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        append(&b, "%.*s", (int)n, chunk);
+        train_append(&b, "%.*s", (int)n, chunk);
     bool ok = !ferror(f);
     fclose(f);
     if (!ok || b.failed) {
@@ -200,31 +191,31 @@ kiln_status train_log_resume(train_log *log, int64_t n_epochs, config_error *err
 
 static kiln_status write_logs(const train_log *log, config_error *err)
 {
-    text_buffer json = {0}, csv = {0};
+    train_text json = {0}, csv = {0};
     const train_epoch_values *first = &log->history[0];
     if (log->json_prefix != NULL)
-        append(&json, "%s", log->json_prefix);
+        train_append(&json, "%s", log->json_prefix);
     if (log->csv_prefix != NULL) {
-        append(&csv, "%s", log->csv_prefix);
+        train_append(&csv, "%s", log->csv_prefix);
     } else {
-        append(&csv, "epoch");
+        train_append(&csv, "epoch");
         for (int i = 0; i < first->n; i++)
-            append(&csv, ",%s", first->names[i]);
-        append(&csv, ",lr,seconds\n");
+            train_append(&csv, ",%s", first->names[i]);
+        train_append(&csv, ",lr,seconds\n");
     }
     for (int64_t e = 0; e < log->n_history; e++) {
         const train_epoch_values *v = &log->history[e];
-        append(&json, "{\"epoch\": %lld", (long long)v->epoch + 1);
-        append(&csv, "%lld", (long long)v->epoch + 1);
+        train_append(&json, "{\"epoch\": %lld", (long long)v->epoch + 1);
+        train_append(&csv, "%lld", (long long)v->epoch + 1);
         for (int i = 0; i < v->n; i++) {
-            append(&json, ", \"%s\": ", v->names[i]);
+            train_append(&json, ", \"%s\": ", v->names[i]);
             append_number(&json, v->values[i], true);
-            append(&csv, ",");
+            train_append(&csv, ",");
             append_number(&csv, v->values[i], false);
         }
-        append(&json, ", \"lr\": %.6g", v->lr);
-        append(&json, ", \"seconds\": %.3f}\n", v->seconds);
-        append(&csv, ",%.6g,%.3f\n", v->lr, v->seconds);
+        train_append(&json, ", \"lr\": %.6g", v->lr);
+        train_append(&json, ", \"seconds\": %.3f}\n", v->seconds);
+        train_append(&csv, ",%.6g,%.3f\n", v->lr, v->seconds);
     }
     kiln_status rc = KILN_OK;
     if (json.failed || csv.failed)
@@ -263,7 +254,8 @@ kiln_status train_log_epoch(train_log *log, const train_epoch_values *values, in
         printf("  lr %.4g  %.1f s\n", values->lr, values->seconds);
         fflush(stdout);
     }
-    return write_logs(log, err);
+    kiln_status rc = write_logs(log, err);
+    return rc == KILN_OK ? train_plot_write(log, err) : rc;
 }
 
 void train_log_progress(train_log *log, int64_t epoch, int64_t n_epochs, int64_t batch,

@@ -92,6 +92,13 @@ kiln_status train_log_epoch(train_log *log, const train_epoch_values *values, in
 /* A throttled progress line on stderr when it is a terminal; done clears it. */
 void train_log_progress(train_log *log, int64_t epoch, int64_t n_epochs, int64_t batch,
                         int64_t n_batches, double loss, bool done);
+/* A growing string; train_append sets `failed` (and appends nothing more) when out of memory. */
+typedef struct train_text {
+    char *data;
+    size_t length, capacity;
+    bool failed;
+} train_text;
+void train_append(train_text *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Writes `text` to `path` atomically (a temporary file beside it, then rename). */
 kiln_status train_write_atomic(const char *path, const char *text, size_t length,
                                config_error *err);
@@ -111,6 +118,16 @@ typedef struct train_result {
     char test_names[TRAIN_MAX_VALUES][TRAIN_MAX_NAME]; /* loss, then metrics */
     double test_values[TRAIN_MAX_VALUES];
 } train_result;
+
+/* ---- train_plot.c ---- */
+
+/* Rewrites log->dir/plot.svg: one panel per quantity of the epochs in log->history (loss,
+ * then each metric) with the training and validation curves against the epoch. */
+kiln_status train_plot_write(const train_log *log, config_error *err);
+/* Writes log->dir/summary.json: epochs run, stop reason, best epoch, the best value of
+ * `monitor` (NULL when nothing is monitored), the test loss and metrics and `seconds`. */
+kiln_status train_summary_write(const train_log *log, const train_result *result,
+                                const char *monitor, double seconds, config_error *err);
 
 /* Builds the model on `dev`, trains it for the configured epochs with the callbacks, and
  * evaluates the test split. Every epoch ends by writing log->dir/last.safetensors, the state
