@@ -3,6 +3,7 @@
  * status 2, and the small option parser the subcommands use. No subcommand logic lives here.
  */
 #include "cli.h"
+#include "config.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -92,4 +93,24 @@ int cli_option_value(const cli_command *command, int argc, char **argv, int *i, 
 bool cli_is_help(const char *arg)
 {
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+int cli_load_config(const char *path, const char *device, const char *const *overrides,
+                    size_t n_overrides, config *cfg, kiln_context **ctx)
+{
+    config_error err = {{0}};
+    kiln_status rc = config_load_file(path, overrides, n_overrides, cfg, &err);
+    if (rc == KILN_OK && device != NULL)
+        rc = config_set_device(cfg, device, &err);
+    if (rc != KILN_OK) {
+        fprintf(stderr, "kiln: error: %s\n", err.message);
+        config_deinit(cfg);
+        return CLI_EXIT_ERROR;
+    }
+    *ctx = cli_context_create();
+    if (*ctx == NULL) {
+        config_deinit(cfg);
+        return CLI_EXIT_ERROR;
+    }
+    return CLI_EXIT_OK;
 }

@@ -52,6 +52,13 @@ int cli_usage_error(const cli_command *command, const char *fmt, ...)
 int cli_option_value(const cli_command *command, int argc, char **argv, int *i, const char *name,
                      const char **out);
 
+/* Loads a config file with `--set` overrides and an optional `--device`, and creates the
+ * command's context. On failure prints the error, leaves nothing to free and returns
+ * CLI_EXIT_ERROR; on success the caller owns *cfg (config_deinit) and *ctx. */
+struct config;
+int cli_load_config(const char *path, const char *device, const char *const *overrides,
+                    size_t n_overrides, struct config *cfg, kiln_context **ctx);
+
 /* True for "-h" and "--help". */
 bool cli_is_help(const char *arg);
 

@@ -41,24 +41,14 @@ static int evaluate(const char *path, const char *checkpoint, bool test, const c
 {
     config cfg;
     config_error err = {{0}};
-    kiln_status rc = config_load_file(path, overrides, n_overrides, &cfg, &err);
-    if (rc == KILN_OK && device != NULL)
-        rc = config_set_device(&cfg, device, &err);
-    if (rc != KILN_OK) {
-        fprintf(stderr, "kiln: error: %s\n", err.message);
-        config_deinit(&cfg);
+    kiln_context *ctx = NULL;
+    if (cli_load_config(path, device, overrides, n_overrides, &cfg, &ctx) != CLI_EXIT_OK)
         return CLI_EXIT_ERROR;
-    }
-    kiln_context *ctx = cli_context_create();
-    if (ctx == NULL) {
-        config_deinit(&cfg);
-        return CLI_EXIT_ERROR;
-    }
     kiln_safetensors *file = NULL;
     kiln_device *dev = NULL;
     kiln_dataset *ds = NULL;
     train_result result;
-    rc = kiln_safetensors_read(ctx, checkpoint, &file);
+    kiln_status rc = kiln_safetensors_read(ctx, checkpoint, &file);
     kiln_device_options options = {.spec = device != NULL ? device
                                                           : kiln_device_spec_effective(cfg.device)};
     if (rc == KILN_OK)

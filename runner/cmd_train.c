@@ -77,19 +77,9 @@ static int train(const char *path, const char *device, const char *const *overri
 {
     config cfg;
     config_error err = {{0}};
-    kiln_status rc = config_load_file(path, overrides, n_overrides, &cfg, &err);
-    if (rc == KILN_OK && device != NULL)
-        rc = config_set_device(&cfg, device, &err);
-    if (rc != KILN_OK) {
-        fprintf(stderr, "kiln: error: %s\n", err.message);
-        config_deinit(&cfg);
+    kiln_context *ctx = NULL;
+    if (cli_load_config(path, device, overrides, n_overrides, &cfg, &ctx) != CLI_EXIT_OK)
         return CLI_EXIT_ERROR;
-    }
-    kiln_context *ctx = cli_context_create();
-    if (ctx == NULL) {
-        config_deinit(&cfg);
-        return CLI_EXIT_ERROR;
-    }
     char dir[CONFIG_MAX_PATH];
     if (run_dir == NULL)
         run_dir = resume;
@@ -107,7 +97,7 @@ static int train(const char *path, const char *device, const char *const *overri
     train_result result;
     kiln_device_options options = {.spec = device != NULL ? device
                                                           : kiln_device_spec_effective(cfg.device)};
-    rc = kiln_device_create(ctx, &options, &dev);
+    kiln_status rc = kiln_device_create(ctx, &options, &dev);
     if (rc == KILN_OK)
         rc = train_data_load(&cfg, ctx, &data, &err);
     if (rc == KILN_OK)
