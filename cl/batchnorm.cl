@@ -88,18 +88,20 @@ __kernel void batchnorm_bwd_term(__global const KILN_REAL *g, __global const KIL
  */
 __kernel void batchnorm_bwd_x(__global const KILN_REAL *g, __global const KILN_REAL *x,
                               __global const KILN_REAL *mean, __global const KILN_REAL *invstd,
-                              __global const KILN_REAL *gamma, __global const KILN_REAL *sum_g,
-                              __global const KILN_REAL *sum_gxhat, __global KILN_REAL *gx,
-                              const uint n, const uint n_channels, const uint spatial,
+                              __global const KILN_REAL *gamma, __global const KILN_REAL *sums,
+                              const uint sums_at, __global KILN_REAL *gx, const uint n,
+                              const uint n_channels, const uint spatial,
                               const KILN_REAL inv_count)
 {
     const uint i = (uint)get_global_id(0);
     if (i >= n)
         return;
     const uint c = channel_of(i, n_channels, spatial);
+    /* sums[sums_at + c]: the channel's sum of g; sums[sums_at + C + c]: its sum of g xhat. */
+    const KILN_REAL sum_g = sums[sums_at + c];
+    const KILN_REAL sum_gxhat = sums[sums_at + n_channels + c];
     const KILN_REAL xhat = (x[i] - mean[c]) * invstd[c];
-    gx[i] +=
-        gamma[c] * invstd[c] * (g[i] - sum_g[c] * inv_count - xhat * (sum_gxhat[c] * inv_count));
+    gx[i] += gamma[c] * invstd[c] * (g[i] - sum_g * inv_count - xhat * (sum_gxhat * inv_count));
 }
 
 /* Eval and infer modes: the statistics are constants, so gx += g gamma invstd. (N, C, S) */
@@ -112,4 +114,14 @@ __kernel void batchnorm_bwd_x_eval(__global const KILN_REAL *g, __global const K
         return;
     const uint c = channel_of(i, n_channels, spatial);
     gx[i] += g[i] * (gamma[c] * invstd[c]);
+}
+
+/* grad[c] += sums[at + c]: moves a per-channel sum from the workspace tail into the gamma or
+ * beta gradient. (C,) */
+__kernel void batchnorm_bwd_add_sums(__global const KILN_REAL *sums, const uint at,
+                                     __global KILN_REAL *grad, const uint n_channels)
+{
+    const uint c = (uint)get_global_id(0);
+    if (c < n_channels)
+        grad[c] += sums[at + c];
 }

@@ -2,7 +2,8 @@
  * Reductions along axes: sum (compensated per work-item, then a work-group tree) and max,
  * and the backward broadcasts of sum/mean and max.
  *
- * One work-group computes one output element. The source index splits into a kept part
+ * One work-group computes one output element, written at dst[dst_at + o] so that several
+ * results can share one scratch buffer. The source index splits into a kept part
  * (which output element; `kdims`/`kst`) and a reduced part (`rdims`/`rst`), each over up to
  * four collapsed dimensions, slowest first, with element strides into the source.
  */
@@ -34,7 +35,8 @@ inline uint split_offset(uint i, const uint4 dims, const uint4 st)
 __kernel void reduce_sum_fwd(__global const KILN_REAL *src, __global KILN_REAL *dst,
                              const uint n_reduce, const uint4 kdims, const uint4 kst,
                              const uint4 rdims, const uint4 rst, const KILN_REAL scale,
-                             const int accumulate, __local KILN_REAL *scratch)
+                             const int accumulate, const uint dst_at,
+                             __local KILN_REAL *scratch)
 {
     const uint o = (uint)get_group_id(0);
     const uint lid = (uint)get_local_id(0);
@@ -58,14 +60,15 @@ __kernel void reduce_sum_fwd(__global const KILN_REAL *src, __global KILN_REAL *
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (lid == 0)
-        dst[o] = accumulate ? dst[o] + scale * scratch[0] : scale * scratch[0];
+        dst[dst_at + o] = accumulate ? dst[dst_at + o] + scale * scratch[0] : scale * scratch[0];
 }
 
 /* dst[o] (+)= scale * max over r of src[kept(o) + reduced(r)]; launched like reduce_sum_fwd. */
 __kernel void reduce_max_fwd(__global const KILN_REAL *src, __global KILN_REAL *dst,
                              const uint n_reduce, const uint4 kdims, const uint4 kst,
                              const uint4 rdims, const uint4 rst, const KILN_REAL scale,
-                             const int accumulate, __local KILN_REAL *scratch)
+                             const int accumulate, const uint dst_at,
+                             __local KILN_REAL *scratch)
 {
     const uint o = (uint)get_group_id(0);
     const uint lid = (uint)get_local_id(0);
@@ -87,19 +90,19 @@ __kernel void reduce_max_fwd(__global const KILN_REAL *src, __global KILN_REAL *
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (lid == 0)
-        dst[o] = accumulate ? dst[o] + scale * scratch[0] : scale * scratch[0];
+        dst[dst_at + o] = accumulate ? dst[dst_at + o] + scale * scratch[0] : scale * scratch[0];
 }
 
 /* Nothing to reduce (every reduced axis has size 1): dst[o] (+)= scale * src[kept(o)]. */
 __kernel void reduce_copy_fwd(__global const KILN_REAL *src, __global KILN_REAL *dst,
                               const uint n_out, const uint4 kdims, const uint4 kst,
-                              const KILN_REAL scale, const int accumulate)
+                              const KILN_REAL scale, const int accumulate, const uint dst_at)
 {
     const uint o = (uint)get_global_id(0);
     if (o >= n_out)
         return;
     const KILN_REAL v = scale * src[split_offset(o, kdims, kst)];
-    dst[o] = accumulate ? dst[o] + v : v;
+    dst[dst_at + o] = accumulate ? dst[dst_at + o] + v : v;
 }
 
 /* Backward of sum/mean: gx[i] += scale * g[broadcast(i)]. gx: the source shape (n,). */

@@ -72,14 +72,16 @@ static kiln_status batchnorm_infer(kiln_context *ctx, const kiln_op *op, const v
     return KILN_OK;
 }
 
-/* One float per element of x: squared deviations in forward, g xhat terms in backward. */
+/* One float per element of x (squared deviations in forward, g xhat terms in backward), then
+ * 2 C floats for backward's per-channel sums of g and of g xhat. */
 static size_t batchnorm_workspace(const kiln_op *op, const void *params, const kiln_shape *in,
                                   int n_in)
 {
     (void)op;
     (void)params;
     (void)n_in;
-    return (size_t)kiln_shape_count(&in[IN_X]) * sizeof(float);
+    int64_t channels = in[IN_X].ndim >= 2 ? in[IN_X].dim[1] : 1;
+    return (size_t)(kiln_shape_count(&in[IN_X]) + 2 * channels) * sizeof(float);
 }
 
 /* Sums src (x's shape) per channel into dst (C,): dst (+)= scale * sum. */
@@ -88,6 +90,15 @@ static kiln_status channel_sum(kiln_device *dev, const kiln_op *op, const kiln_b
                                float scale, bool accumulate)
 {
     return kiln__reduce_to(dev, op, src, x, dst, &l->channel, KILN__REDUCE_SUM, scale, accumulate);
+}
+
+/* grad += workspace[at .. at + C): a per-channel sum kept in the workspace tail. */
+static kiln_status accumulate_sums(kiln_device *dev, const kiln_buffer *ws, size_t at,
+                                   kiln_tensor *grad, uint32_t n_channels)
+{
+    kiln__arg args[] = {KILN__ARG_BUF(ws), KILN__ARG_UINT(at), KILN__ARG_T(grad),
+                        KILN__ARG_UINT(n_channels)};
+    return kiln__launch_1d(dev, "batchnorm", "batchnorm_bwd_add_sums", args, 4, n_channels);
 }
 
 static kiln_status batchnorm_forward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)
@@ -148,9 +159,8 @@ static kiln_status batchnorm_forward(kiln_device *dev, const kiln_op *op, const 
 
 /*
  * Train mode with a wanted x gradient needs the plain per-channel sums of g and g xhat, so
- * they go to two (C,) scratch buffers (released at once: OpenCL keeps a released buffer alive
- * until the queued kernels using it finish) and are then added to the gamma and beta
- * gradients. Otherwise the sums accumulate straight into those gradients.
+ * they go to the workspace's tail (after the n g xhat terms) and are then added to the gamma
+ * and beta gradients. Otherwise the sums accumulate straight into those gradients.
  */
 static kiln_status batchnorm_backward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)
 {
@@ -163,23 +173,19 @@ static kiln_status batchnorm_backward(kiln_device *dev, const kiln_op *op, const
     layout l = layout_of(xs);
     bool train = a->mode == KILN_MODE_TRAIN;
     bool need_sums = train && gx != NULL;
-    kiln_buffer *sum_g = NULL, *sum_gxhat = NULL;
     kiln_status rc = KILN_OK;
-    if (need_sums) {
-        KILN_CHECK(kiln_buffer_create(dev, l.n_channels * sizeof(float),
-                                      "batchnorm backward: sum of g", &sum_g));
-        KILN_CHECK(kiln_buffer_create(dev, l.n_channels * sizeof(float),
-                                      "batchnorm backward: sum of g xhat", &sum_gxhat));
-    }
+    const kiln_buffer *ws = a->workspace;
+    size_t at_g = l.n, at_gxhat = (size_t)l.n + l.n_channels; /* workspace tail, elements */
     const kiln_buffer *g = kiln__tensor_buffer(a->grad_output);
-    const kiln_buffer *to_beta = need_sums       ? sum_g
+    const kiln_buffer *to_beta = need_sums       ? ws
                                  : gbeta != NULL ? kiln__tensor_buffer(gbeta)
                                                  : NULL;
-    const kiln_buffer *to_gamma = need_sums        ? sum_gxhat
+    const kiln_buffer *to_gamma = need_sums        ? ws
                                   : ggamma != NULL ? kiln__tensor_buffer(ggamma)
                                                    : NULL;
     if (to_beta != NULL)
-        KILN_CHECK(channel_sum(dev, op, g, xs, &l, to_beta, 1.0f, !need_sums));
+        KILN_CHECK(kiln__reduce_to_at(dev, op, g, xs, to_beta, need_sums ? at_g : 0, &l.channel,
+                                      KILN__REDUCE_SUM, 1.0f, !need_sums));
     if (to_gamma != NULL) {
         kiln__arg term[] = {KILN__ARG_BUF(g),
                             KILN__ARG_T(a->inputs[IN_X]),
@@ -190,24 +196,23 @@ static kiln_status batchnorm_backward(kiln_device *dev, const kiln_op *op, const
                             KILN__ARG_UINT(l.n_channels),
                             KILN__ARG_UINT(l.spatial)};
         KILN_CHECK(kiln__launch_1d(dev, "batchnorm", "batchnorm_bwd_term", term, 8, l.n));
-        KILN_CHECK(channel_sum(dev, op, a->workspace, xs, &l, to_gamma, 1.0f, !need_sums));
+        KILN_CHECK(kiln__reduce_to_at(dev, op, a->workspace, xs, to_gamma,
+                                      need_sums ? at_gxhat : 0, &l.channel, KILN__REDUCE_SUM,
+                                      1.0f, !need_sums));
     }
     if (need_sums) {
-        /* A (C,) to (C,) "reduction" is gradient += sum. */
+        /* gradient += the sums in the workspace tail (a plain channel-wise add). */
         if (gbeta != NULL)
-            KILN_CHECK(kiln__reduce_to(dev, op, sum_g, &gbeta->shape, kiln__tensor_buffer(gbeta),
-                                       &gbeta->shape, KILN__REDUCE_SUM, 1.0f, true));
+            KILN_CHECK(accumulate_sums(dev, ws, at_g, gbeta, l.n_channels));
         if (ggamma != NULL)
-            KILN_CHECK(kiln__reduce_to(dev, op, sum_gxhat, &ggamma->shape,
-                                       kiln__tensor_buffer(ggamma), &ggamma->shape,
-                                       KILN__REDUCE_SUM, 1.0f, true));
+            KILN_CHECK(accumulate_sums(dev, ws, at_gxhat, ggamma, l.n_channels));
         kiln__arg dx[] = {KILN__ARG_BUF(g),
                           KILN__ARG_T(a->inputs[IN_X]),
                           KILN__ARG_T(a->saved[SAVED_MEAN]),
                           KILN__ARG_T(a->saved[SAVED_INVSTD]),
                           KILN__ARG_T(a->inputs[IN_GAMMA]),
-                          KILN__ARG_BUF(sum_g),
-                          KILN__ARG_BUF(sum_gxhat),
+                          KILN__ARG_BUF(ws),
+                          KILN__ARG_UINT(at_g),
                           KILN__ARG_T(gx),
                           KILN__ARG_UINT(l.n),
                           KILN__ARG_UINT(l.n_channels),
@@ -225,8 +230,6 @@ static kiln_status batchnorm_backward(kiln_device *dev, const kiln_op *op, const
         KILN_CHECK(kiln__launch_1d(dev, "batchnorm", "batchnorm_bwd_x_eval", dx, 7, l.n));
     }
 cleanup:
-    kiln_buffer_destroy(sum_g);
-    kiln_buffer_destroy(sum_gxhat);
     return rc;
 }
 

@@ -88,5 +88,11 @@ kiln_status kiln__reduce_to(kiln_device *dev, const kiln_op *op, const kiln_buff
                             const kiln_shape *src_shape, const kiln_buffer *dst,
                             const kiln_shape *dst_shape, kiln__reduce_kind kind, float scale,
                             bool accumulate);
+/* The same, writing the result `dst_at` elements into dst, so that an op can keep several
+ * reductions in one workspace instead of allocating or copying. */
+kiln_status kiln__reduce_to_at(kiln_device *dev, const kiln_op *op, const kiln_buffer *src,
+                               const kiln_shape *src_shape, const kiln_buffer *dst,
+                               size_t dst_at, const kiln_shape *dst_shape,
+                               kiln__reduce_kind kind, float scale, bool accumulate);
 
 #endif

@@ -45,6 +45,15 @@ kiln_status kiln__reduce_to(kiln_device *dev, const kiln_op *op, const kiln_buff
                             const kiln_shape *dst_shape, kiln__reduce_kind kind, float scale,
                             bool accumulate)
 {
+    return kiln__reduce_to_at(dev, op, src, src_shape, dst, 0, dst_shape, kind, scale,
+                              accumulate);
+}
+
+kiln_status kiln__reduce_to_at(kiln_device *dev, const kiln_op *op, const kiln_buffer *src,
+                               const kiln_shape *src_shape, const kiln_buffer *dst,
+                               size_t dst_at, const kiln_shape *dst_shape,
+                               kiln__reduce_kind kind, float scale, bool accumulate)
+{
     int64_t stride[KILN_MAX_DIMS];
     kiln_shape_strides(src_shape, stride);
     int kept[KILN_MAX_DIMS], reduced[KILN_MAX_DIMS];
@@ -75,12 +84,16 @@ kiln_status kiln__reduce_to(kiln_device *dev, const kiln_op *op, const kiln_buff
                            kiln_shape_format(dst_shape, b, sizeof b));
     uint32_t n_out = (uint32_t)kiln_shape_count(dst_shape);
     uint32_t n_reduce = (uint32_t)(kiln_shape_count(src_shape) / n_out);
+    if ((dst_at + n_out) * sizeof(float) > kiln_buffer_get_size(dst))
+        return kiln__error(dev->ctx, KILN_ERR_INTERNAL, __func__,
+                           "op '%s': %u results at element %zu overrun a %zu-byte buffer",
+                           op->name, (unsigned)n_out, dst_at, kiln_buffer_get_size(dst));
     if (n_reduce == 1) {
         kiln__arg args[] = {KILN__ARG_BUF(src),    KILN__ARG_BUF(dst),
                             KILN__ARG_UINT(n_out), kiln__arg_u32x4(kdims),
                             kiln__arg_u32x4(kst),  KILN__ARG_FLOAT(scale),
-                            KILN__ARG_INT(accumulate ? 1 : 0)};
-        return kiln__launch_1d(dev, "reduce", "reduce_copy_fwd", args, 7, n_out);
+                            KILN__ARG_INT(accumulate ? 1 : 0), KILN__ARG_UINT(dst_at)};
+        return kiln__launch_1d(dev, "reduce", "reduce_copy_fwd", args, 8, n_out);
     }
     size_t wg = 1;
     while (wg < REDUCE_WG_MAX && wg < n_reduce && wg * 2 <= dev->info.max_work_group_size)
@@ -94,10 +107,11 @@ kiln_status kiln__reduce_to(kiln_device *dev, const kiln_op *op, const kiln_buff
                         kiln__arg_u32x4(rst),
                         KILN__ARG_FLOAT(scale),
                         KILN__ARG_INT(accumulate ? 1 : 0),
+                        KILN__ARG_UINT(dst_at),
                         KILN__ARG_LOCAL_BYTES(wg * sizeof(float))};
     size_t global = (size_t)n_out * wg;
     return kiln__launch(dev, "reduce", kind == KILN__REDUCE_SUM ? "reduce_sum_fwd" : "reduce_max_fwd",
-                        args, 10, 1, &global, &wg);
+                        args, 11, 1, &global, &wg);
 }
 
 /* ---- the reduce_* ops ---- */
