@@ -101,7 +101,7 @@ static int train(const char *path, const char *device, const char *const *overri
     if (rc == KILN_OK)
         rc = train_data_load(&cfg, ctx, &data, &err);
     if (rc == KILN_OK)
-        rc = train_log_open(&log, dir, &cfg, quiet, &err);
+        rc = train_log_open(&log, dir, quiet, &err);
     if (rc == KILN_OK && !quiet) {
         const kiln_device_info *info = kiln_device_get_info(dev);
         printf("training %s on %s: %lld train, %lld validation, %lld test samples; run "

@@ -60,23 +60,24 @@ kiln_status train_write_atomic(const char *path, const char *text, size_t length
     return KILN_OK;
 }
 
-kiln_status train_log_open(train_log *log, const char *dir, const config *cfg, bool quiet,
-                           config_error *err)
+kiln_status train_log_open(train_log *log, const char *dir, bool quiet, config_error *err)
 {
     memset(log, 0, sizeof *log);
     snprintf(log->dir, sizeof log->dir, "%s", dir);
     log->quiet = quiet;
     log->progress = isatty(STDERR_FILENO) != 0;
     log->plain = getenv("NO_COLOR") != NULL && getenv("NO_COLOR")[0] != '\0';
-    kiln_status rc = train_make_dirs(dir, err);
-    if (rc != KILN_OK)
-        return rc;
+    return train_make_dirs(dir, err);
+}
+
+kiln_status train_log_write_config(const train_log *log, const config *cfg, config_error *err)
+{
     char *text = NULL;
-    rc = config_write_string(cfg, &text, err);
+    kiln_status rc = config_write_string(cfg, &text, err);
     if (rc != KILN_OK)
         return rc;
     char path[CONFIG_MAX_PATH + 32];
-    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    snprintf(path, sizeof path, "%s/config.yaml", log->dir);
     rc = train_write_atomic(path, text, strlen(text), err);
     free(text);
     return rc;
@@ -84,9 +85,6 @@ kiln_status train_log_open(train_log *log, const char *dir, const config *cfg, b
 
 void train_log_close(train_log *log)
 {
-    free(log->json_prefix);
-    free(log->csv_prefix);
-    log->json_prefix = log->csv_prefix = NULL;
     free(log->history);
     log->history = NULL;
     log->n_history = log->capacity = 0;
@@ -157,52 +155,98 @@ static kiln_status read_text(const char *path, char **out, config_error *err)
     return b.data != NULL ? KILN_OK : train_error(err, KILN_ERR_NO_MEMORY, "out of memory");
 }
 
-/* Cuts `text` after its first `lines` lines. */
-static void keep_lines(char *text, int64_t lines)
+static kiln_status grow_history(train_log *log, config_error *err)
 {
-    char *p = text;
-    for (int64_t i = 0; i < lines && *p != '\0'; i++) {
-        char *nl = strchr(p, '\n');
-        p = nl != NULL ? nl + 1 : p + strlen(p);
+    if (log->n_history < log->capacity)
+        return KILN_OK;
+    int64_t capacity = 2 * log->capacity + 16;
+    train_epoch_values *grown = realloc(log->history, (size_t)capacity * sizeof *grown);
+    if (grown == NULL)
+        return train_error(err, KILN_ERR_NO_MEMORY, "out of memory for the log");
+    log->history = grown;
+    log->capacity = capacity;
+    return KILN_OK;
+}
+
+/* Splits `line` at commas in place: fields[i] points into it. Returns the count, or -1 when
+ * there are more than `capacity`. */
+static int split_csv_line(char *line, char **fields, int capacity)
+{
+    int n = 0;
+    for (char *p = line;; p++) {
+        if (n == capacity)
+            return -1;
+        fields[n++] = p;
+        p += strcspn(p, ",");
+        if (*p == '\0')
+            return n;
+        *p = '\0';
     }
-    *p = '\0';
+}
+
+/* One row of log.csv as written by write_logs: epoch, the named values, lr, seconds. */
+static bool parse_csv_row(char *line, char *const *names, int n_names, train_epoch_values *v)
+{
+    char *fields[TRAIN_MAX_VALUES + 3];
+    if (split_csv_line(line, fields, TRAIN_MAX_VALUES + 3) != n_names + 3)
+        return false;
+    double numbers[TRAIN_MAX_VALUES + 3] = {0};
+    for (int i = 0; i < n_names + 3; i++) {
+        char *end = NULL;
+        numbers[i] = strtod(fields[i], &end);
+        if (end == fields[i] || *end != '\0')
+            return false;
+    }
+    memset(v, 0, sizeof *v);
+    v->epoch = (int64_t)numbers[0] - 1;
+    v->n = n_names;
+    for (int i = 0; i < n_names; i++) {
+        snprintf(v->names[i], TRAIN_MAX_NAME, "%s", names[i]);
+        v->values[i] = numbers[1 + i];
+    }
+    v->lr = numbers[n_names + 1];
+    v->seconds = numbers[n_names + 2];
+    return v->epoch >= 0;
 }
 
 kiln_status train_log_resume(train_log *log, int64_t n_epochs, config_error *err)
 {
     char path[CONFIG_MAX_PATH + 32];
-    snprintf(path, sizeof path, "%s/log.jsonl", log->dir);
-    kiln_status rc = read_text(path, &log->json_prefix, err);
     snprintf(path, sizeof path, "%s/log.csv", log->dir);
-    if (rc == KILN_OK)
-        rc = read_text(path, &log->csv_prefix, err);
-    if (rc != KILN_OK)
+    char *text = NULL;
+    kiln_status rc = read_text(path, &text, err);
+    if (rc != KILN_OK || text == NULL)
         return rc;
-    if (log->json_prefix != NULL)
-        keep_lines(log->json_prefix, n_epochs);
-    if (log->csv_prefix != NULL)
-        keep_lines(log->csv_prefix, n_epochs + 1);
-    if (log->csv_prefix != NULL && log->csv_prefix[0] == '\0') {
-        free(log->csv_prefix);
-        log->csv_prefix = NULL;
+    char *names[TRAIN_MAX_VALUES + 3];
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    int n_names = line != NULL ? split_csv_line(line, names, TRAIN_MAX_VALUES + 3) - 3 : -1;
+    if (n_names < 0 || strcmp(names[0], "epoch") != 0)
+        rc = train_error(err, KILN_ERR_CORRUPT, "%s: the header is not kiln's", path);
+    for (int64_t e = 0; e < n_epochs && rc == KILN_OK; e++) {
+        line = strtok_r(NULL, "\n", &save);
+        rc = grow_history(log, err);
+        if (rc == KILN_OK &&
+            (line == NULL || !parse_csv_row(line, names + 1, n_names, &log->history[e]) ||
+             log->history[e].epoch != e))
+            rc = train_error(err, KILN_ERR_CORRUPT,
+                             "%s: expected a line for each of the %lld epochs done, as kiln "
+                             "writes them",
+                             path, (long long)n_epochs);
+        if (rc == KILN_OK)
+            log->n_history++;
     }
-    return KILN_OK;
+    free(text);
+    return rc;
 }
 
 static kiln_status write_logs(const train_log *log, config_error *err)
 {
     train_text json = {0}, csv = {0};
     const train_epoch_values *first = &log->history[0];
-    if (log->json_prefix != NULL)
-        train_append(&json, "%s", log->json_prefix);
-    if (log->csv_prefix != NULL) {
-        train_append(&csv, "%s", log->csv_prefix);
-    } else {
-        train_append(&csv, "epoch");
-        for (int i = 0; i < first->n; i++)
-            train_append(&csv, ",%s", first->names[i]);
-        train_append(&csv, ",lr,seconds\n");
-    }
+    train_append(&csv, "epoch");
+    for (int i = 0; i < first->n; i++)
+        train_append(&csv, ",%s", first->names[i]);
+    train_append(&csv, ",lr,seconds\n");
     for (int64_t e = 0; e < log->n_history; e++) {
         const train_epoch_values *v = &log->history[e];
         train_append(&json, "{\"epoch\": %lld", (long long)v->epoch + 1);
@@ -238,14 +282,9 @@ kiln_status train_log_epoch(train_log *log, const train_epoch_values *values, in
                             config_error *err)
 {
     train_log_progress(log, 0, 0, 0, 0, 0, true);
-    if (log->n_history == log->capacity) {
-        int64_t capacity = 2 * log->capacity + 16;
-        train_epoch_values *grown = realloc(log->history, (size_t)capacity * sizeof *grown);
-        if (grown == NULL)
-            return train_error(err, KILN_ERR_NO_MEMORY, "out of memory for the log");
-        log->history = grown;
-        log->capacity = capacity;
-    }
+    kiln_status rc = grow_history(log, err);
+    if (rc != KILN_OK)
+        return rc;
     log->history[log->n_history++] = *values;
     if (!log->quiet) {
         printf("epoch %lld/%lld", (long long)values->epoch + 1, (long long)n_epochs);
@@ -254,7 +293,7 @@ kiln_status train_log_epoch(train_log *log, const train_epoch_values *values, in
         printf("  lr %.4g  %.1f s\n", values->lr, values->seconds);
         fflush(stdout);
     }
-    kiln_status rc = write_logs(log, err);
+    rc = write_logs(log, err);
     return rc == KILN_OK ? train_plot_write(log, err) : rc;
 }
 

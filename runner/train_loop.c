@@ -329,6 +329,8 @@ kiln_status train_run(const config *cfg, kiln_context *ctx, kiln_device *dev,
     if (rc == KILN_OK && resume != NULL)
         rc = train_log_resume(log, t.start_epoch, err);
     if (rc == KILN_OK)
+        rc = train_log_write_config(log, cfg, err);
+    if (rc == KILN_OK)
         rc = trainer_fit(&t, result, err);
     if (rc == KILN_OK && data->test != NULL) {
         train_epoch_values v;

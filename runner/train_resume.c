@@ -68,9 +68,39 @@ static kiln_status bad_metadata(const trainer *t, const char *key, config_error 
                        kiln_safetensors_get_path(t->resume), key);
 }
 
+/* The run resumed must be the one configured now: every key equal to the effective config
+ * saved in the file, except train.epochs (a resume may extend a run) and the device. */
+static kiln_status check_same_config(const trainer *t, const char *path, config_error *err)
+{
+    const char *text = kiln_safetensors_get_metadata(t->resume, "config");
+    if (text == NULL)
+        return bad_metadata(t, "config", err);
+    config saved;
+    config_error parse_err = {{0}};
+    kiln_status rc =
+        config_load_string(text, strlen(text), path, NULL, NULL, 0, &saved, &parse_err);
+    if (rc != KILN_OK)
+        return train_error(err, rc, "%s: its saved config does not read back: %s", path,
+                           parse_err.message);
+    saved.train.epochs = t->cfg->train.epochs;
+    memcpy(saved.device, t->cfg->device, sizeof saved.device);
+    char where[CONFIG_MAX_TEXT] = "";
+    if (!config_equal(&saved, t->cfg, where, sizeof where))
+        rc = train_error(err, KILN_ERR_INVALID_ARGUMENT,
+                         "--resume: %s was trained with a different config: %s differs from "
+                         "%s (only train.epochs and the device may change when resuming; start "
+                         "a new run for the rest)",
+                         path, where[0] != '\0' ? where : "a key", t->cfg->source);
+    config_deinit(&saved);
+    return rc;
+}
+
 kiln_status trainer_load_resume(trainer *t, const char *path, config_error *err)
 {
     kiln_status rc = kiln_checkpoint_load(path, t->model, t->opt, &t->resume);
+    if (rc != KILN_OK)
+        return rc;
+    rc = check_same_config(t, path, err);
     if (rc != KILN_OK)
         return rc;
     const char *epochs = kiln_safetensors_get_metadata(t->resume, "resume/epochs");

@@ -76,15 +76,16 @@ typedef struct train_log {
     double last_progress;
     train_epoch_values *history;
     int64_t n_history, capacity;
-    char *json_prefix, *csv_prefix; /* a resumed run's earlier lines (csv: with header) */
 } train_log;
 
-/* Creates `dir` (and its parents) and writes the effective config to dir/config.yaml. */
-kiln_status train_log_open(train_log *log, const char *dir, const config *cfg, bool quiet,
-                           config_error *err);
+/* Creates `dir` (and its parents). */
+kiln_status train_log_open(train_log *log, const char *dir, bool quiet, config_error *err);
+/* Writes the effective config to dir/config.yaml (train_run does, once a resumed run's
+ * config is known to match). */
+kiln_status train_log_write_config(const train_log *log, const config *cfg, config_error *err);
 void train_log_close(train_log *log);
-/* For --resume: keeps the first `n_epochs` lines of dir/log.jsonl and dir/log.csv (after its
- * header), so that the logs written next continue them. */
+/* For --resume: reads the first `n_epochs` epochs back from dir/log.csv into the history, so
+ * that the logs and the plot written next hold every epoch of the run. */
 kiln_status train_log_resume(train_log *log, int64_t n_epochs, config_error *err);
 /* Prints the epoch line (unless quiet) and rewrites log.jsonl and log.csv atomically. */
 kiln_status train_log_epoch(train_log *log, const train_epoch_values *values, int64_t n_epochs,

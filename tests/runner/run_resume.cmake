@@ -1,7 +1,10 @@
 # `kiln train --resume`: trains tiny_resume.yaml for 4 epochs in one run, and for 2 epochs then
 # resumed to 4 in another run directory; the resumed run's log.jsonl must hold 4 epochs whose
 # lines for epochs 3 and 4 (without the seconds) equal the uninterrupted run's, and both runs
-# must print the same epoch 3 and 4 lines and the same test line.
+# must print the same epoch 3 and 4 lines and the same test line, and its plot.svg (built from
+# all 4 epochs, the 2 before the resume read back from log.csv) must equal the whole run's.
+# A resume with another config (here a --set batch size) must fail with exit status 2, name
+# the key that differs, and leave the run directory's config.yaml alone.
 # -DKILN=path -DCONFIG=path -DRUN_DIR=path (two directories are made below it)
 file(REMOVE_RECURSE "${RUN_DIR}")
 function(kiln_train out_var)
@@ -52,4 +55,21 @@ list(LENGTH csv n)
 if(NOT n EQUAL 5)
   message(FATAL_ERROR "kiln train --resume: log.csv should hold a header and 4 epochs:\n${csv}")
 endif()
-message(STATUS "kiln train --resume: epochs 3-4, test line and logs equal the whole run's")
+file(READ "${RUN_DIR}/whole/plot.svg" whole_svg)
+file(READ "${RUN_DIR}/resumed/plot.svg" resumed_svg)
+if(NOT whole_svg STREQUAL resumed_svg)
+  message(FATAL_ERROR "kiln train --resume: plot.svg differs from the uninterrupted run's")
+endif()
+
+file(READ "${RUN_DIR}/resumed/config.yaml" config_before)
+execute_process(COMMAND "${KILN}" train "${CONFIG}" --device pocl --resume "${RUN_DIR}/resumed"
+                        --set train.batch_size=8
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+file(READ "${RUN_DIR}/resumed/config.yaml" config_after)
+if(NOT rc STREQUAL "2" OR NOT err MATCHES "was trained with a different config: train.batch_size differs"
+   OR NOT config_before STREQUAL config_after)
+  message(FATAL_ERROR "kiln train --resume with another batch size: exit status ${rc} (expected "
+                      "2 naming train.batch_size, config.yaml untouched)\n${out}${err}")
+endif()
+message(STATUS "kiln train --resume: epochs 3-4, test line, logs and plot equal the whole "
+               "run's; a changed config is refused")
