@@ -297,7 +297,12 @@ kiln_status trainer_fit(trainer *t, train_result *result, config_error *err)
                                                                      : KILN_STOP_EPOCHS_EXHAUSTED);
         reason = es.reason;
         result->best_epoch = kiln_early_stopping_best_epoch(&es);
-        if (kiln_early_stopping_restore_due(&es) && t->has_best_state) {
+        /* Cut short within an epoch, the weights have moved past the last complete epoch,
+         * so the best one is restored even when it was that epoch. */
+        bool due = kiln_early_stopping_restore_due(&es) ||
+                   (t->cut_short && tr->early_stopping.restore_best &&
+                    kiln_early_stopping_best_epoch(&es) >= 0);
+        if (due && t->has_best_state) {
             rc = restore_best_state(t);
             result->restored = rc == KILN_OK;
         }

@@ -1,12 +1,17 @@
 # SIGINT during `kiln train`: starts tiny.yaml with a million epochs in the background, sends
 # SIGINT once log.jsonl holds the first epoch, and checks that the run ends with exit status 0,
-# "stopped: interrupted" and the test line, with last.safetensors in the run directory.
+# "stopped: interrupted" and the test line, with last.safetensors in the run directory; and,
+# since tiny.yaml's early stopping restores the best weights however training ends, that the
+# final test line equals `kiln test` on the best checkpoint (save_best_only on the same monitor),
+# also when the interrupted epoch followed the best one.
 # -DKILN=path -DCONFIG=path -DRUN_DIR=path
 file(REMOVE_RECURSE "${RUN_DIR}")
 file(MAKE_DIRECTORY "${RUN_DIR}")
 set(script [=[
 "$KILN" train "$CONFIG" --device pocl --run-dir "$RUN_DIR" --set train.epochs=1000000 \
-  --set train.callbacks.early_stopping.patience=1000000 >"$RUN_DIR/out.txt" 2>&1 &
+  --set train.callbacks.early_stopping.patience=1000000 \
+  --set "train.callbacks.checkpoint={path: $RUN_DIR/best.safetensors, monitor: val_loss, save_best_only: true}" \
+  >"$RUN_DIR/out.txt" 2>&1 &
 pid=$!
 i=0
 until grep -q '"epoch": 1' "$RUN_DIR/log.jsonl" 2>/dev/null; do
@@ -47,4 +52,13 @@ endforeach()
 if(NOT EXISTS "${RUN_DIR}/last.safetensors")
   message(FATAL_ERROR "kiln train after SIGINT: ${RUN_DIR}/last.safetensors was not written")
 endif()
-message(STATUS "kiln train: SIGINT ended the run with exit 0, interrupted, last.safetensors")
+execute_process(COMMAND "${KILN}" test "${CONFIG}" --device pocl --checkpoint "${RUN_DIR}/best.safetensors"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE best_out ERROR_VARIABLE best_err)
+string(REGEX MATCH "test: [^\n]*" trained "${log}")
+string(REGEX MATCH "test: [^\n]*" best "${best_out}")
+if(NOT rc STREQUAL "0" OR NOT trained STREQUAL best)
+  message(FATAL_ERROR "kiln train after SIGINT did not end with the best weights:\n"
+                      "train: ${trained}\nbest checkpoint: ${best}\n${all}${best_out}${best_err}")
+endif()
+message(STATUS "kiln train: SIGINT ended the run with exit 0, interrupted, last.safetensors, "
+               "the best weights")
