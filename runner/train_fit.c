@@ -63,24 +63,45 @@ double trainer_host_loss(const trainer *t, int64_t n_rows, float device_loss)
 
 /* ---- restore_best ---- */
 
+kiln_status trainer_alloc_state(const trainer *t, bool buffers_only, kiln_value **values,
+                                float ***host, size_t *n_out, config_error *err)
+{
+    size_t n = kiln_graph_n_values(t->graph);
+    *n_out = 0;
+    *values = calloc(n + 1, sizeof **values);
+    *host = calloc(n + 1, sizeof **host);
+    if (*values == NULL || *host == NULL)
+        return train_error(err, KILN_ERR_NO_MEMORY, "out of memory for a copy of the model");
+    for (size_t v = 0; v < n; v++) {
+        kiln_value_kind kind = kiln_graph_value_kind(t->graph, (kiln_value)v);
+        if (kind != KILN_VALUE_BUFFER && (buffers_only || kind != KILN_VALUE_PARAMETER))
+            continue;
+        int64_t count = kiln_shape_count(kiln_graph_value_shape(t->graph, (kiln_value)v));
+        (*values)[*n_out] = (kiln_value)v;
+        (*host)[*n_out] = malloc((size_t)count * sizeof(float));
+        if ((*host)[(*n_out)++] == NULL)
+            return train_error(err, KILN_ERR_NO_MEMORY, "out of memory for a copy of the model");
+    }
+    return KILN_OK;
+}
+
 kiln_status trainer_alloc_best(trainer *t, config_error *err)
 {
-    if (t->best_state == NULL) {
-        size_t n = kiln_graph_n_values(t->graph);
-        t->state_values = calloc(n, sizeof *t->state_values);
-        t->best_state = calloc(n, sizeof *t->best_state);
-        if (t->state_values == NULL || t->best_state == NULL)
-            return train_error(err, KILN_ERR_NO_MEMORY, "out of memory for the best weights");
-        for (size_t v = 0; v < n; v++) {
-            kiln_value_kind kind = kiln_graph_value_kind(t->graph, (kiln_value)v);
-            if (kind != KILN_VALUE_PARAMETER && kind != KILN_VALUE_BUFFER)
-                continue;
-            int64_t count = kiln_shape_count(kiln_graph_value_shape(t->graph, (kiln_value)v));
-            t->state_values[t->n_state] = (kiln_value)v;
-            t->best_state[t->n_state] = malloc((size_t)count * sizeof(float));
-            if (t->best_state[t->n_state++] == NULL)
-                return train_error(err, KILN_ERR_NO_MEMORY, "out of memory for the best weights");
-        }
+    if (t->best_state != NULL)
+        return KILN_OK;
+    return trainer_alloc_state(t, false, &t->state_values, &t->best_state, &t->n_state, err);
+}
+
+kiln_status trainer_copy_state(trainer *t, const kiln_value *values, float *const *host, size_t n,
+                               bool to_device)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *name = kiln_graph_value_name(t->graph, values[i]);
+        int64_t count = kiln_shape_count(kiln_graph_value_shape(t->graph, values[i]));
+        kiln_status rc = to_device ? kiln_model_write_state(t->model, name, host[i], count)
+                                   : kiln_model_read_state(t->model, name, host[i], count);
+        if (rc != KILN_OK)
+            return rc;
     }
     return KILN_OK;
 }
@@ -88,30 +109,10 @@ kiln_status trainer_alloc_best(trainer *t, config_error *err)
 static kiln_status save_best_state(trainer *t, config_error *err)
 {
     kiln_status rc = trainer_alloc_best(t, err);
-    if (rc != KILN_OK)
-        return rc;
-    for (size_t i = 0; i < t->n_state; i++) {
-        kiln_value v = t->state_values[i];
-        rc = kiln_model_read_state(t->model, kiln_graph_value_name(t->graph, v), t->best_state[i],
-                                   kiln_shape_count(kiln_graph_value_shape(t->graph, v)));
-        if (rc != KILN_OK)
-            return rc;
-    }
-    t->has_best_state = true;
-    return KILN_OK;
-}
-
-static kiln_status restore_best_state(trainer *t)
-{
-    for (size_t i = 0; i < t->n_state; i++) {
-        kiln_value v = t->state_values[i];
-        kiln_status rc =
-            kiln_model_write_state(t->model, kiln_graph_value_name(t->graph, v), t->best_state[i],
-                                   kiln_shape_count(kiln_graph_value_shape(t->graph, v)));
-        if (rc != KILN_OK)
-            return rc;
-    }
-    return KILN_OK;
+    if (rc == KILN_OK)
+        rc = trainer_copy_state(t, t->state_values, t->best_state, t->n_state, false);
+    t->has_best_state = rc == KILN_OK;
+    return rc;
 }
 
 /* ---- checkpoints ---- */
@@ -303,7 +304,7 @@ kiln_status trainer_fit(trainer *t, train_result *result, config_error *err)
                    (t->cut_short && tr->early_stopping.restore_best &&
                     kiln_early_stopping_best_epoch(&es) >= 0);
         if (due && t->has_best_state) {
-            rc = restore_best_state(t);
+            rc = trainer_copy_state(t, t->state_values, t->best_state, t->n_state, true);
             result->restored = rc == KILN_OK;
         }
     }

@@ -129,9 +129,8 @@ static kiln_status setup(trainer *t, kiln_device *dev, bool training, bool infer
     return KILN_OK;
 }
 
-/* Uploads batch `index` of `epoch` from `b`; *n_rows receives its real rows. */
-static kiln_status load_batch(trainer *t, kiln_batcher *b, const kiln_dataset *ds,
-                              kiln_executor *ex, int64_t epoch, int64_t index, int64_t *n_rows)
+kiln_status trainer_load_batch(trainer *t, kiln_batcher *b, const kiln_dataset *ds,
+                               kiln_executor *ex, int64_t epoch, int64_t index, int64_t *n_rows)
 {
     kiln_batch batch = {.features = t->features, .classes = t->classes, .targets = t->targets};
     kiln_status rc = kiln_batcher_fill(b, epoch, index, &batch, n_rows);
@@ -232,7 +231,7 @@ static kiln_status train_epoch(trainer *t, int64_t epoch, train_epoch_values *v,
         int64_t n_rows = 0;
         float loss = 0;
         if (rc == KILN_OK)
-            rc = load_batch(t, b, t->data->train, t->train_ex, epoch, i, &n_rows);
+            rc = trainer_load_batch(t, b, t->data->train, t->train_ex, epoch, i, &n_rows);
         if (rc == KILN_OK)
             rc = kiln_executor_forward(t->train_ex, t->step++);
         if (rc == KILN_OK)
@@ -270,7 +269,7 @@ kiln_status trainer_evaluate(trainer *t, const kiln_dataset *ds, const char *pre
     for (int64_t i = 0; i < n_batches && rc == KILN_OK; i++) {
         int64_t n_rows = 0;
         float device_loss = 0;
-        rc = load_batch(t, b, ds, t->eval_ex, 0, i, &n_rows);
+        rc = trainer_load_batch(t, b, ds, t->eval_ex, 0, i, &n_rows);
         if (rc == KILN_OK)
             rc = kiln_executor_forward(t->eval_ex, 0);
         if (rc == KILN_OK)
@@ -354,6 +353,8 @@ kiln_status trainer_epoch(trainer *t, int64_t epoch, train_epoch_values *v, conf
     kiln_status rc = train_epoch(t, epoch, v, err);
     if (rc == KILN_OK && t->data->validation != NULL && !t->cut_short)
         rc = trainer_evaluate(t, t->data->validation, "val_", v);
+    if (rc == KILN_OK && t->cfg->train.diagnose.eval_train && !t->cut_short)
+        rc = trainer_diagnose(t, epoch, v, err);
     v->seconds = train_now() - start;
     return rc;
 }

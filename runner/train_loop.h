@@ -40,6 +40,10 @@ typedef struct trainer {
     kiln_safetensors *resume; /* the file resumed from, until trainer_fit has read it */
 } trainer;
 
+/* Uploads batch `index` of `epoch` from `b` into `ex`'s inputs; *n_rows receives its real
+ * rows (the rest are zero). */
+kiln_status trainer_load_batch(trainer *t, kiln_batcher *b, const kiln_dataset *ds,
+                               kiln_executor *ex, int64_t epoch, int64_t index, int64_t *n_rows);
 kiln_status trainer_epoch(trainer *t, int64_t epoch, train_epoch_values *v, config_error *err);
 kiln_status trainer_evaluate(trainer *t, const kiln_dataset *ds, const char *prefix,
                              train_epoch_values *v);
@@ -52,8 +56,24 @@ kiln_status trainer_save_checkpoint(trainer *t, const char *path, int64_t epoch,
                                     const kiln_metadata_entry *metadata, size_t n_metadata,
                                     const kiln_host_tensor *extra, size_t n_extra,
                                     config_error *err);
+/* Copies the model state (parameters, buffers) named by `values` between the device and the
+ * host arrays `host` (to_device: host to model; else model to host). */
+kiln_status trainer_copy_state(trainer *t, const kiln_value *values, float *const *host, size_t n,
+                               bool to_device);
+/* Host arrays for the model's buffers (buffers_only) or parameters and buffers: *values and
+ * *host receive *n entries (free each host array, then both lists, also after a failure). */
+kiln_status trainer_alloc_state(const trainer *t, bool buffers_only, kiln_value **values,
+                                float ***host, size_t *n, config_error *err);
 /* Allocates the host copies for restore_best (once). */
 kiln_status trainer_alloc_best(trainer *t, config_error *err);
+
+/* ---- train_diagnose.c ---- */
+
+/* diagnose.eval_train: scores the training split's full batches with the current weights in
+ * train mode and in eval mode, appends train_mode_loss and eval_mode_loss to `v`, and warns on
+ * stderr when they differ by more than the configured fraction. The model's state (batch-norm
+ * running statistics) is left as it was. */
+kiln_status trainer_diagnose(trainer *t, int64_t epoch, train_epoch_values *v, config_error *err);
 
 /* ---- train_resume.c ---- */
 

@@ -17,7 +17,8 @@
 #include "kiln/data.h"
 #include "kiln/device.h"
 
-enum { TRAIN_MAX_VALUES = 2 + 2 * CONFIG_MAX_METRICS, TRAIN_MAX_NAME = 64 };
+/* loss and metrics, for training and validation, and diagnose's two losses */
+enum { TRAIN_MAX_VALUES = 4 + 2 * CONFIG_MAX_METRICS, TRAIN_MAX_NAME = 64 };
 
 /* Formats a runner error into err and returns `status`. */
 kiln_status train_error(config_error *err, kiln_status status, const char *fmt, ...)

@@ -7,14 +7,7 @@
 # the key that differs, and leave the run directory's config.yaml alone.
 # -DKILN=path -DCONFIG=path -DRUN_DIR=path (two directories are made below it)
 file(REMOVE_RECURSE "${RUN_DIR}")
-function(kiln_train out_var)
-  execute_process(COMMAND "${KILN}" train "${CONFIG}" --device pocl ${ARGN}
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc STREQUAL "0")
-    message(FATAL_ERROR "kiln train ${ARGN}: exit status ${rc}, expected 0\n${out}${err}")
-  endif()
-  set(${out_var} "${out}" PARENT_SCOPE)
-endfunction()
+include("${CMAKE_CURRENT_LIST_DIR}/train_helpers.cmake")
 kiln_train(whole --run-dir "${RUN_DIR}/whole")
 kiln_train(first --run-dir "${RUN_DIR}/resumed" --set train.epochs=2)
 kiln_train(second --resume "${RUN_DIR}/resumed")

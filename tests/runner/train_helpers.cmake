@@ -1,0 +1,11 @@
+# Shared by the `kiln train` test scripts: kiln_train(OUT_VAR ARGS...) runs
+# `kiln train CONFIG --device pocl ARGS...`, fails the test on a non-zero exit status, and sets
+# OUT_VAR to stdout followed by stderr. Needs KILN and CONFIG.
+function(kiln_train out_var)
+  execute_process(COMMAND "${KILN}" train "${CONFIG}" --device pocl ${ARGN}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc STREQUAL "0")
+    message(FATAL_ERROR "kiln train ${ARGN}: exit status ${rc}, expected 0\n${out}${err}")
+  endif()
+  set(${out_var} "${out}${err}" PARENT_SCOPE)
+endfunction()
