@@ -281,7 +281,7 @@ static kiln_status write_logs(const train_log *log, config_error *err)
 kiln_status train_log_epoch(train_log *log, const train_epoch_values *values, int64_t n_epochs,
                             config_error *err)
 {
-    train_log_progress(log, 0, 0, 0, 0, 0, true);
+    train_log_progress_end(log);
     kiln_status rc = grow_history(log, err);
     if (rc != KILN_OK)
         return rc;
@@ -297,24 +297,43 @@ kiln_status train_log_epoch(train_log *log, const train_epoch_values *values, in
     return rc == KILN_OK ? train_plot_write(log, err) : rc;
 }
 
-void train_log_progress(train_log *log, int64_t epoch, int64_t n_epochs, int64_t batch,
-                        int64_t n_batches, double loss, bool done)
+void train_log_progress_end(train_log *log)
 {
-    if (!log->progress)
-        return;
-    if (done) {
-        if (log->last_progress > 0)
-            fputs(log->plain ? "\r                                                            \r"
-                             : "\r\033[K",
-                  stderr);
-        log->last_progress = 0;
-        return;
-    }
+    if (log->progress && log->last_progress > 0)
+        fputs(log->plain ? "\r                                                                  "
+                           "            \r"
+                         : "\r\033[K",
+              stderr);
+    log->last_progress = 0;
+}
+
+bool train_log_progress_due(const train_log *log)
+{
+    return log->progress && train_now() - log->last_progress >= 0.2;
+}
+
+void train_log_progress(train_log *log, int64_t epoch, int64_t n_epochs, int64_t batch,
+                        int64_t n_batches, double loss, const char *metrics)
+{
     double now = train_now();
-    if (now - log->last_progress < 0.2)
+    if (batch <= 1 || log->epoch_start <= 0)
+        log->epoch_start = now;
+    if (!train_log_progress_due(log))
         return;
     log->last_progress = now;
-    fprintf(stderr, "\repoch %lld/%lld  batch %lld/%lld  loss %.4g ", (long long)epoch + 1,
-            (long long)n_epochs, (long long)batch, (long long)n_batches, loss);
+    double eta =
+        batch > 0 ? (now - log->epoch_start) * (double)(n_batches - batch) / (double)batch : 0;
+    enum { BAR = 20 };
+    char bar[BAR + 1];
+    int filled = n_batches > 0 ? (int)(BAR * batch / n_batches) : 0;
+    for (int i = 0; i < BAR; i++)
+        bar[i] = i < filled ? '=' : i == filled ? '>' : '.';
+    bar[BAR] = '\0';
+    char eta_text[32] = "--";
+    if (batch > 1)
+        snprintf(eta_text, sizeof eta_text, "%.0f s", eta);
+    fprintf(stderr, "\repoch %lld/%lld  %lld/%lld [%s] ETA %s  loss %.4g%s%s", (long long)epoch + 1,
+            (long long)n_epochs, (long long)batch, (long long)n_batches, bar, eta_text, loss,
+            metrics != NULL ? metrics : "", log->plain ? " " : "\033[K");
     fflush(stderr);
 }

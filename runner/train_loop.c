@@ -195,6 +195,22 @@ static void reset_metrics(trainer *t)
         kiln_metric_reset(t->metrics[i]);
 }
 
+/* The running metrics for the progress line: "  accuracy 0.91  f1 0.88". */
+static void progress_metrics(trainer *t, char *out, size_t capacity)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < t->n_metrics && used < capacity; i++) {
+        double value = NAN;
+        if (kiln_metric_result(t->metrics[i], &value) != KILN_OK) {
+            kiln_context_clear_error(t->ctx);
+            continue;
+        }
+        int n = snprintf(out + used, capacity - used, "  %s %.4g", t->metric_names[i], value);
+        used += n > 0 ? (size_t)n : 0;
+    }
+}
+
 /* One training epoch: every full batch (drop_last: the graph's batch size is fixed). The
  * loss and output are read back after each step for the epoch's loss and metrics. */
 static kiln_status train_epoch(trainer *t, int64_t epoch, train_epoch_values *v, config_error *err)
@@ -218,6 +234,7 @@ static kiln_status train_epoch(trainer *t, int64_t epoch, train_epoch_values *v,
     }
     reset_metrics(t);
     double loss_sum = 0;
+    char metrics_text[256] = "";
     t->cut_short = false;
     for (int64_t i = 0; i < n_batches && rc == KILN_OK; i++) {
         if (train_interrupt) {
@@ -245,8 +262,10 @@ static kiln_status train_epoch(trainer *t, int64_t epoch, train_epoch_values *v,
         if (rc == KILN_OK)
             rc = update_metrics(t, n_rows);
         loss_sum += loss;
+        if (rc == KILN_OK && train_log_progress_due(t->log))
+            progress_metrics(t, metrics_text, sizeof metrics_text);
         train_log_progress(t->log, epoch, cfg->train.epochs, i + 1, n_batches,
-                           loss_sum / (double)(i + 1), false);
+                           loss_sum / (double)(i + 1), metrics_text);
     }
     kiln_batcher_destroy(b);
     if (rc == KILN_OK && !t->cut_short)

@@ -72,9 +72,9 @@ typedef struct train_epoch_values {
 typedef struct train_log {
     char dir[CONFIG_MAX_PATH];
     bool quiet;
-    bool progress; /* stderr is a terminal */
-    bool plain;    /* NO_COLOR: no escape sequences */
-    double last_progress;
+    bool progress;                     /* stderr is a terminal */
+    bool plain;                        /* NO_COLOR: no escape sequences */
+    double last_progress, epoch_start; /* train_now() seconds */
     train_epoch_values *history;
     int64_t n_history, capacity;
 } train_log;
@@ -91,9 +91,14 @@ kiln_status train_log_resume(train_log *log, int64_t n_epochs, config_error *err
 /* Prints the epoch line (unless quiet) and rewrites log.jsonl and log.csv atomically. */
 kiln_status train_log_epoch(train_log *log, const train_epoch_values *values, int64_t n_epochs,
                             config_error *err);
-/* A throttled progress line on stderr when it is a terminal; done clears it. */
+/* The progress line on stderr while an epoch trains, when stderr is a terminal: epoch,
+ * step/total with a bar, ETA, running loss and `metrics` (text such as "  accuracy 0.91", may
+ * be NULL). Throttled to five lines a second; train_log_progress_due says whether the next call
+ * would print, so that callers format their metrics only then. _end clears the line. */
+bool train_log_progress_due(const train_log *log);
 void train_log_progress(train_log *log, int64_t epoch, int64_t n_epochs, int64_t batch,
-                        int64_t n_batches, double loss, bool done);
+                        int64_t n_batches, double loss, const char *metrics);
+void train_log_progress_end(train_log *log);
 /* A growing string; train_append sets `failed` (and appends nothing more) when out of memory. */
 typedef struct train_text {
     char *data;
