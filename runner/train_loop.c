@@ -247,8 +247,10 @@ static kiln_status train_epoch(trainer *t, int64_t epoch, train_epoch_values *v,
         v->lr = lr;
         int64_t n_rows = 0;
         float loss = 0;
+        double load_start = train_now();
         if (rc == KILN_OK)
             rc = trainer_load_batch(t, b, t->data->train, t->train_ex, epoch, i, &n_rows);
+        t->batch_load_seconds += train_now() - load_start;
         if (rc == KILN_OK)
             rc = kiln_executor_forward(t->train_ex, t->step++);
         if (rc == KILN_OK)
@@ -350,6 +352,7 @@ kiln_status train_run(const config *cfg, kiln_context *ctx, kiln_device *dev,
         rc = train_log_write_config(log, cfg, err);
     if (rc == KILN_OK)
         rc = trainer_fit(&t, result, err);
+    result->batch_load_seconds = t.batch_load_seconds;
     if (rc == KILN_OK && data->test != NULL) {
         train_epoch_values v;
         memset(&v, 0, sizeof v);

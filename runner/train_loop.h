@@ -30,6 +30,7 @@ typedef struct trainer {
     float *features, *targets, *ftargets, *outputs;
     int32_t *classes;
     uint64_t step;
+    double batch_load_seconds; /* time in trainer_load_batch during training steps */
     /* restore_best: host copies of every parameter and buffer at the best epoch */
     kiln_value *state_values;
     float **best_state;

@@ -240,7 +240,7 @@ kiln_status train_summary_write(const train_log *log, const train_result *result
         train_append(&b, "\"%s\"", monitor);
     else
         train_append(&b, "null");
-    /* The best value, from this session's epochs (a resumed run's earlier ones are not held). */
+    /* The best value, from the history (a resumed run's earlier epochs included). */
     double best = NAN;
     for (int64_t e = 0; e < log->n_history && monitor != NULL; e++) {
         int i = find_value(&log->history[e], monitor);
@@ -260,7 +260,8 @@ kiln_status train_summary_write(const train_log *log, const train_result *result
     } else {
         train_append(&b, "null");
     }
-    train_append(&b, ",\n  \"seconds\": %.3f\n}\n", seconds);
+    train_append(&b, ",\n  \"seconds\": %.3f,\n  \"batch_load_seconds\": %.3f\n}\n", seconds,
+                 result->batch_load_seconds);
     kiln_status rc = KILN_OK;
     if (b.failed) {
         rc = train_error(err, KILN_ERR_NO_MEMORY, "out of memory writing summary.json");

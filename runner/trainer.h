@@ -120,6 +120,7 @@ typedef struct train_result {
     int64_t best_epoch; /* -1 without early stopping or checkpoint monitor */
     const char *stop_reason;
     bool restored;
+    double batch_load_seconds; /* training steps: preparing and uploading batches */
     bool has_test;
     int n_test;
     char test_names[TRAIN_MAX_VALUES][TRAIN_MAX_NAME]; /* loss, then metrics */
@@ -132,7 +133,8 @@ typedef struct train_result {
  * then each metric) with the training and validation curves against the epoch. */
 kiln_status train_plot_write(const train_log *log, config_error *err);
 /* Writes log->dir/summary.json: epochs run, stop reason, best epoch, the best value of
- * `monitor` (NULL when nothing is monitored), the test loss and metrics and `seconds`. */
+ * `monitor` (NULL when nothing is monitored), the test loss and metrics, `seconds` and the
+ * part of the training steps spent preparing batches (the device waits meanwhile). */
 kiln_status train_summary_write(const train_log *log, const train_result *result,
                                 const char *monitor, double seconds, config_error *err);
 
