@@ -42,7 +42,8 @@ static int run(int argc, char **argv)
         return cli_usage_error(&cli_cache_command, "missing action: info or clear");
     bool clear = strcmp(action, "clear") == 0;
     if (!clear && strcmp(action, "info") != 0)
-        return cli_usage_error(&cli_cache_command, "unknown action '%s' (info or clear)", action);
+        return cli_usage_error(&cli_cache_command, "unknown action '%s' (info or clear)",
+                               action);
     kiln_context *ctx = cli_context_create();
     if (ctx == NULL)
         return CLI_EXIT_ERROR;

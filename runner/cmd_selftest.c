@@ -33,8 +33,8 @@ static void print_row(const kiln_check_row *row, void *user)
         return;
     char tol[32];
     snprintf(tol, sizeof tol, "%.0e+%.0e", row->atol, row->rtol);
-    printf("%-20s %-30s %-11s %10.3g %10.3g %-14s %-4s %9.1f%s%s\n", row->op, row->shape, row->what,
-           row->max_abs, row->max_rel, tol, row->pass ? "pass" : "FAIL", row->ms,
+    printf("%-20s %-30s %-11s %10.3g %10.3g %-14s %-4s %9.1f%s%s\n", row->op, row->shape,
+           row->what, row->max_abs, row->max_rel, tol, row->pass ? "pass" : "FAIL", row->ms,
            row->note[0] != '\0' ? "  " : "", row->note);
     t->printed++;
 }
@@ -94,10 +94,8 @@ static int run(int argc, char **argv)
     kiln_context_destroy(ctx);
     if (run.n_rows == 0) {
         if (only != NULL)
-            fprintf(stderr,
-                    "kiln selftest: no checks for an op named '%s' (`kiln selftest "
-                    "--list` names them)\n",
-                    only);
+            fprintf(stderr, "kiln selftest: no checks for an op named '%s' (`kiln selftest "
+                            "--list` names them)\n", only);
         else
             fprintf(stderr, "kiln: error: no check ran\n");
         return CLI_EXIT_ERROR;
