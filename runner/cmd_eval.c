@@ -2,8 +2,9 @@
  * `kiln eval CONFIG --checkpoint F [--split validation|test]` and `kiln test CONFIG
  * --checkpoint F` (eval on the test split): loads the checkpoint's weights into the model the
  * config describes, on any device, preprocesses the split with the checkpoint's statistics
- * (never refitted) and prints its loss and metrics in eval mode. A checkpoint that does not
- * match the config (names, shapes, preprocessing) exits with status 2 and the differences.
+ * (never refitted) and prints its loss and metrics in eval mode, and for a classifier the
+ * confusion matrix. A checkpoint that does not match the config (names, shapes,
+ * preprocessing) exits with status 2 and the differences.
  */
 #include <stdio.h>
 #include <string.h>
@@ -47,7 +48,7 @@ static int evaluate(const char *path, const char *checkpoint, bool test, const c
     kiln_safetensors *file = NULL;
     kiln_device *dev = NULL;
     kiln_dataset *ds = NULL;
-    train_result result;
+    train_result result = {0};
     kiln_status rc = kiln_safetensors_read(ctx, checkpoint, &file);
     kiln_device_options options = {.spec = device != NULL ? device
                                                           : kiln_device_spec_effective(cfg.device)};
@@ -63,9 +64,11 @@ static int evaluate(const char *path, const char *checkpoint, bool test, const c
         for (int i = 0; i < result.n_test; i++)
             printf(" %s %.4f", result.test_names[i], result.test_values[i]);
         printf("\n");
+        train_confusion_print(stdout, &result);
     } else {
         code = fail(ctx, rc, &err);
     }
+    train_result_deinit(&result);
     kiln_dataset_destroy(ds);
     kiln_device_destroy(dev);
     kiln_safetensors_destroy(file);

@@ -69,6 +69,7 @@ static void print_summary(const train_result *r)
         for (int i = 0; i < r->n_test; i++)
             printf(" %s %.4f", r->test_names[i], r->test_values[i]);
         printf("\n");
+        train_confusion_print(stdout, r);
     }
 }
 
@@ -94,7 +95,7 @@ static int train(const char *path, const char *device, const char *const *overri
     kiln_device *dev = NULL;
     train_data data = {0};
     train_log log = {0};
-    train_result result;
+    train_result result = {0};
     kiln_device_options options = {.spec = device != NULL ? device
                                                           : kiln_device_spec_effective(cfg.device)};
     kiln_status rc = kiln_device_create(ctx, &options, &dev);
@@ -127,11 +128,14 @@ static int train(const char *path, const char *device, const char *const *overri
                                                          : NULL;
         rc = train_summary_write(&log, &result, monitor, train_now() - start, &err);
     }
+    if (rc == KILN_OK)
+        rc = train_confusion_write(dir, &result, &err);
     int code = CLI_EXIT_OK;
     if (rc == KILN_OK)
         print_summary(&result);
     else
         code = fail(ctx, rc, &err);
+    train_result_deinit(&result);
     train_log_close(&log);
     train_data_deinit(&data);
     kiln_device_destroy(dev);

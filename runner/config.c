@@ -19,7 +19,6 @@ enum { MAX_FILE = 16 << 20 };
 
 static const char *const FORMAT_NAMES[] = {"idx", "csv", "npy", NULL};
 static const char *const STANDARDIZE_NAMES[] = {"global", "per_channel", NULL};
-const char *const cfg_metric_names[] = {"accuracy", "mae", "mse", "dice", "iou", NULL};
 static const char *const PREPROCESS_NAMES[] = {"scale", "standardize"};
 static const char *const LOSS_NAMES[] = {
 #define KILN__CONFIG_LOSS_NAME(value, name) #name,
@@ -302,31 +301,155 @@ static void visit_loss(const cfg_field *f, const char *path, void (*fn)(const ch
 
 static const cfg_custom LOSS_TYPE = {parse_loss, write_loss, equal_loss, visit_loss};
 
+/* A metric's settings: top_k takes k as its value ({top_k: 3}); dice and iou a mapping. */
+static const cfg_field TOP_K_FIELD = {
+    .key = "top_k", .type = CFG_INT64, .flags = CFG_MIN, .min = 1, FIELD(config_metric, k)};
+static const cfg_field MASK_METRIC_FIELDS[] = {
+    {.key = "threshold", .type = CFG_DOUBLE, FIELD(config_metric, threshold)},
+    {.key = "smooth", .type = CFG_DOUBLE, .flags = CFG_MIN, .min = 0, FIELD(config_metric, smooth)},
+};
+static const cfg_table MASK_METRIC_TABLE = CFG_TABLE(MASK_METRIC_FIELDS, NULL);
+
+static const cfg_table *metric_table(kiln_metric_kind kind)
+{
+    return kind == KILN_METRIC_DICE || kind == KILN_METRIC_IOU ? &MASK_METRIC_TABLE : &NO_FIELDS;
+}
+
+static const char *metric_name(kiln_metric_kind kind)
+{
+    return kiln_metric_info_of(kind)->name;
+}
+
+/* The registry name, or for top_k `top_k_format` with k. */
+static const char *metric_text(const config_metric *m, const char *top_k_format, char *out,
+                               size_t capacity)
+{
+    if (m->kind == KILN_METRIC_TOP_K)
+        snprintf(out, capacity, top_k_format, (long long)m->k);
+    else
+        snprintf(out, capacity, "%s", metric_name(m->kind));
+    return out;
+}
+
+const char *config_metric_column(const config_metric *m, char *out, size_t capacity)
+{
+    return metric_text(m, "top%lld_accuracy", out, capacity);
+}
+
+const char *cfg_metric_spelling(const config_metric *m, char *out, size_t capacity)
+{
+    return metric_text(m, "{top_k: %lld}", out, capacity);
+}
+
+/* The defaults: the library's, with the threshold suiting the loss's output. */
+static void metric_defaults(config_metric *m, kiln_metric_kind kind, kiln_loss_kind loss)
+{
+    kiln_metric_config mc;
+    kiln_metric_config_init(&mc, kind);
+    m->kind = kind;
+    m->k = mc.k;
+    m->smooth = mc.smooth;
+    m->threshold = loss == KILN_LOSS_DICE ? 0.5 : 0.0; /* probabilities, else logits */
+}
+
+bool cfg_metric_of_column(const char *column, config_metric *out)
+{
+    for (int k = 0; k < KILN_METRIC_N_KINDS; k++) {
+        if (k != KILN_METRIC_TOP_K && strcmp(column, metric_name((kiln_metric_kind)k)) == 0) {
+            metric_defaults(out, (kiln_metric_kind)k, KILN_LOSS_NONE);
+            return true;
+        }
+    }
+    /* "top<k>_accuracy" with k a whole number >= 1 written without leading zeros */
+    const char *digits = column + 3;
+    char *end = NULL;
+    if (strncmp(column, "top", 3) != 0 || digits[0] < '1' || digits[0] > '9')
+        return false;
+    long long k = strtoll(digits, &end, 10);
+    if (strcmp(end, "_accuracy") != 0)
+        return false;
+    metric_defaults(out, KILN_METRIC_TOP_K, KILN_LOSS_NONE);
+    out->k = k;
+    return true;
+}
+
+/* NULL when the loss gives what the metric takes, else what it needs. */
+static const char *metric_needs(kiln_metric_input input, kiln_loss_kind loss)
+{
+    switch (input) {
+    case KILN_METRIC_INPUT_CLASSES:
+        return loss == KILN_LOSS_SOFTMAX_CROSS_ENTROPY
+                   ? NULL
+                   : "a classification metric and needs loss softmax_cross_entropy";
+    case KILN_METRIC_INPUT_VALUES:
+        return loss == KILN_LOSS_MSE || loss == KILN_LOSS_L1
+                   ? NULL
+                   : "a regression metric and needs loss mse or l1";
+    case KILN_METRIC_INPUT_MASKS:
+        return loss == KILN_LOSS_DICE || loss == KILN_LOSS_DICE_BCE ||
+                       loss == KILN_LOSS_BCE_WITH_LOGITS
+                   ? NULL
+                   : "a segmentation metric and needs loss dice, dice_bce or bce_with_logits";
+    }
+    return "an unknown kind of metric";
+}
+
+static kiln_status parse_metric(cfg_parser *p, int id, const char *item, config_metric *m)
+{
+    const char *names[KILN_METRIC_N_KINDS];
+    char child[CFG_PATH_BYTES];
+    int kind = 0, params = 0;
+    for (int k = 0; k < KILN_METRIC_N_KINDS; k++)
+        names[k] = metric_name((kiln_metric_kind)k);
+    kiln_status rc =
+        cfg_parse_choice(p, id, item, "metric", names, KILN_METRIC_N_KINDS, &kind, &params, child);
+    if (rc != KILN_OK)
+        return rc;
+    kiln_loss_kind loss = p->root->loss.kind;
+    metric_defaults(m, (kiln_metric_kind)kind, loss);
+    if (kind == KILN_METRIC_TOP_K && params != 0)
+        rc = cfg_parse_field(p, params, child, &TOP_K_FIELD, m);
+    else if (kind != KILN_METRIC_TOP_K)
+        rc = cfg_parse_params(p, params, id, child, metric_table(m->kind), m, NULL);
+    if (rc != KILN_OK)
+        return rc;
+    const char *needs = metric_needs(kiln_metric_info_of(m->kind)->input, loss);
+    if (needs != NULL)
+        return cfg_fail(p, id, item, "'%s' is %s; the loss is %s", names[kind], needs,
+                        kiln_loss_kind_name(loss));
+    return KILN_OK;
+}
+
 static kiln_status parse_metrics(cfg_parser *p, int node, const char *path, const cfg_field *f,
                                  void *base)
 {
     config *c = base;
     yaml_node_t *n = cfg_node(p, node);
-    char item[CFG_PATH_BYTES], got[128];
+    char item[CFG_PATH_BYTES], got[128], column[CONFIG_MAX_COLUMN], other[CONFIG_MAX_COLUMN];
     (void)f;
     c->n_metrics = 0;
     if (cfg_is_null(n))
         return KILN_OK;
     if (n->type != YAML_SEQUENCE_NODE)
-        return cfg_fail(p, node, path, "expected a list such as [accuracy], got %s",
+        return cfg_fail(p, node, path, "expected a list such as [accuracy, {top_k: 3}], got %s",
                         cfg_describe(n, got, sizeof got));
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (count > CONFIG_MAX_METRICS)
+        return cfg_fail(p, node, path, "has %zu metrics; the limit is %d", count,
+                        CONFIG_MAX_METRICS);
     for (size_t i = 0; i < count; i++) {
-        int id = n->data.sequence.items.start[i], m = 0;
+        int id = cfg_node(p, node)->data.sequence.items.start[i];
+        config_metric *m = &c->metrics[i];
         cfg_path_index(path, i, item);
-        kiln_status rc = cfg_parse_name(p, id, item, "metric", cfg_metric_names, CFG_N_METRICS, &m);
+        kiln_status rc = parse_metric(p, id, item, m);
         if (rc != KILN_OK)
             return rc;
+        config_metric_column(m, column, sizeof column);
         for (int j = 0; j < c->n_metrics; j++) {
-            if (c->metrics[j] == (config_metric)m)
-                return cfg_fail(p, id, item, "'%s' is already listed", cfg_metric_names[m]);
+            if (strcmp(config_metric_column(&c->metrics[j], other, sizeof other), column) == 0)
+                return cfg_fail(p, id, item, "'%s' is already listed (metrics[%d])", column, j);
         }
-        c->metrics[c->n_metrics++] = (config_metric)m; /* distinct, so at most CFG_N_METRICS */
+        c->n_metrics++;
     }
     return KILN_OK;
 }
@@ -336,8 +459,21 @@ static void write_metrics(cfg_writer *w, const cfg_field *f, const void *base)
     const config *c = base;
     (void)f;
     cfg_write_list_start(w, true);
-    for (int i = 0; i < c->n_metrics; i++)
-        cfg_write_plain(w, cfg_metric_names[c->metrics[i]]);
+    for (int i = 0; i < c->n_metrics; i++) {
+        const config_metric *m = &c->metrics[i];
+        const cfg_table *t = metric_table(m->kind);
+        if (m->kind != KILN_METRIC_TOP_K && t->n_fields == 0) {
+            cfg_write_plain(w, metric_name(m->kind));
+            continue;
+        }
+        cfg_write_map_start(w, true);
+        cfg_write_plain(w, metric_name(m->kind));
+        if (m->kind == KILN_METRIC_TOP_K)
+            cfg_write_field_value(w, &TOP_K_FIELD, m);
+        else
+            cfg_write_table(w, t, m, true);
+        cfg_write_map_end(w);
+    }
     cfg_write_list_end(w);
 }
 
@@ -345,13 +481,39 @@ static bool equal_metrics(const cfg_field *f, const void *a, const void *b, char
 {
     const config *x = a, *y = b;
     (void)f;
-    (void)path;
     if (x->n_metrics != y->n_metrics)
         return false;
-    return memcmp(x->metrics, y->metrics, (size_t)x->n_metrics * sizeof x->metrics[0]) == 0;
+    for (int i = 0; i < x->n_metrics; i++) {
+        const config_metric *s = &x->metrics[i], *t = &y->metrics[i];
+        char at[CFG_PATH_BYTES];
+        cfg_path_index(path, (size_t)i, at);
+        bool same = s->kind == t->kind;
+        if (same) {
+            cfg_append_key(at, metric_name(s->kind));
+            same = s->kind == KILN_METRIC_TOP_K ? s->k == t->k
+                                                : cfg_equal_table(metric_table(s->kind), s, t, at);
+        }
+        if (!same) {
+            memcpy(path, at, strlen(at) + 1);
+            return false;
+        }
+    }
+    return true;
 }
 
-static const cfg_custom METRICS_TYPE = {parse_metrics, write_metrics, equal_metrics, NULL};
+static void visit_metrics(const cfg_field *f, const char *path, void (*fn)(const char *, void *),
+                          void *user)
+{
+    char item[CFG_PATH_BYTES], child[CFG_PATH_BYTES];
+    (void)f;
+    snprintf(item, sizeof item, "%s[]", path);
+    for (int k = 0; k < KILN_METRIC_N_KINDS; k++) {
+        fn(cfg_path_key(item, metric_name((kiln_metric_kind)k), child), user);
+        cfg_visit_table(metric_table((kiln_metric_kind)k), child, fn, user);
+    }
+}
+
+static const cfg_custom METRICS_TYPE = {parse_metrics, write_metrics, equal_metrics, visit_metrics};
 
 /* ---- the whole config ---- */
 

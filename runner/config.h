@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "kiln/context.h"
+#include "kiln/metrics.h"
 #include "kiln/spec.h"
 #include "kiln/status.h"
 #include "kiln/train.h"
@@ -22,7 +23,7 @@
 enum {
     CONFIG_MAX_PATH = 1024,     /* bytes of a resolved path, with its terminating zero */
     CONFIG_MAX_TEXT = 256,      /* names, device specs, monitors */
-    CONFIG_MAX_METRICS = 8,     /* entries of `metrics` */
+    CONFIG_MAX_METRICS = 16,    /* entries of `metrics` */
     CONFIG_MAX_PREPROCESS = 16, /* steps of `data.preprocess` */
     CONFIG_MAX_OVERRIDES = 64,  /* `--set` options per run */
     CONFIG_MAX_ERROR = 2048,
@@ -92,16 +93,26 @@ typedef struct config_model {
     size_t n_layers;
 } config_model;
 
-typedef enum config_metric {
-    CONFIG_METRIC_ACCURACY = 0,
-    CONFIG_METRIC_MAE = 1,
-    CONFIG_METRIC_MSE = 2,
-    CONFIG_METRIC_DICE = 3,
-    CONFIG_METRIC_IOU = 4,
+/* One entry of `metrics`: a metric of the library's registry (include/kiln/metrics.h) with
+ * its settings. Which metrics a loss allows: the classification ones (accuracy, top_k,
+ * precision, recall, f1) need softmax_cross_entropy, the regression ones (mse, mae, r2) mse or
+ * l1, the segmentation ones (dice, iou) dice, dice_bce or bce_with_logits. */
+typedef struct config_metric {
+    kiln_metric_kind kind;
+    int64_t k;        /* top_k: 5 */
+    double threshold; /* dice, iou: 0.5 with loss dice (probabilities), else 0 (logits) */
+    double smooth;    /* dice, iou: 1 */
 } config_metric;
 
+enum { CONFIG_MAX_COLUMN = 48 };
+
+/* The name of the metric's column in the epoch lines, logs and monitors: the registry name,
+ * except top_k, which is "top<k>_accuracy" ("top5_accuracy"). Returns `out`. */
+const char *config_metric_column(const config_metric *m, char *out, size_t capacity);
+
 /* Whether a monitored value improves by going down or up. AUTO exists only while parsing: it
- * is resolved from the monitor's name (max for accuracy, dice and iou). */
+ * is resolved from the monitor's name by the library's rule (kiln_monitor_resolve_mode: min
+ * for a loss, else the direction of the metric in the registry), config_mode_for. */
 typedef enum config_mode {
     CONFIG_MODE_AUTO = 0,
     CONFIG_MODE_MIN = 1,
@@ -215,6 +226,10 @@ kiln_status config_write_string(const config *cfg, char **out_text, config_error
 /* True when every key has the same value in both (where they came from is not compared).
  * Otherwise `where` (may be NULL) receives the path of the first key that differs. */
 bool config_equal(const config *a, const config *b, char *where, size_t capacity);
+
+/* min or max for a monitor that names the loss or a metric column ("val_loss", "top5_accuracy",
+ * "val_r2"), by kiln_monitor_resolve_mode; CONFIG_MODE_AUTO for a name it cannot resolve. */
+config_mode config_mode_for(const char *monitor);
 
 /* The model as a library spec: `layers` (cfg->model.n_layers entries, caller-owned) receives
  * the layers with their names and inputs pointing into `cfg`, which must outlive `out`. */

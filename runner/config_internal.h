@@ -198,15 +198,13 @@ extern const cfg_table cfg_train_table;
 /* The defaults of a schedule of `kind` (kiln_schedule_init's; t_max 0 until train.epochs is
  * known, mode auto). */
 void cfg_schedule_defaults(config_schedule *s, kiln_schedule_kind kind);
-/* The metric names, in config_metric order, and their count. */
-enum { CFG_N_METRICS = CONFIG_METRIC_IOU + 1 };
-_Static_assert((int)CFG_N_METRICS <= (int)CONFIG_MAX_METRICS,
-               "every metric fits in config.metrics");
-extern const char *const cfg_metric_names[];
+/* The metric `column` names ("f1", "top3_accuracy"; no "val_" prefix) in *out, with its
+ * settings at their defaults; false for a name that is no metric's column. */
+bool cfg_metric_of_column(const char *column, config_metric *out);
+/* How the metric is written in `metrics` ("f1", "{top_k: 3}"), for messages. Returns out. */
+const char *cfg_metric_spelling(const config_metric *m, char *out, size_t capacity);
 extern const char *const cfg_mode_names[];
 /* Checks a monitor ("loss", "val_accuracy") against the metrics and the validation split. */
 kiln_status cfg_check_monitor(cfg_parser *p, int node, const char *path, char *monitor);
-/* min or max for `monitor`: max for accuracy, dice and iou. */
-config_mode cfg_mode_for(const char *monitor);
 
 #endif

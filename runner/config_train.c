@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config_internal.h"
+#include "kiln/callbacks.h"
 
 #define FIELD(struct_, member) .offset = offsetof(struct_, member)
 
@@ -19,11 +20,13 @@ static const char *const SCHEDULE_NAMES[] = {"constant", "step", "cosine", "plat
 
 /* ---- monitors ---- */
 
-config_mode cfg_mode_for(const char *monitor)
+config_mode config_mode_for(const char *monitor)
 {
-    const char *m = strncmp(monitor, "val_", 4) == 0 ? monitor + 4 : monitor;
-    bool higher = strcmp(m, "accuracy") == 0 || strcmp(m, "dice") == 0 || strcmp(m, "iou") == 0;
-    return higher ? CONFIG_MODE_MAX : CONFIG_MODE_MIN;
+    /* The library's rule, so that the config and the callbacks agree on every name. */
+    kiln_monitor_mode mode = KILN_MONITOR_AUTO;
+    if (kiln_monitor_resolve_mode(NULL, monitor, KILN_MONITOR_AUTO, &mode) != KILN_OK)
+        return CONFIG_MODE_AUTO;
+    return mode == KILN_MONITOR_MAX ? CONFIG_MODE_MAX : CONFIG_MODE_MIN;
 }
 
 kiln_status cfg_check_monitor(cfg_parser *p, int node, const char *path, char *monitor)
@@ -34,16 +37,18 @@ kiln_status cfg_check_monitor(cfg_parser *p, int node, const char *path, char *m
         strcpy(monitor, validation ? "val_loss" : "loss");
         return KILN_OK;
     }
-    char names[2 * (CFG_N_METRICS + 1)][24];
-    const char *known[2 * (CFG_N_METRICS + 1)];
+    enum { N_KNOWN = 2 * (CONFIG_MAX_METRICS + 1) };
+    char names[N_KNOWN][CONFIG_MAX_COLUMN + 4], column[CONFIG_MAX_COLUMN];
+    const char *known[N_KNOWN];
     size_t n = 0;
     bool val = strncmp(monitor, "val_", 4) == 0;
     const char *base = val ? monitor + 4 : monitor;
-    bool metric = strcmp(base, "loss") == 0, computed = metric;
-    for (int i = 0; i < CFG_N_METRICS; i++)
-        metric = metric || strcmp(base, cfg_metric_names[i]) == 0;
+    config_metric wanted;
+    bool metric = strcmp(base, "loss") == 0 || cfg_metric_of_column(base, &wanted);
+    bool computed = strcmp(base, "loss") == 0;
     for (int i = -1; i < c->n_metrics; i++) {
-        const char *name = i < 0 ? "loss" : cfg_metric_names[c->metrics[i]];
+        const char *name =
+            i < 0 ? "loss" : config_metric_column(&c->metrics[i], column, sizeof column);
         computed = computed || strcmp(base, name) == 0;
         snprintf(names[n], sizeof names[n], "%s", name);
         known[n] = names[n];
@@ -52,9 +57,10 @@ kiln_status cfg_check_monitor(cfg_parser *p, int node, const char *path, char *m
         known[n] = names[n];
         n++;
     }
-    char list[400];
+    char list[N_KNOWN * (CONFIG_MAX_COLUMN + 6)];
     if (metric && !computed)
-        return cfg_fail(p, node, path, "'%s' is not computed; add %s to metrics", monitor, base);
+        return cfg_fail(p, node, path, "'%s' is not computed; add %s to metrics", monitor,
+                        cfg_metric_spelling(&wanted, column, sizeof column));
     if (!metric) {
         const char *near = cfg_suggest(monitor, known, n);
         if (near != NULL)
@@ -81,7 +87,12 @@ static kiln_status finish_monitor(cfg_parser *p, int node, const char *path, cha
         cfg_check_monitor(p, pair != NULL ? pair->value : node,
                           pair != NULL ? cfg_path_key(path, "monitor", child) : path, monitor);
     if (rc == KILN_OK && *mode == CONFIG_MODE_AUTO)
-        *mode = cfg_mode_for(monitor);
+        *mode = config_mode_for(monitor);
+    if (rc == KILN_OK && *mode == CONFIG_MODE_AUTO)
+        rc = cfg_fail(p, node, path,
+                      "mode auto cannot tell whether '%s' should fall or rise; set "
+                      "mode min or max",
+                      monitor);
     return rc;
 }
 

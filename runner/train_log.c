@@ -1,7 +1,8 @@
 /*
  * `kiln train`'s output: the run directory (config.yaml, log.jsonl, log.csv and plot.svg
- * (train_plot.c), each written whole to a temporary file and renamed, so a reader never sees half a
- * file), the epoch lines on stdout and a throttled progress line on stderr when it is a terminal.
+ * (train_plot.c), confusion.csv, each written whole to a temporary file and renamed, so a reader
+ * never sees half a file), the epoch lines on stdout, a throttled progress line on stderr when it
+ * is a terminal, and the test split's confusion matrix.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -336,4 +337,69 @@ void train_log_progress(train_log *log, int64_t epoch, int64_t n_epochs, int64_t
             (long long)n_epochs, (long long)batch, (long long)n_batches, bar, eta_text, loss,
             metrics != NULL ? metrics : "", log->plain ? " " : "\033[K");
     fflush(stderr);
+}
+
+/* ---- the test split's confusion matrix ---- */
+
+enum { MAX_PRINTED_CLASSES = 20 };
+
+static int digits_of(int64_t v)
+{
+    int n = 1;
+    for (; v >= 10; v /= 10)
+        n++;
+    return n;
+}
+
+void train_confusion_print(FILE *out, const train_result *r)
+{
+    int64_t c = r->n_classes;
+    if (r->confusion == NULL)
+        return;
+    if (c > MAX_PRINTED_CLASSES) {
+        fprintf(out, "confusion: %lld classes, too many to print\n", (long long)c);
+        return;
+    }
+    int64_t most = c - 1;
+    for (int64_t i = 0; i < c * c; i++)
+        most = r->confusion[i] > most ? r->confusion[i] : most;
+    int width = digits_of(most) + 1, label = digits_of(c - 1) + 1;
+    fprintf(out, "confusion (rows: true class, columns: predicted):\n%*s", label, "");
+    for (int64_t j = 0; j < c; j++)
+        fprintf(out, "%*lld", width, (long long)j);
+    fprintf(out, "\n");
+    for (int64_t i = 0; i < c; i++) {
+        fprintf(out, "%*lld", label, (long long)i);
+        for (int64_t j = 0; j < c; j++)
+            fprintf(out, "%*lld", width, (long long)r->confusion[i * c + j]);
+        fprintf(out, "\n");
+    }
+}
+
+kiln_status train_confusion_write(const char *dir, const train_result *r, config_error *err)
+{
+    int64_t c = r->n_classes;
+    if (r->confusion == NULL)
+        return KILN_OK;
+    train_text b = {0};
+    train_append(&b, "true/predicted");
+    for (int64_t j = 0; j < c; j++)
+        train_append(&b, ",%lld", (long long)j);
+    train_append(&b, "\n");
+    for (int64_t i = 0; i < c; i++) {
+        train_append(&b, "%lld", (long long)i);
+        for (int64_t j = 0; j < c; j++)
+            train_append(&b, ",%lld", (long long)r->confusion[i * c + j]);
+        train_append(&b, "\n");
+    }
+    kiln_status rc = KILN_OK;
+    if (b.failed) {
+        rc = train_error(err, KILN_ERR_NO_MEMORY, "out of memory writing confusion.csv");
+    } else {
+        char path[CONFIG_MAX_PATH + 32];
+        snprintf(path, sizeof path, "%s/confusion.csv", dir);
+        rc = train_write_atomic(path, b.data, b.length, err);
+    }
+    free(b.data);
+    return rc;
 }

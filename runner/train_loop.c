@@ -18,23 +18,6 @@
 
 volatile sig_atomic_t train_interrupt = 0;
 
-static kiln_metric_kind metric_kind(config_metric m)
-{
-    switch (m) {
-    case CONFIG_METRIC_ACCURACY:
-        return KILN_METRIC_ACCURACY;
-    case CONFIG_METRIC_MAE:
-        return KILN_METRIC_MAE;
-    case CONFIG_METRIC_MSE:
-        return KILN_METRIC_MSE;
-    case CONFIG_METRIC_DICE:
-        return KILN_METRIC_DICE;
-    case CONFIG_METRIC_IOU:
-        return KILN_METRIC_IOU;
-    }
-    return KILN_METRIC_ACCURACY;
-}
-
 static void *alloc_zero(size_t n, size_t size, bool *failed)
 {
     void *p = calloc(n > 0 ? n : 1, size);
@@ -115,18 +98,32 @@ static kiln_status setup(trainer *t, kiln_device *dev, bool training, bool infer
         return rc;
 
     for (int i = 0; i < cfg->n_metrics; i++) {
+        const config_metric *m = &cfg->metrics[i];
         kiln_metric_config mc;
-        kiln_metric_config_init(&mc, metric_kind(cfg->metrics[i]));
+        kiln_metric_config_init(&mc, m->kind);
         mc.n_classes = t->out_per_row;
-        /* Dice and IoU threshold probabilities at 0.5, logits at 0. */
-        mc.threshold = cfg->loss.kind == KILN_LOSS_DICE ? 0.5 : 0.0;
+        mc.k = m->k;
+        mc.threshold = m->threshold;
+        mc.smooth = m->smooth;
+        config_metric_column(m, t->metric_names[i], sizeof t->metric_names[i]);
+        if (m->kind == KILN_METRIC_TOP_K && m->k > t->out_per_row)
+            return train_error(err, KILN_ERR_INVALID_ARGUMENT,
+                               "%s: metrics[%d]: {top_k: %lld} asks for more classes than the "
+                               "model's %lld; write {top_k: K} with K <= %lld",
+                               cfg->source, i, (long long)m->k, (long long)t->out_per_row,
+                               (long long)t->out_per_row);
         rc = kiln_metric_create(t->ctx, &mc, &t->metrics[i]);
         if (rc != KILN_OK)
             return rc;
         t->n_metrics = i + 1;
-        t->metric_names[i] = kiln_metric_get_info(t->metrics[i])->name;
     }
-    return KILN_OK;
+    if (t->class_target && t->out_per_row >= 2) { /* an evaluation's confusion matrix */
+        kiln_metric_config mc;
+        kiln_metric_config_init(&mc, KILN_METRIC_ACCURACY);
+        mc.n_classes = t->out_per_row;
+        rc = kiln_metric_create(t->ctx, &mc, &t->confusion);
+    }
+    return rc;
 }
 
 kiln_status trainer_load_batch(trainer *t, kiln_batcher *b, const kiln_dataset *ds,
@@ -284,6 +281,8 @@ kiln_status trainer_evaluate(trainer *t, const kiln_dataset *ds, const char *pre
     if (rc != KILN_OK)
         return rc;
     reset_metrics(t);
+    if (t->confusion != NULL)
+        kiln_metric_reset(t->confusion);
     int64_t n_batches = kiln_batcher_n_batches(b);
     double loss_sum = 0;
     int64_t n_total = 0;
@@ -299,6 +298,9 @@ kiln_status trainer_evaluate(trainer *t, const kiln_dataset *ds, const char *pre
             rc = kiln_executor_read(t->eval_ex, t->loss, &device_loss, 1);
         if (rc == KILN_OK)
             rc = update_metrics(t, n_rows);
+        if (rc == KILN_OK && t->confusion != NULL)
+            rc = kiln_metric_update_classes(t->confusion, t->outputs, t->classes, n_rows,
+                                            t->out_per_row);
         if (rc == KILN_OK)
             loss_sum += trainer_host_loss(t, n_rows, device_loss);
         n_total += n_rows;
@@ -309,8 +311,38 @@ kiln_status trainer_evaluate(trainer *t, const kiln_dataset *ds, const char *pre
     return rc;
 }
 
+/* The test results of `v` and the confusion matrix of the evaluation just run into `r`. */
+static kiln_status keep_test(trainer *t, const train_epoch_values *v, train_result *r,
+                             config_error *err)
+{
+    r->has_test = true;
+    r->n_test = v->n;
+    memcpy(r->test_names, v->names, sizeof v->names);
+    memcpy(r->test_values, v->values, sizeof v->values);
+    const int64_t *matrix = t->confusion != NULL ? kiln_metric_get_confusion(t->confusion) : NULL;
+    if (matrix == NULL)
+        return KILN_OK;
+    size_t bytes = (size_t)(t->out_per_row * t->out_per_row) * sizeof *matrix;
+    r->confusion = malloc(bytes);
+    if (r->confusion == NULL)
+        return train_error(err, KILN_ERR_NO_MEMORY, "out of memory for the confusion matrix");
+    memcpy(r->confusion, matrix, bytes);
+    r->n_classes = t->out_per_row;
+    return KILN_OK;
+}
+
+void train_result_deinit(train_result *r)
+{
+    if (r == NULL)
+        return;
+    free(r->confusion);
+    r->confusion = NULL;
+    r->n_classes = 0;
+}
+
 static void trainer_deinit(trainer *t)
 {
+    kiln_metric_destroy(t->confusion);
     for (int i = 0; i < t->n_metrics; i++)
         kiln_metric_destroy(t->metrics[i]);
     kiln_optimizer_destroy(t->opt);
@@ -357,10 +389,8 @@ kiln_status train_run(const config *cfg, kiln_context *ctx, kiln_device *dev,
         train_epoch_values v;
         memset(&v, 0, sizeof v);
         rc = trainer_evaluate(&t, data->test, "", &v);
-        result->has_test = rc == KILN_OK;
-        result->n_test = v.n;
-        memcpy(result->test_names, v.names, sizeof v.names);
-        memcpy(result->test_values, v.values, sizeof v.values);
+        if (rc == KILN_OK)
+            rc = keep_test(&t, &v, result, err);
     }
     trainer_deinit(&t);
     return rc;
@@ -400,10 +430,8 @@ kiln_status train_evaluate(const config *cfg, kiln_context *ctx, kiln_device *de
         rc = kiln_checkpoint_apply(checkpoint, t.model, NULL);
     if (rc == KILN_OK)
         rc = trainer_evaluate(&t, ds, "", &v);
-    result->has_test = rc == KILN_OK;
-    result->n_test = v.n;
-    memcpy(result->test_names, v.names, sizeof v.names);
-    memcpy(result->test_values, v.values, sizeof v.values);
+    if (rc == KILN_OK)
+        rc = keep_test(&t, &v, result, err);
     trainer_deinit(&t);
     return rc;
 }

@@ -23,8 +23,9 @@ typedef struct trainer {
     kiln_optimizer *opt;
     kiln_schedule schedule;
     kiln_metric *metrics[CONFIG_MAX_METRICS];
-    const char *metric_names[CONFIG_MAX_METRICS];
+    char metric_names[CONFIG_MAX_METRICS][CONFIG_MAX_COLUMN]; /* the columns, "top5_accuracy" */
     int n_metrics;
+    kiln_metric *confusion; /* classification: the confusion matrix of an evaluation */
     int64_t batch, n_features, out_per_row;
     bool class_target; /* the target input is i32 class indices */
     float *features, *targets, *ftargets, *outputs;

@@ -260,6 +260,14 @@ kiln_status train_summary_write(const train_log *log, const train_result *result
     } else {
         train_append(&b, "null");
     }
+    if (result->confusion != NULL) { /* rows: true class, columns: predicted */
+        int64_t c = result->n_classes;
+        train_append(&b, ",\n  \"confusion\": [");
+        for (int64_t i = 0; i < c * c; i++)
+            train_append(&b, "%s%lld%s", i % c == 0 ? (i > 0 ? ", [" : "[") : ", ",
+                         (long long)result->confusion[i], i % c == c - 1 ? "]" : "");
+        train_append(&b, "]");
+    }
     train_append(&b, ",\n  \"seconds\": %.3f,\n  \"batch_load_seconds\": %.3f\n}\n", seconds,
                  result->batch_load_seconds);
     kiln_status rc = KILN_OK;

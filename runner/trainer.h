@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "kiln/checkpoint.h"
@@ -125,7 +126,20 @@ typedef struct train_result {
     int n_test;
     char test_names[TRAIN_MAX_VALUES][TRAIN_MAX_NAME]; /* loss, then metrics */
     double test_values[TRAIN_MAX_VALUES];
+    /* classification: the test split's (n_classes, n_classes) counts, row = true class,
+     * column = predicted class (owned; NULL otherwise) */
+    int64_t *confusion;
+    int64_t n_classes;
 } train_result;
+
+/* Frees the confusion matrix. */
+void train_result_deinit(train_result *r);
+/* The confusion matrix, labelled, after a test line ("rows: true class, columns: predicted");
+ * a note instead when it has too many classes to read. Nothing without a matrix. */
+void train_confusion_print(FILE *out, const train_result *r);
+/* dir/confusion.csv, atomically: a header "true/predicted,0,1,..." then one row per true
+ * class. Nothing without a matrix. */
+kiln_status train_confusion_write(const char *dir, const train_result *r, config_error *err);
 
 /* ---- train_plot.c ---- */
 
@@ -133,8 +147,9 @@ typedef struct train_result {
  * then each metric) with the training and validation curves against the epoch. */
 kiln_status train_plot_write(const train_log *log, config_error *err);
 /* Writes log->dir/summary.json: epochs run, stop reason, best epoch, the best value of
- * `monitor` (NULL when nothing is monitored), the test loss and metrics, `seconds` and the
- * part of the training steps spent preparing batches (the device waits meanwhile). */
+ * `monitor` (NULL when nothing is monitored), the test loss and metrics, the test confusion
+ * matrix (when there is one), `seconds` and the part of the training steps spent preparing
+ * batches (the device waits meanwhile). */
 kiln_status train_summary_write(const train_log *log, const train_result *result,
                                 const char *monitor, double seconds, config_error *err);
 

@@ -111,7 +111,7 @@ static void test_design_example(void **state)
     assert_int_equal(c.loss.kind, KILN_LOSS_SOFTMAX_CROSS_ENTROPY);
     assert_true(c.loss.label_smoothing == 0.0f);
     assert_int_equal(c.n_metrics, 1);
-    assert_int_equal(c.metrics[0], CONFIG_METRIC_ACCURACY);
+    assert_int_equal(c.metrics[0].kind, KILN_METRIC_ACCURACY);
 
     const config_train *t = &c.train;
     assert_int_equal(t->epochs, 30);
@@ -167,6 +167,7 @@ static void test_design_example(void **state)
 #define MODEL "model:\n  input: [4]\n  layers:\n    - dense: {units: 3}\n"
 #define LOSS "loss: mse\n"
 #define HEAD DATA MODEL LOSS
+#define CLASSES DATA MODEL "loss: softmax_cross_entropy\n"
 
 static const char MINIMAL_EFFECTIVE[] =
     "# Effective config of bad.yaml\n"
@@ -384,6 +385,55 @@ static const bad_case BAD[] = {
     {HEAD "metrics: [acuracy]\n",
      {NULL},
      "bad.yaml:9:11: metrics[0]: unknown metric 'acuracy'; did you mean 'accuracy'?"},
+    /* Metrics: each fits the loss, takes only its settings, is listed once. */
+    {HEAD "metrics: [accuracy]\n",
+     {NULL},
+     "bad.yaml:9:11: metrics[0]: 'accuracy' is a classification metric and needs loss "
+     "softmax_cross_entropy; the loss is mse"},
+    {CLASSES "metrics: [f1, r2]\n",
+     {NULL},
+     "bad.yaml:9:15: metrics[1]: 'r2' is a regression metric and needs loss mse or l1; the loss "
+     "is softmax_cross_entropy"},
+    {HEAD "metrics: [{dice: {threshold: 0.5}}]\n",
+     {NULL},
+     "bad.yaml:9:11: metrics[0]: 'dice' is a segmentation metric and needs loss dice, dice_bce "
+     "or bce_with_logits; the loss is mse"},
+    {CLASSES "metrics: [{top_k: 0}]\n",
+     {NULL},
+     "bad.yaml:9:19: metrics[0].top_k: expected an integer >= 1, got '0'"},
+    {CLASSES "metrics: [{top_k: {k: 3}}]\n",
+     {NULL},
+     "bad.yaml:9:19: metrics[0].top_k: expected an integer >= 1, got a mapping"},
+    {CLASSES "metrics: [accuracy, {top_k: 3}, {top_k: 3}]\n",
+     {NULL},
+     "bad.yaml:9:33: metrics[2]: 'top3_accuracy' is already listed (metrics[1])"},
+    {CLASSES "metrics: [{precision: 2}]\n",
+     {NULL},
+     "bad.yaml:9:23: metrics[0].precision: takes no settings; expected nothing or {}, got '2'"},
+    {DATA MODEL "loss: dice\nmetrics: [{iou: {smooth: -1}}]\n",
+     {NULL},
+     "bad.yaml:9:26: metrics[0].iou.smooth: expected a number >= 0, got '-1'"},
+    {DATA MODEL "loss: dice\nmetrics: [{iou: {treshold: 0}}]\n",
+     {NULL},
+     "bad.yaml:9:18: metrics[0].iou.treshold: unknown key 'treshold'; did you mean "
+     "'threshold'?"},
+    {CLASSES "metrics: [recal]\n",
+     {NULL},
+     "bad.yaml:9:11: metrics[0]: unknown metric 'recal'; did you mean 'recall'?"},
+    {CLASSES "metrics: [accuracy]\ntrain:\n  callbacks:\n    early_stopping: {monitor: f1}\n",
+     {NULL},
+     "bad.yaml:12:31: train.callbacks.early_stopping.monitor: 'f1' is not computed; add f1 to "
+     "metrics"},
+    {CLASSES "metrics: [{top_k: 2}]\ntrain:\n  callbacks:\n"
+             "    early_stopping: {monitor: top5_accuracy}\n",
+     {NULL},
+     "bad.yaml:12:31: train.callbacks.early_stopping.monitor: 'top5_accuracy' is not computed; "
+     "add {top_k: 5} to metrics"},
+    {CLASSES "metrics: [precision]\ntrain:\n  callbacks:\n"
+             "    early_stopping: {monitor: precison}\n",
+     {NULL},
+     "bad.yaml:12:31: train.callbacks.early_stopping.monitor: unknown monitor 'precison'; did "
+     "you mean 'precision'?"},
     {HEAD "seed: 99999999999999999999\n",
      {NULL},
      "bad.yaml:9:7: seed: expected an integer >= 0, got '99999999999999999999', which is out "
@@ -489,7 +539,7 @@ static const char ROUND_TRIP[] =
     "    - dropout: {rate: 0}\n"
     "    - softmax: {axis: -1}\n"
     "loss: {dice_bce: {smooth: 0.5}}\n"
-    "metrics: [dice, iou, accuracy]\n"
+    "metrics: [dice, {iou: {threshold: 0.25, smooth: 0}}]\n"
     "train:\n"
     "  epochs: 40\n"
     "  batch_size: 16\n"

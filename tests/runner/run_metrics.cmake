@@ -1,0 +1,162 @@
+# `kiln train` with every kind of metric the runner computes, checked in its output.
+# MODE=classes: tiny.yaml with metrics [accuracy, {top_k: 2}, precision, recall, f1]: the
+# columns appear in the epoch lines, the test line and log.csv with values in [0, 1]; top-2
+# accuracy >= accuracy; confusion.csv holds a matrix whose total is the test split's size and
+# whose diagonal / total is the printed test accuracy (to its 4 decimals), also printed after
+# the test line; `kiln test` on the run's last.safetensors prints the matrix too.
+# MODE=regression: tiny_regression.yaml (a noisy linear dataset, loss mse) with metrics
+# [mse, mae, r2]: the columns are logged, the test mse equals the test loss, r2 > 0.9, and
+# there is no confusion matrix.
+# -DKILN=path -DCONFIG=path -DRUN_DIR=path -DMODE=classes|regression
+file(REMOVE_RECURSE "${RUN_DIR}")
+set(sets)
+if(MODE STREQUAL "classes")
+  set(sets --set "metrics=[accuracy, {top_k: 2}, precision, recall, f1]")
+endif()
+execute_process(COMMAND "${KILN}" train "${CONFIG}" --device pocl --run-dir "${RUN_DIR}" ${sets}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+set(all "${out}${err}")
+if(NOT rc STREQUAL "0")
+  message(FATAL_ERROR "kiln train: exit status ${rc}, expected 0\n${all}")
+endif()
+
+# "0.9583" -> 9583, "1.0000" -> 10000: the printed value in units of 1e-4.
+function(to_units text out_var)
+  string(REPLACE "." "" digits "${text}")
+  string(REGEX REPLACE "^0+([0-9])" "\\1" digits "${digits}")
+  set(${out_var} "${digits}" PARENT_SCOPE)
+endfunction()
+
+# Every value of the named columns of log.csv must be a number in [0, 1].
+function(check_log_columns header_want columns)
+  file(STRINGS "${RUN_DIR}/log.csv" lines)
+  list(POP_FRONT lines header)
+  if(NOT header STREQUAL "${header_want}")
+    message(FATAL_ERROR "log.csv header '${header}', expected '${header_want}'")
+  endif()
+  string(REPLACE "," ";" names "${header}")
+  foreach(line IN LISTS lines)
+    string(REPLACE "," ";" values "${line}")
+    foreach(column IN LISTS columns)
+      list(FIND names "${column}" at)
+      list(GET values ${at} value)
+      if(NOT value MATCHES "^(0|1|0\\.[0-9]+|[1-9](\\.[0-9]+)?e-[0-9]+)$")
+        message(FATAL_ERROR "log.csv: ${column} is '${value}', not in [0, 1]:\n${line}")
+      endif()
+    endforeach()
+  endforeach()
+endfunction()
+
+if(MODE STREQUAL "classes")
+  foreach(re "epoch 2/2  loss [0-9.e+-]+  accuracy [0-9.]+  top2_accuracy [0-9.]+  precision "
+             "[0-9.]+  recall [0-9.]+  f1 [0-9.]+  val_loss [0-9.e+-]+  val_accuracy [0-9.]+  "
+             "val_top2_accuracy [0-9.]+  val_precision [0-9.]+  val_recall [0-9.]+  val_f1")
+    string(APPEND want "${re}")
+  endforeach()
+  if(NOT out MATCHES "${want}")
+    message(FATAL_ERROR "kiln train: no epoch line with every metric:\n${all}")
+  endif()
+  if(NOT out MATCHES "([0-9]+) test samples")
+    message(FATAL_ERROR "kiln train: no test split size:\n${all}")
+  endif()
+  set(n_test "${CMAKE_MATCH_1}")
+  set(number "([0-9]+\\.[0-9]+)")
+  string(CONCAT re "test: loss [0-9.]+ accuracy ${number} top2_accuracy ${number} precision "
+                  "${number} recall ${number} f1 ${number}\n")
+  if(NOT out MATCHES "${re}")
+    message(FATAL_ERROR "kiln train: the test line lacks a metric:\n${all}")
+  endif()
+  set(accuracy "${CMAKE_MATCH_1}")
+  set(top2 "${CMAKE_MATCH_2}")
+  foreach(value "${CMAKE_MATCH_1}" "${CMAKE_MATCH_2}" "${CMAKE_MATCH_3}" "${CMAKE_MATCH_4}"
+                "${CMAKE_MATCH_5}")
+    if(NOT value MATCHES "^(0\\.[0-9]+|1\\.0+)$")
+      message(FATAL_ERROR "kiln train: test metric ${value} is not in [0, 1]:\n${all}")
+    endif()
+  endforeach()
+  to_units("${accuracy}" accuracy_units)
+  to_units("${top2}" top2_units)
+  if(top2_units LESS accuracy_units)
+    message(FATAL_ERROR "kiln train: top-2 accuracy ${top2} < accuracy ${accuracy}")
+  endif()
+  if(NOT out MATCHES "f1 [0-9.]+\nconfusion \\(rows: true class, columns: predicted\\):\n +0 +1 +2\n")
+    message(FATAL_ERROR "kiln train: no labelled confusion matrix after the test line:\n${all}")
+  endif()
+  check_log_columns(
+    "epoch,loss,accuracy,top2_accuracy,precision,recall,f1,val_loss,val_accuracy,\
+val_top2_accuracy,val_precision,val_recall,val_f1,lr,seconds"
+    "accuracy;top2_accuracy;precision;recall;f1;val_accuracy;val_top2_accuracy;val_precision;\
+val_recall;val_f1")
+
+  # confusion.csv: (3, 3) counts; the total is the test split, the diagonal the hits.
+  file(STRINGS "${RUN_DIR}/confusion.csv" rows)
+  list(POP_FRONT rows header)
+  if(NOT header STREQUAL "true/predicted,0,1,2")
+    message(FATAL_ERROR "confusion.csv: header '${header}'")
+  endif()
+  list(LENGTH rows n_rows)
+  if(NOT n_rows EQUAL 3)
+    message(FATAL_ERROR "confusion.csv: ${n_rows} rows, expected 3")
+  endif()
+  set(total 0)
+  set(diagonal 0)
+  set(i 0)
+  foreach(row IN LISTS rows)
+    string(REPLACE "," ";" cells "${row}")
+    list(POP_FRONT cells label)
+    if(NOT label EQUAL i)
+      message(FATAL_ERROR "confusion.csv: row ${i} is labelled '${label}'")
+    endif()
+    set(j 0)
+    foreach(cell IN LISTS cells)
+      math(EXPR total "${total} + ${cell}")
+      if(i EQUAL j)
+        math(EXPR diagonal "${diagonal} + ${cell}")
+      endif()
+      math(EXPR j "${j} + 1")
+    endforeach()
+    math(EXPR i "${i} + 1")
+  endforeach()
+  if(NOT total EQUAL n_test)
+    message(FATAL_ERROR "confusion.csv: the counts add to ${total}, the test split has ${n_test}")
+  endif()
+  math(EXPR rounded "(20000 * ${diagonal} + ${total}) / (2 * ${total})")
+  if(NOT rounded EQUAL accuracy_units)
+    message(FATAL_ERROR "confusion.csv: diagonal ${diagonal} / ${total} is not the printed test "
+                        "accuracy ${accuracy}")
+  endif()
+  file(READ "${RUN_DIR}/summary.json" summary)
+  if(NOT summary MATCHES "\"confusion\": \\[\\[[0-9]+, [0-9]+, [0-9]+\\], \\[")
+    message(FATAL_ERROR "summary.json lacks the confusion matrix:\n${summary}")
+  endif()
+
+  execute_process(COMMAND "${KILN}" test "${CONFIG}" --device pocl --checkpoint
+                          "${RUN_DIR}/last.safetensors" ${sets}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  set(re "test: loss [0-9.]+ accuracy [0-9.]+ top2_accuracy .*f1 [0-9.]+\nconfusion \\(rows: true")
+  if(NOT rc STREQUAL "0" OR NOT out MATCHES "${re}")
+    message(FATAL_ERROR "kiln test: exit ${rc}, no test line with the confusion matrix:\n"
+                        "${out}${err}")
+  endif()
+  message(STATUS "classification metrics: columns, [0, 1] values and the confusion matrix agree")
+else()
+  set(number "([0-9]+\\.[0-9]+)")
+  if(NOT out MATCHES "test: loss ${number} mse ${number} mae ${number} r2 (-?[0-9]+\\.[0-9]+)\n")
+    message(FATAL_ERROR "kiln train: the test line lacks mse, mae or r2:\n${all}")
+  endif()
+  set(loss "${CMAKE_MATCH_1}")
+  set(mse "${CMAKE_MATCH_2}")
+  set(r2 "${CMAKE_MATCH_4}")
+  if(NOT loss STREQUAL mse)
+    message(FATAL_ERROR "kiln train: test mse ${mse} differs from the mse loss ${loss}")
+  endif()
+  to_units("${r2}" r2_units)
+  if(NOT r2 MATCHES "^[01]\\." OR r2_units LESS 9000)
+    message(FATAL_ERROR "kiln train: r2 ${r2} on a linear dataset, expected > 0.9")
+  endif()
+  check_log_columns("epoch,loss,mse,mae,r2,val_loss,val_mse,val_mae,val_r2,lr,seconds" "")
+  if(EXISTS "${RUN_DIR}/confusion.csv" OR out MATCHES "confusion")
+    message(FATAL_ERROR "kiln train: a regression run has no confusion matrix:\n${all}")
+  endif()
+  message(STATUS "regression metrics: mse equals the mse loss, r2 ${r2}")
+endif()
