@@ -238,6 +238,11 @@ typedef struct kiln_batcher_options {
     bool shuffle;       /* false: samples in dataset order every epoch */
     bool drop_last;     /* drop a final batch smaller than batch_size */
     uint64_t seed;
+    /* Without drop_last: fill the rows of a final smaller batch past its samples by repeating
+     * them cyclically (row r is sample r mod n_rows) instead of with zeros, so that a graph of
+     * fixed batch size averages over that batch's samples only (with equal weights when
+     * n_rows divides batch_size, else some count once more). */
+    bool repeat_last;
 } kiln_batcher_options;
 
 /* Caller-owned host buffers for one batch of up to batch_size samples: features
@@ -260,9 +265,10 @@ void kiln_batcher_destroy(kiln_batcher *b);
 int64_t kiln_batcher_n_batches(const kiln_batcher *b);
 
 /* Fills `batch` with batch number `index` of `epoch`: samples order[index * batch_size ...]
- * of the epoch's order. *n_rows receives the samples written; rows from there to batch_size
- * are zeroed. KILN_ERR_INVALID_ARGUMENT for an index outside [0, n_batches), an epoch outside
- * [0, 2^32), a missing buffer, or a dataset whose size changed. */
+ * of the epoch's order. *n_rows receives the samples of the batch; rows from there to
+ * batch_size are zeroed, or repeat them with repeat_last. KILN_ERR_INVALID_ARGUMENT for an index
+ * outside [0, n_batches), an epoch outside [0, 2^32), a missing buffer, or a dataset whose size
+ * changed. */
 kiln_status kiln_batcher_fill(kiln_batcher *b, int64_t epoch, int64_t index,
                               const kiln_batch *batch, int64_t *n_rows);
 
