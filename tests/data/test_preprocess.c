@@ -22,7 +22,14 @@
 
 enum { F = 3 };
 
-/* n samples of F features, x = center + spread * u with u in [-1, 1) from a fixed LCG. */
+/* The next value of a fixed LCG, as u in [-1, 1). */
+static double uniform(uint32_t *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return (double)(*state >> 8) / (double)(1u << 24) * 2 - 1;
+}
+
+/* n samples of F features, x = center + spread * u with u from uniform(). */
 static kiln_dataset *make_dataset(kiln_context *ctx, const char *name, int64_t n, double center,
                                   double spread, uint32_t seed)
 {
@@ -32,9 +39,7 @@ static kiln_dataset *make_dataset(kiln_context *ctx, const char *name, int64_t n
                      KILN_OK);
     uint32_t state = seed;
     for (int64_t i = 0; i < n * F; i++) {
-        state = state * 1664525u + 1013904223u;
-        double u = (double)(state >> 8) / (double)(1u << 24) * 2 - 1;
-        ds->features[i] = (float)(center + spread * (double)(i % F + 1) * u);
+        ds->features[i] = (float)(center + spread * (double)(i % F + 1) * uniform(&state));
     }
     for (int64_t i = 0; i < n; i++)
         ds->classes[i] = (int32_t)(i % 3);
@@ -403,10 +408,8 @@ static kiln_dataset *make_images(kiln_context *ctx, const char *name, int64_t n,
                      KILN_OK);
     uint32_t state = seed;
     for (int64_t i = 0; i < n * PC_F; i++) {
-        state = state * 1664525u + 1013904223u;
-        double u = (double)(state >> 8) / (double)(1u << 24) * 2 - 1;
         int c = (int)(i % PC_F / PC_INNER);
-        ds->features[i] = (float)(pow(10, c) + (c + 1) * 3.0 * u);
+        ds->features[i] = (float)(pow(10, c) + (c + 1) * 3.0 * uniform(&state));
     }
     ds->features[7] = NAN;         /* channel 0 */
     ds->features[PC_F + 25] = NAN; /* channel 2 */
