@@ -1,8 +1,8 @@
 /*
- * The top of the config schema (the top-level keys, data, loss and metrics; config_model.c has
- * the model section and config_train.c the train section), the defaults (config_init), and the
- * entry points: loading a file or a string (read, parse, override, check), --device, equality
- * and the key list for the docs test.
+ * The top of the config schema (the top-level keys, loss and metrics; config_data.c has the
+ * data section, config_model.c the model section and config_train.c the train section), the
+ * defaults (config_init), and the entry points: loading a file or a string (read, parse,
+ * override, check), --device, equality and the key list for the docs test.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -17,209 +17,12 @@
 
 enum { MAX_FILE = 16 << 20 };
 
-static const char *const FORMAT_NAMES[] = {"idx", "csv", "npy", NULL};
-static const char *const STANDARDIZE_NAMES[] = {"global", "per_channel", NULL};
-static const char *const PREPROCESS_NAMES[] = {"scale", "standardize"};
 static const char *const LOSS_NAMES[] = {
 #define KILN__CONFIG_LOSS_NAME(value, name) #name,
     KILN_LOSS_KIND_LIST(KILN__CONFIG_LOSS_NAME)
 #undef KILN__CONFIG_LOSS_NAME
 };
 enum { N_LOSSES = sizeof LOSS_NAMES / sizeof LOSS_NAMES[0] };
-
-/* ---- data ---- */
-
-static const cfg_field FILES_FIELDS[] = {
-    {.key = "images",
-     .type = CFG_PATH,
-     .flags = CFG_REQUIRED,
-     FIELD(config_files, images),
-     .size = CONFIG_MAX_PATH},
-    {.key = "labels",
-     .type = CFG_PATH,
-     .flags = CFG_REQUIRED,
-     FIELD(config_files, labels),
-     .size = CONFIG_MAX_PATH},
-};
-static const cfg_field CSV_FIELDS[] = {
-    {.key = "file",
-     .type = CFG_PATH,
-     .flags = CFG_REQUIRED,
-     FIELD(config_files, file),
-     .size = CONFIG_MAX_PATH},
-    {.key = "label_column",
-     .type = CFG_INT64,
-     .flags = CFG_MIN,
-     .min = 0,
-     FIELD(config_files, label_column)},
-    {.key = "header", .type = CFG_BOOL, FIELD(config_files, header)},
-};
-static const cfg_table FILES_TABLE = CFG_TABLE(FILES_FIELDS, NULL);
-static const cfg_table CSV_TABLE = CFG_TABLE(CSV_FIELDS, NULL);
-
-/* A split's keys depend on data.format, parsed before it. */
-static const cfg_table *files_table(const config_data *d)
-{
-    return d->format == CONFIG_FORMAT_CSV ? &CSV_TABLE : &FILES_TABLE;
-}
-
-static kiln_status parse_files(cfg_parser *p, int node, const char *path, const cfg_field *f,
-                               void *base)
-{
-    return cfg_parse_table(p, node, path, files_table(base), (char *)base + f->offset, NULL);
-}
-
-static void write_files(cfg_writer *w, const cfg_field *f, const void *base)
-{
-    cfg_write_table(w, files_table(base), (const char *)base + f->offset, false);
-}
-
-static bool equal_files(const cfg_field *f, const void *a, const void *b, char *path)
-{
-    return cfg_equal_table(files_table(a), (const char *)a + f->offset, (const char *)b + f->offset,
-                           path);
-}
-
-static void visit_files(const cfg_field *f, const char *path, void (*fn)(const char *, void *),
-                        void *user)
-{
-    (void)f;
-    cfg_visit_table(&FILES_TABLE, path, fn, user);
-    cfg_visit_table(&CSV_TABLE, path, fn, user);
-}
-
-static const cfg_custom FILES_TYPE = {parse_files, write_files, equal_files, visit_files};
-
-static const cfg_field SCALE_FIELD = {
-    .key = "scale", .type = CFG_DOUBLE, .flags = CFG_NONZERO, FIELD(config_preprocess, scale)};
-static const cfg_field STANDARDIZE_FIELD = {.key = "standardize",
-                                            .type = CFG_ENUM,
-                                            FIELD(config_preprocess, standardize),
-                                            .names = STANDARDIZE_NAMES};
-
-static kiln_status parse_preprocess(cfg_parser *p, int node, const char *path, const cfg_field *f,
-                                    void *base)
-{
-    config_data *d = base;
-    yaml_node_t *n = cfg_node(p, node);
-    char item[CFG_PATH_BYTES], child[CFG_PATH_BYTES], got[128];
-    (void)f;
-    d->n_preprocess = 0;
-    if (cfg_is_null(n))
-        return KILN_OK;
-    if (n->type != YAML_SEQUENCE_NODE)
-        return cfg_fail(p, node, path,
-                        "expected a list of steps such as [{scale: 0.00392}, {standardize: "
-                        "global}], got %s",
-                        cfg_describe(n, got, sizeof got));
-    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    if (count > CONFIG_MAX_PREPROCESS)
-        return cfg_fail(p, node, path, "has %zu steps; the limit is %d", count,
-                        CONFIG_MAX_PREPROCESS);
-    for (size_t i = 0; i < count; i++) {
-        int step = cfg_node(p, node)->data.sequence.items.start[i], kind = 0, params = 0;
-        config_preprocess *s = &d->preprocess[i];
-        cfg_path_index(path, i, item);
-        kiln_status rc = cfg_parse_choice(p, step, item, "preprocessing step", PREPROCESS_NAMES, 2,
-                                          &kind, &params, child);
-        if (rc != KILN_OK)
-            return rc;
-        memset(s, 0, sizeof *s);
-        s->kind = (config_preprocess_kind)kind;
-        s->scale = 1.0;
-        s->standardize = CONFIG_STANDARDIZE_GLOBAL;
-        if (kind == CONFIG_PREPROCESS_SCALE && params == 0)
-            return cfg_fail(p, step, item, "scale needs its factor, as in {scale: 0.00392}");
-        if (params != 0)
-            rc = cfg_parse_field(
-                p, params, child,
-                kind == CONFIG_PREPROCESS_SCALE ? &SCALE_FIELD : &STANDARDIZE_FIELD, s);
-        if (rc != KILN_OK)
-            return rc;
-        d->n_preprocess++;
-    }
-    return KILN_OK;
-}
-
-static void write_preprocess(cfg_writer *w, const cfg_field *f, const void *base)
-{
-    const config_data *d = base;
-    (void)f;
-    cfg_write_list_start(w, true);
-    for (int i = 0; i < d->n_preprocess; i++) {
-        const config_preprocess *s = &d->preprocess[i];
-        cfg_write_map_start(w, true);
-        cfg_write_plain(w, PREPROCESS_NAMES[s->kind]);
-        cfg_write_field_value(
-            w, s->kind == CONFIG_PREPROCESS_SCALE ? &SCALE_FIELD : &STANDARDIZE_FIELD, s);
-        cfg_write_map_end(w);
-    }
-    cfg_write_list_end(w);
-}
-
-static bool equal_preprocess(const cfg_field *f, const void *a, const void *b, char *path)
-{
-    const config_data *x = a, *y = b;
-    (void)f;
-    if (x->n_preprocess != y->n_preprocess)
-        return false;
-    for (int i = 0; i < x->n_preprocess; i++) {
-        const config_preprocess *s = &x->preprocess[i], *t = &y->preprocess[i];
-        if (s->kind != t->kind)
-            return cfg_path_index(path, (size_t)i, path), false;
-        if (!cfg_equal_field(s->kind == CONFIG_PREPROCESS_SCALE ? &SCALE_FIELD : &STANDARDIZE_FIELD,
-                             s, t, path))
-            return cfg_path_index(path, (size_t)i, path), false;
-    }
-    return true;
-}
-
-static void visit_preprocess(const cfg_field *f, const char *path, void (*fn)(const char *, void *),
-                             void *user)
-{
-    char child[CFG_PATH_BYTES];
-    (void)f;
-    snprintf(child, sizeof child, "%s[].scale", path);
-    fn(child, user);
-    snprintf(child, sizeof child, "%s[].standardize", path);
-    fn(child, user);
-}
-
-static const cfg_custom PREPROCESS_TYPE = {parse_preprocess, write_preprocess, equal_preprocess,
-                                           visit_preprocess};
-
-static const cfg_field VALIDATION_FIELDS[] = {
-    {.key = "fraction",
-     .type = CFG_DOUBLE,
-     .flags = CFG_MIN | CFG_MAX_OPEN,
-     .min = 0,
-     .max = 1,
-     FIELD(config_data, validation_fraction)},
-    {.key = "stratify", .type = CFG_BOOL, FIELD(config_data, stratify)},
-};
-static const cfg_table VALIDATION_TABLE = CFG_TABLE(VALIDATION_FIELDS, NULL);
-
-static const cfg_field DATA_FIELDS[] = {
-    {.key = "format",
-     .type = CFG_ENUM,
-     .flags = CFG_REQUIRED,
-     FIELD(config_data, format),
-     .names = FORMAT_NAMES},
-    {.key = "train",
-     .type = CFG_CUSTOM,
-     .flags = CFG_REQUIRED,
-     FIELD(config_data, train),
-     .custom = &FILES_TYPE},
-    {.key = "test",
-     .type = CFG_CUSTOM,
-     .flags = CFG_OPTIONAL,
-     FIELD(config_data, test),
-     .aux = offsetof(config_data, has_test),
-     .custom = &FILES_TYPE},
-    {.key = "validation", .type = CFG_SECTION, .offset = 0, .sub = &VALIDATION_TABLE},
-    {.key = "preprocess", .type = CFG_CUSTOM, .offset = 0, .custom = &PREPROCESS_TYPE},
-};
-static const cfg_table DATA_TABLE = CFG_TABLE(DATA_FIELDS, NULL);
 
 /* ---- loss and metrics ---- */
 
@@ -547,7 +350,7 @@ static const cfg_field CONFIG_FIELDS[] = {
      .type = CFG_SECTION,
      .flags = CFG_REQUIRED,
      FIELD(config, data),
-     .sub = &DATA_TABLE},
+     .sub = &cfg_data_table},
     {.key = "model",
      .type = CFG_SECTION,
      .flags = CFG_REQUIRED,

@@ -51,20 +51,33 @@ typedef struct config_files {
     bool header;                  /* csv: true, the first row holds column names */
 } config_files;
 
+/* The steps of data.preprocess; every statistic is fitted on the training split only. */
 typedef enum config_preprocess_kind {
-    CONFIG_PREPROCESS_SCALE = 0,       /* x * factor */
-    CONFIG_PREPROCESS_STANDARDIZE = 1, /* (x - mean) / std, fitted on the training split */
+    CONFIG_PREPROCESS_SCALE = 0,        /* x * factor */
+    CONFIG_PREPROCESS_STANDARDIZE = 1,  /* (x - mean) / std */
+    CONFIG_PREPROCESS_MINMAX = 2,       /* (x - min) / (max - min) per feature */
+    CONFIG_PREPROCESS_IMPUTE = 3,       /* missing values (NaN) -> a fill value per feature */
+    CONFIG_PREPROCESS_DROP_MISSING = 4, /* drop samples with a missing value */
 } config_preprocess_kind;
 
 typedef enum config_standardize {
     CONFIG_STANDARDIZE_GLOBAL = 0,      /* one mean and std over every value */
-    CONFIG_STANDARDIZE_PER_CHANNEL = 1, /* one per channel (axis 1 of a batch) */
+    CONFIG_STANDARDIZE_PER_FEATURE = 1, /* one per feature (value of a sample) */
+    CONFIG_STANDARDIZE_PER_CHANNEL = 2, /* one per channel: axis 0 of model.input (C, ...) */
 } config_standardize;
+
+typedef enum config_impute {
+    CONFIG_IMPUTE_MEAN = 0,     /* the feature's mean */
+    CONFIG_IMPUTE_MEDIAN = 1,   /* the feature's median */
+    CONFIG_IMPUTE_CONSTANT = 2, /* config_preprocess.fill */
+} config_impute;
 
 typedef struct config_preprocess {
     config_preprocess_kind kind;
     double scale;                   /* SCALE: finite, not 0 */
-    config_standardize standardize; /* STANDARDIZE */
+    config_standardize standardize; /* STANDARDIZE: global */
+    config_impute impute;           /* IMPUTE: required */
+    double fill;                    /* IMPUTE CONSTANT: finite */
 } config_preprocess;
 
 typedef struct config_data {
@@ -74,6 +87,7 @@ typedef struct config_data {
     config_files test;
     double validation_fraction; /* 0: no validation split; in [0, 1) */
     bool stratify;              /* false: keep class proportions in the validation split */
+    bool remove_duplicates;     /* false: drop repeated samples from the training split */
     config_preprocess preprocess[CONFIG_MAX_PREPROCESS]; /* applied in order */
     int n_preprocess;
 } config_data;

@@ -3,7 +3,8 @@
  * each node came from), the schema (tables of fields with their type, place in a struct, range
  * and default rules), and the writer (a libyaml emitter). config_yaml.c loads documents and
  * applies overrides; config_schema.c walks tables to parse and compare, config_write.c to
- * write; config.c, config_model.c and config_train.c hold the tables and the custom types.
+ * write; config.c, config_data.c, config_model.c and config_train.c hold the tables and the
+ * custom types.
  */
 #ifndef KILN_RUNNER_CONFIG_INTERNAL_H
 #define KILN_RUNNER_CONFIG_INTERNAL_H
@@ -193,6 +194,7 @@ void cfg_write_bool(cfg_writer *w, bool value);
 /* ---- config.c and config_model.c: the schema ---- */
 
 extern const cfg_table cfg_config_table;
+extern const cfg_table cfg_data_table;
 extern const cfg_table cfg_model_table;
 extern const cfg_table cfg_train_table;
 /* The defaults of a schedule of `kind` (kiln_schedule_init's; t_max 0 until train.epochs is

@@ -1,7 +1,9 @@
 /*
  * `kiln train`'s data: reads the configured files (IDX, CSV or NPY), holds out the validation
- * split with the run's seed, fits the preprocessing on what is left for training and applies
- * it to the validation and test splits, and warns when a sample occurs in two splits.
+ * split with the run's seed, removes duplicate training samples when asked, fits the
+ * preprocessing on what is left for training and applies it to the validation and test
+ * splits (refusing missing values that no step fills), and warns when a sample occurs in two
+ * splits. Eval and predict reuse the checkpoint's statistics instead of fitting.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,33 +43,95 @@ static kiln_status read_split(const config *cfg, kiln_context *ctx, const config
     return KILN_ERR_INVALID_ARGUMENT;
 }
 
+/* The library's steps for data.preprocess; per_channel takes its channel count from
+ * model.input's first axis, the same in train, eval and predict. */
 static kiln_status make_preprocess(const config *cfg, kiln_context *ctx, const kiln_dataset *ds,
-                                   kiln_preprocess **out, config_error *err)
+                                   kiln_preprocess **out)
 {
+    static const kiln_preprocess_kind STANDARDIZE[] = {
+        [CONFIG_STANDARDIZE_GLOBAL] = KILN_PREPROCESS_STANDARDIZE,
+        [CONFIG_STANDARDIZE_PER_FEATURE] = KILN_PREPROCESS_STANDARDIZE_FEATURES,
+        [CONFIG_STANDARDIZE_PER_CHANNEL] = KILN_PREPROCESS_STANDARDIZE_CHANNELS};
+    static const kiln_preprocess_kind IMPUTE[] = {
+        [CONFIG_IMPUTE_MEAN] = KILN_PREPROCESS_IMPUTE_MEAN,
+        [CONFIG_IMPUTE_MEDIAN] = KILN_PREPROCESS_IMPUTE_MEDIAN,
+        [CONFIG_IMPUTE_CONSTANT] = KILN_PREPROCESS_IMPUTE_CONSTANT};
     kiln_preprocess_step steps[CONFIG_MAX_PREPROCESS];
     int n = cfg->data.n_preprocess;
+    *out = NULL;
     for (int i = 0; i < n; i++) {
         const config_preprocess *p = &cfg->data.preprocess[i];
-        steps[i].value = 0;
-        if (p->kind == CONFIG_PREPROCESS_SCALE) {
+        steps[i] = (kiln_preprocess_step){.channels = cfg->model.input.dim[0]};
+        switch (p->kind) {
+        case CONFIG_PREPROCESS_SCALE:
             steps[i].kind = KILN_PREPROCESS_SCALE;
             steps[i].value = p->scale;
-        } else if (p->standardize == CONFIG_STANDARDIZE_GLOBAL ||
-                   (ds->feature_shape.ndim >= 2 && ds->feature_shape.dim[0] == 1)) {
-            /* One channel: per-channel statistics are the global ones. */
-            steps[i].kind = KILN_PREPROCESS_STANDARDIZE;
-        } else {
-            return train_error(err, KILN_ERR_UNSUPPORTED,
-                               "%s: data.preprocess[%d].standardize: per_channel with more than "
-                               "one channel is not supported yet; use global",
-                               cfg->source, i);
+            break;
+        case CONFIG_PREPROCESS_STANDARDIZE:
+            steps[i].kind = STANDARDIZE[p->standardize];
+            break;
+        case CONFIG_PREPROCESS_MINMAX:
+            steps[i].kind = KILN_PREPROCESS_MINMAX;
+            break;
+        case CONFIG_PREPROCESS_IMPUTE:
+            steps[i].kind = IMPUTE[p->impute];
+            steps[i].value = p->fill;
+            break;
+        case CONFIG_PREPROCESS_DROP_MISSING:
+            steps[i].kind = KILN_PREPROCESS_DROP_MISSING;
+            break;
         }
     }
-    if (n == 0) {
-        *out = NULL;
+    if (n == 0)
         return KILN_OK;
-    }
     return kiln_preprocess_create(ctx, steps, (size_t)n, ds->n_features, out);
+}
+
+/* Fits (train) or applies the pipeline to one split, says on stderr how many missing values
+ * it had and how many samples drop_missing removed, and refuses missing values that are left:
+ * they would turn the loss into NaN. */
+static kiln_status preprocess_split(const config *cfg, kiln_preprocess *pp, kiln_dataset *ds,
+                                    const char *split, config_error *err)
+{
+    int64_t missing = kiln_dataset_n_missing(ds), dropped = 0;
+    kiln_status rc = KILN_OK;
+    if (pp != NULL && strcmp(split, "train") == 0)
+        rc = kiln_preprocess_fit_transform(pp, ds, &dropped);
+    else if (pp != NULL)
+        rc = kiln_preprocess_transform(pp, ds, &dropped);
+    if (rc != KILN_OK || missing == 0)
+        return rc;
+    int64_t left = kiln_dataset_n_missing(ds);
+    fprintf(stderr,
+            "kiln: data: %s split: %lld missing value(s) before data.preprocess, %lld after; "
+            "%lld sample(s) dropped\n",
+            split, (long long)missing, (long long)left, (long long)dropped);
+    if (left == 0)
+        return KILN_OK;
+    return train_error(err, KILN_ERR_INVALID_ARGUMENT,
+                       "%s: data.preprocess: the %s split has %lld missing value(s) (empty, NA "
+                       "or NaN cells) that no step fills; add {impute: mean}, {impute: median}, "
+                       "{impute: {constant: 0}} or drop_missing",
+                       cfg->source, split, (long long)left);
+}
+
+/* data.remove_duplicates: drops repeated samples (features and label) from the training
+ * split only, keeping the first, and says how many on stderr. */
+static kiln_status remove_duplicates(kiln_dataset *train)
+{
+    int64_t n = train->n, removed = 0, conflicting = 0;
+    kiln_status rc = kiln_dataset_remove_duplicates(train, &removed, &conflicting);
+    if (rc != KILN_OK)
+        return rc;
+    fprintf(stderr,
+            "kiln: data: removed %lld duplicate sample(s) of %lld from the training split\n",
+            (long long)removed, (long long)n);
+    if (conflicting > 0)
+        fprintf(stderr,
+                "kiln: warning: %lld training sample(s) have the features of an earlier one "
+                "but another label\n",
+                (long long)conflicting);
+    return KILN_OK;
 }
 
 static void warn_leakage(kiln_context *ctx, const train_data *d)
@@ -141,15 +205,16 @@ kiln_status train_data_load(const config *cfg, kiln_context *ctx, train_data *ou
             out->test->n_classes < out->train->n_classes)
             out->test->n_classes = out->train->n_classes;
     }
+    if (rc == KILN_OK && cfg->data.remove_duplicates)
+        rc = remove_duplicates(out->train);
     if (rc == KILN_OK)
-        rc = make_preprocess(cfg, ctx, out->train, &out->preprocess, err);
-    if (rc == KILN_OK && out->preprocess != NULL) {
-        rc = kiln_preprocess_fit_transform(out->preprocess, out->train, NULL);
-        if (rc == KILN_OK && out->validation != NULL)
-            rc = kiln_preprocess_transform(out->preprocess, out->validation, NULL);
-        if (rc == KILN_OK && out->test != NULL)
-            rc = kiln_preprocess_transform(out->preprocess, out->test, NULL);
-    }
+        rc = make_preprocess(cfg, ctx, out->train, &out->preprocess);
+    if (rc == KILN_OK)
+        rc = preprocess_split(cfg, out->preprocess, out->train, "train", err);
+    if (rc == KILN_OK && out->validation != NULL)
+        rc = preprocess_split(cfg, out->preprocess, out->validation, "validation", err);
+    if (rc == KILN_OK && out->test != NULL)
+        rc = preprocess_split(cfg, out->preprocess, out->test, "test", err);
     if (rc != KILN_OK) {
         train_data_deinit(out);
         return rc;
@@ -175,7 +240,7 @@ static kiln_status apply_saved_preprocess(const config *cfg, kiln_context *ctx,
                                           config_error *err)
 {
     kiln_preprocess *pp = NULL;
-    kiln_status rc = make_preprocess(cfg, ctx, ds, &pp, err);
+    kiln_status rc = make_preprocess(cfg, ctx, ds, &pp);
     size_t n_saved = 0;
     for (size_t i = 0; i < kiln_safetensors_n_tensors(file); i++)
         n_saved += strncmp(kiln_safetensors_tensor(file, i)->name, "extra/preprocess.", 17) == 0;
@@ -204,8 +269,14 @@ static kiln_status apply_saved_preprocess(const config *cfg, kiln_context *ctx,
         rc = kiln_preprocess_write_stat(pp, name, values, n);
         free(values);
     }
+    int64_t dropped = 0;
     if (rc == KILN_OK && pp != NULL)
-        rc = kiln_preprocess_transform(pp, ds, NULL);
+        rc = kiln_preprocess_transform(pp, ds, &dropped);
+    if (rc == KILN_OK && dropped > 0)
+        fprintf(stderr,
+                "kiln: warning: drop_missing dropped %lld sample(s) of %s that have a missing "
+                "value\n",
+                (long long)dropped, ds->name);
     kiln_preprocess_destroy(pp);
     return rc;
 }

@@ -208,14 +208,17 @@ static void progress_metrics(trainer *t, char *out, size_t capacity)
     }
 }
 
-/* One training epoch: every full batch (drop_last: the graph's batch size is fixed). The
- * loss and output are read back after each step for the epoch's loss and metrics. */
+/* One training epoch: every full batch, and the final smaller one unless train.drop_last. The
+ * graph's batch size is fixed, so that batch repeats its samples to fill it (repeat_last):
+ * the step averages over them only. The loss and output are read back after each step for
+ * the epoch's loss and metrics. */
 static kiln_status train_epoch(trainer *t, int64_t epoch, train_epoch_values *v, config_error *err)
 {
     const config *cfg = t->cfg;
     kiln_batcher_options options = {.batch_size = t->batch,
                                     .shuffle = cfg->train.shuffle,
-                                    .drop_last = true,
+                                    .drop_last = cfg->train.drop_last,
+                                    .repeat_last = true,
                                     .seed = (uint64_t)cfg->seed};
     kiln_batcher *b = NULL;
     kiln_status rc = kiln_batcher_create(t->data->train, &options, &b);

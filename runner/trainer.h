@@ -36,9 +36,11 @@ typedef struct train_data {
     kiln_preprocess *preprocess;             /* fitted on train; NULL without steps */
 } train_data;
 
-/* Reads the files, holds out the validation split (seeded, stratified as configured), fits
- * the preprocessing on the training split and applies it to the others, and warns on stderr
- * when samples occur in more than one split. */
+/* Reads the files, holds out the validation split (seeded, stratified as configured), removes
+ * duplicate training samples (data.remove_duplicates), fits the preprocessing on the training
+ * split and applies it to the others, and says on stderr how many duplicates and missing
+ * values there were and when samples occur in more than one split. KILN_ERR_INVALID_ARGUMENT
+ * (message in err) when missing values are left after data.preprocess. */
 kiln_status train_data_load(const config *cfg, kiln_context *ctx, train_data *out,
                             config_error *err);
 void train_data_deinit(train_data *data);

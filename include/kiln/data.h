@@ -152,11 +152,16 @@ typedef enum kiln_preprocess_kind {
     KILN_PREPROCESS_IMPUTE_MEDIAN = 5,        /* NaN -> the feature's median */
     KILN_PREPROCESS_IMPUTE_CONSTANT = 6,      /* NaN -> value */
     KILN_PREPROCESS_DROP_MISSING = 7,         /* drop samples with any NaN feature */
+    KILN_PREPROCESS_STANDARDIZE_CHANNELS = 8, /* (x - mean) / std per channel (axis 0) */
 } kiln_preprocess_kind;
 
 typedef struct kiln_preprocess_step {
     kiln_preprocess_kind kind;
     double value; /* SCALE's factor, IMPUTE_CONSTANT's fill; finite */
+    /* STANDARDIZE_CHANNELS: C, the first axis of a sample's feature shape (C, ...), so that
+     * channel c holds features [c * n_features / C, (c + 1) * n_features / C); it must
+     * divide n_features. Ignored by the other kinds. */
+    int64_t channels;
 } kiln_preprocess_step;
 
 typedef struct kiln_preprocess kiln_preprocess;
@@ -183,11 +188,12 @@ kiln_status kiln_preprocess_transform(const kiln_preprocess *pp, kiln_dataset *d
 bool kiln_preprocess_is_fitted(const kiln_preprocess *pp);
 
 /* Statistics by name, for checkpoints: "preprocess.<step>.<kind>.<stat>" with kind scale,
- * standardize, standardize_features, minmax, impute_mean, impute_median or impute_constant
- * and stat mean and std (1 value for standardize, n_features otherwise), min and max, or fill
- * (n_features each). Writing every statistic of a fresh pipeline makes it fitted, with the
- * same results as the pipeline they were read from. Reads need a fitted pipeline
- * (KILN_ERR_INVALID_ARGUMENT); KILN_ERR_NOT_FOUND lists the names; KILN_ERR_SHAPE for n. */
+ * standardize, standardize_features, standardize_channels, minmax, impute_mean, impute_median
+ * or impute_constant and stat mean and std (1 value for standardize, `channels` for
+ * standardize_channels, n_features otherwise), min and max, or fill (n_features each). Writing
+ * every statistic of a fresh pipeline makes it fitted, with the same results as the pipeline they
+ * were read from. Reads need a fitted pipeline (KILN_ERR_INVALID_ARGUMENT); KILN_ERR_NOT_FOUND
+ * lists the names; KILN_ERR_SHAPE for n. */
 size_t kiln_preprocess_n_stats(const kiln_preprocess *pp);
 const char *kiln_preprocess_stat_name(const kiln_preprocess *pp, size_t i); /* NULL past end */
 int64_t kiln_preprocess_stat_size(const kiln_preprocess *pp, size_t i);
@@ -232,6 +238,11 @@ typedef struct kiln_batcher_options {
     bool shuffle;       /* false: samples in dataset order every epoch */
     bool drop_last;     /* drop a final batch smaller than batch_size */
     uint64_t seed;
+    /* Without drop_last: fill the rows of a final smaller batch past its samples by repeating
+     * them cyclically (row r is sample r mod n_rows) instead of with zeros, so that a graph of
+     * fixed batch size averages over that batch's samples only (with equal weights when
+     * n_rows divides batch_size, else some count once more). */
+    bool repeat_last;
 } kiln_batcher_options;
 
 /* Caller-owned host buffers for one batch of up to batch_size samples: features
@@ -254,9 +265,10 @@ void kiln_batcher_destroy(kiln_batcher *b);
 int64_t kiln_batcher_n_batches(const kiln_batcher *b);
 
 /* Fills `batch` with batch number `index` of `epoch`: samples order[index * batch_size ...]
- * of the epoch's order. *n_rows receives the samples written; rows from there to batch_size
- * are zeroed. KILN_ERR_INVALID_ARGUMENT for an index outside [0, n_batches), an epoch outside
- * [0, 2^32), a missing buffer, or a dataset whose size changed. */
+ * of the epoch's order. *n_rows receives the samples of the batch; rows from there to
+ * batch_size are zeroed, or repeat them with repeat_last. KILN_ERR_INVALID_ARGUMENT for an index
+ * outside [0, n_batches), an epoch outside [0, 2^32), a missing buffer, or a dataset whose size
+ * changed. */
 kiln_status kiln_batcher_fill(kiln_batcher *b, int64_t epoch, int64_t index,
                               const kiln_batch *batch, int64_t *n_rows);
 

@@ -134,8 +134,10 @@ kiln_status kiln_batcher_fill(kiln_batcher *b, int64_t epoch, int64_t index,
     int64_t rows = b->n - first < size ? b->n - first : size;
     size_t row_bytes = (size_t)ds->n_features * sizeof(float);
     size_t target_bytes = (size_t)ds->n_label_values * sizeof(float);
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t s = b->order[first + r];
+    /* repeat_last: rows past the real ones cycle through them, r -> r mod rows. */
+    int64_t filled = b->options.repeat_last ? size : rows;
+    for (int64_t r = 0; r < filled; r++) {
+        int64_t s = b->order[first + r % rows];
         memcpy(batch->features + r * ds->n_features, ds->features + s * ds->n_features, row_bytes);
         if (ds->label_kind == KILN_LABELS_CLASS)
             batch->classes[r] = ds->classes[s];
@@ -143,7 +145,7 @@ kiln_status kiln_batcher_fill(kiln_batcher *b, int64_t epoch, int64_t index,
             memcpy(batch->targets + r * ds->n_label_values, ds->targets + s * ds->n_label_values,
                    target_bytes);
     }
-    if (rows < size) {
+    if (filled < size) {
         size_t tail = (size_t)(size - rows);
         memset(batch->features + rows * ds->n_features, 0, tail * row_bytes);
         if (ds->label_kind == KILN_LABELS_CLASS)

@@ -1,5 +1,6 @@
 /*
- * Preprocessing pipelines: scale, standardize (global or per feature), min-max, imputation
+ * Preprocessing pipelines: scale, standardize (global, per feature or per channel), min-max,
+ * imputation
  * (mean, median, constant) and dropping rows with missing values. Statistics are fitted on
  * the training split only (fit_transform), then applied unchanged to any split (transform),
  * and live in named float arrays that checkpoints save and restore. Fitting sums in double
@@ -32,20 +33,28 @@ struct kiln_preprocess {
 
 static const char *kind_name(kiln_preprocess_kind kind)
 {
-    static const char *const NAMES[] = {"scale",           "standardize", "standardize_features",
-                                        "minmax",          "impute_mean", "impute_median",
-                                        "impute_constant", "drop_missing"};
+    static const char *const NAMES[] = {"scale",           "standardize",  "standardize_features",
+                                        "minmax",          "impute_mean",  "impute_median",
+                                        "impute_constant", "drop_missing", "standardize_channels"};
     return (unsigned)kind < sizeof NAMES / sizeof NAMES[0] ? NAMES[kind] : NULL;
 }
 
-/* The statistics of a step: up to two names, and whether they hold one value or one per
- * feature. */
-static int step_stats(kiln_preprocess_kind kind, const char *names[2], bool *global)
+/* How many values each statistic of `step` holds: one overall, one per channel or one per
+ * feature. A statistic's value j covers features [j * F / width, (j + 1) * F / width). */
+static int64_t stat_width(const kiln_preprocess_step *step, int64_t n_features)
 {
-    *global = kind == KILN_PREPROCESS_STANDARDIZE;
+    if (step->kind == KILN_PREPROCESS_STANDARDIZE)
+        return 1;
+    return step->kind == KILN_PREPROCESS_STANDARDIZE_CHANNELS ? step->channels : n_features;
+}
+
+/* The names of a step's statistics (up to two) and their count. */
+static int step_stats(kiln_preprocess_kind kind, const char *names[2])
+{
     switch (kind) {
     case KILN_PREPROCESS_STANDARDIZE:
     case KILN_PREPROCESS_STANDARDIZE_FEATURES:
+    case KILN_PREPROCESS_STANDARDIZE_CHANNELS:
         names[0] = "mean";
         names[1] = "std";
         return 2;
@@ -79,7 +88,6 @@ kiln_status kiln_preprocess_create(kiln_context *ctx, const kiln_preprocess_step
     size_t n_stats = 0;
     for (size_t k = 0; k < n_steps; k++) {
         const char *names[2];
-        bool global;
         if (kind_name(steps[k].kind) == NULL)
             KILN_FAIL(ctx, KILN_ERR_INVALID_ARGUMENT, "step %zu has unknown kind %d", k,
                       (int)steps[k].kind);
@@ -88,7 +96,14 @@ kiln_status kiln_preprocess_create(kiln_context *ctx, const kiln_preprocess_step
         if (uses_value && !isfinite(steps[k].value))
             KILN_FAIL(ctx, KILN_ERR_INVALID_ARGUMENT, "step %zu (%s) needs a finite value, got %g",
                       k, kind_name(steps[k].kind), steps[k].value);
-        n_stats += (size_t)step_stats(steps[k].kind, names, &global);
+        int64_t channels = steps[k].channels;
+        if (steps[k].kind == KILN_PREPROCESS_STANDARDIZE_CHANNELS &&
+            (channels < 1 || n_features % channels != 0))
+            KILN_FAIL(ctx, KILN_ERR_INVALID_ARGUMENT,
+                      "step %zu (standardize_channels) needs a channel count that divides the "
+                      "%lld features of a sample, got %lld",
+                      k, (long long)n_features, (long long)channels);
+        n_stats += (size_t)step_stats(steps[k].kind, names);
     }
     pp = kiln__calloc(ctx, 1, sizeof *pp);
     if (pp == NULL)
@@ -105,12 +120,11 @@ kiln_status kiln_preprocess_create(kiln_context *ctx, const kiln_preprocess_step
     pp->n_steps = n_steps;
     for (size_t k = 0; k < n_steps; k++) {
         const char *names[2];
-        bool global;
-        int n = step_stats(steps[k].kind, names, &global);
+        int n = step_stats(steps[k].kind, names);
         pp->first_stat[k] = pp->n_stats;
         for (int s = 0; s < n; s++) {
             stat_slot *slot = &pp->stats[pp->n_stats++];
-            slot->size = global ? 1 : n_features;
+            slot->size = stat_width(&steps[k], n_features);
             slot->name =
                 kiln__format(ctx, "preprocess.%zu.%s.%s", k, kind_name(steps[k].kind), names[s]);
             slot->values = kiln__calloc(ctx, (size_t)slot->size, sizeof(float));
@@ -148,10 +162,16 @@ bool kiln_preprocess_is_fitted(const kiln_preprocess *pp)
     return true;
 }
 
-/* "feature 'sepal_width'" or "feature index 3" for messages. */
-static const char *feature_label(const kiln_dataset *ds, int64_t f, char *out, size_t capacity)
+/* What statistic j of a step of `width` values covers, for messages: "the data", "channel 2",
+ * "feature 'sepal_width'" or "feature index 3". */
+static const char *group_label(const kiln_dataset *ds, int64_t width, int64_t f, char *out,
+                               size_t capacity)
 {
-    if (ds->feature_names != NULL)
+    if (width == 1)
+        snprintf(out, capacity, "the data");
+    else if (width != ds->n_features)
+        snprintf(out, capacity, "channel %lld", (long long)f);
+    else if (ds->feature_names != NULL)
         snprintf(out, capacity, "feature '%s'", ds->feature_names[f]);
     else
         snprintf(out, capacity, "feature index %lld", (long long)f);
@@ -172,8 +192,7 @@ static kiln_status fit_step(kiln_preprocess *pp, size_t k, const kiln_dataset *d
     const kiln_preprocess_step *step = &pp->steps[k];
     stat_slot *stat = &pp->stats[pp->first_stat[k]];
     int64_t F = ds->n_features, n = ds->n;
-    bool global = step->kind == KILN_PREPROCESS_STANDARDIZE;
-    int64_t width = global ? 1 : F;
+    int64_t width = stat_width(step, F), inner = F / width; /* features per statistic */
     double *a = kiln__calloc(ctx, (size_t)width, sizeof(double));
     double *b = kiln__calloc(ctx, (size_t)width, sizeof(double));
     int64_t *count = kiln__calloc(ctx, (size_t)width, sizeof(int64_t));
@@ -190,7 +209,7 @@ static kiln_status fit_step(kiln_preprocess *pp, size_t k, const kiln_dataset *d
         for (int64_t f = 0; f < F; f++) {
             if (isnan(x[f]))
                 continue;
-            int64_t j = global ? 0 : f;
+            int64_t j = f / inner;
             if (step->kind == KILN_PREPROCESS_MINMAX) {
                 a[j] = count[j] == 0 || x[f] < a[j] ? x[f] : a[j];
                 b[j] = count[j] == 0 || x[f] > b[j] ? x[f] : b[j];
@@ -205,8 +224,7 @@ static kiln_status fit_step(kiln_preprocess *pp, size_t k, const kiln_dataset *d
             KILN__FAIL_AS("kiln_preprocess_fit_transform", ctx, KILN_ERR_INVALID_ARGUMENT,
                           "step %zu (%s) has nothing to fit: %s has no value in any of the %lld "
                           "samples of '%s'",
-                          k, kind_name(step->kind),
-                          global ? "the data" : feature_label(ds, j, name, sizeof name),
+                          k, kind_name(step->kind), group_label(ds, width, j, name, sizeof name),
                           (long long)n, ds->name);
         if (step->kind != KILN_PREPROCESS_MINMAX)
             a[j] /= (double)count[j];
@@ -214,11 +232,12 @@ static kiln_status fit_step(kiln_preprocess *pp, size_t k, const kiln_dataset *d
     switch (step->kind) {
     case KILN_PREPROCESS_STANDARDIZE:
     case KILN_PREPROCESS_STANDARDIZE_FEATURES:
+    case KILN_PREPROCESS_STANDARDIZE_CHANNELS:
         /* Two passes: the deviations from the mean avoid cancellation in E[x^2] - E[x]^2. */
         for (int64_t i = 0; i < n; i++) {
             const float *x = ds->features + i * F;
             for (int64_t f = 0; f < F; f++) {
-                int64_t j = global ? 0 : f;
+                int64_t j = f / inner;
                 if (!isnan(x[f]))
                     b[j] += (x[f] - a[j]) * (x[f] - a[j]);
             }
@@ -266,7 +285,7 @@ static kiln_status fit_step(kiln_preprocess *pp, size_t k, const kiln_dataset *d
         break;
     }
     const char *names[2];
-    int n_stats = step_stats(step->kind, names, &global);
+    int n_stats = step_stats(step->kind, names);
     for (int s = 0; s < n_stats; s++)
         stat[s].written = true;
 cleanup:
@@ -293,11 +312,12 @@ static kiln_status apply_step(const kiln_preprocess *pp, size_t k, kiln_dataset 
         return KILN_OK;
     }
     case KILN_PREPROCESS_STANDARDIZE:
-    case KILN_PREPROCESS_STANDARDIZE_FEATURES: {
-        bool global = step->kind == KILN_PREPROCESS_STANDARDIZE;
+    case KILN_PREPROCESS_STANDARDIZE_FEATURES:
+    case KILN_PREPROCESS_STANDARDIZE_CHANNELS: {
+        int64_t inner = F / stat_width(step, F); /* features per statistic */
         for (int64_t i = 0; i < n; i++) {
             for (int64_t f = 0; f < F; f++) {
-                int64_t j = global ? 0 : f;
+                int64_t j = f / inner;
                 x[i * F + f] = (x[i * F + f] - stat[0].values[j]) / stat[1].values[j];
             }
         }

@@ -5,7 +5,8 @@
  * positions are spread evenly over many epochs. A batcher fills caller buffers so that each
  * epoch visits every sample exactly once in the epoch's order, with labels (classes or
  * targets) following their features; drop_last drops the short final batch, otherwise that
- * batch reports its size and zeroes the rest; without shuffling the order is the dataset's.
+ * batch reports its size and zeroes the rest, or with repeat_last repeats its samples there;
+ * without shuffling the order is the dataset's.
  * Bad batch indices, epochs, buffers, sizes and a dataset that shrank are errors. Creating a
  * batcher survives every allocation failure without leaks.
  */
@@ -166,6 +167,24 @@ static void test_batches_cover_epoch(void **state)
     }
     assert_int_equal(kiln_batcher_fill(b, 0, 3, &batch, &rows), KILN_OK);
     assert_int_equal(rows, 1);
+    kiln_batcher_destroy(b);
+
+    /* repeat_last: the final batch (samples 8 and 9 of 10, batch size 4) repeats its samples
+     * in the rows past them, labels included; full batches are unchanged. */
+    o = (kiln_batcher_options){.batch_size = 4, .repeat_last = true};
+    assert_int_equal(kiln_batcher_create(ds, &o, &b), KILN_OK);
+    assert_int_equal(kiln_batcher_n_batches(b), 3);
+    assert_int_equal(kiln_batcher_fill(b, 0, 2, &batch, &rows), KILN_OK);
+    assert_int_equal(rows, 2);
+    for (int r = 0; r < 4; r++) {
+        int sample = 8 + r % 2;
+        assert_true(features[2 * r] == (float)(2 * sample));
+        assert_true(features[2 * r + 1] == (float)(2 * sample + 1));
+        assert_int_equal(classes[r], sample % 3);
+    }
+    assert_int_equal(kiln_batcher_fill(b, 0, 1, &batch, &rows), KILN_OK);
+    assert_int_equal(rows, 4);
+    assert_true(features[0] == 8.0f && features[6] == 14.0f);
     kiln_batcher_destroy(b);
     kiln_dataset_destroy(ds);
     kiln_context_destroy(ctx);

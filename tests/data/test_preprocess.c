@@ -9,6 +9,9 @@
  * fresh one give identical transforms. Errors: transforms and reads before fitting, unknown
  * names (listed), wrong sizes, feature-count mismatch, a feature with no value, dropping
  * every row, bad steps. Creating and fitting survive every allocation failure without leaks.
+ * Per-channel standardization of (C, H, W) samples matches a double-precision reference
+ * (statistics and transformed values, NaN skipped), exports C values per statistic, and
+ * refuses a channel count that does not divide the features or a channel with no value.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -19,7 +22,14 @@
 
 enum { F = 3 };
 
-/* n samples of F features, x = center + spread * u with u in [-1, 1) from a fixed LCG. */
+/* The next value of a fixed LCG, as u in [-1, 1). */
+static double uniform(uint32_t *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return (double)(*state >> 8) / (double)(1u << 24) * 2 - 1;
+}
+
+/* n samples of F features, x = center + spread * u with u from uniform(). */
 static kiln_dataset *make_dataset(kiln_context *ctx, const char *name, int64_t n, double center,
                                   double spread, uint32_t seed)
 {
@@ -29,9 +39,7 @@ static kiln_dataset *make_dataset(kiln_context *ctx, const char *name, int64_t n
                      KILN_OK);
     uint32_t state = seed;
     for (int64_t i = 0; i < n * F; i++) {
-        state = state * 1664525u + 1013904223u;
-        double u = (double)(state >> 8) / (double)(1u << 24) * 2 - 1;
-        ds->features[i] = (float)(center + spread * (double)(i % F + 1) * u);
+        ds->features[i] = (float)(center + spread * (double)(i % F + 1) * uniform(&state));
     }
     for (int64_t i = 0; i < n; i++)
         ds->classes[i] = (int32_t)(i % 3);
@@ -75,7 +83,7 @@ static void test_train_only_statistics(void **state)
     for (int64_t i = 0; i < train->n; i++)
         for (int f = 0; f < F; f++)
             var[f] += pow(train->features[i * F + f] - mean[f], 2);
-    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_STANDARDIZE_FEATURES, 0}};
+    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_STANDARDIZE_FEATURES, 0, 0}};
     kiln_preprocess *pp = make_pipeline(ctx, steps, 1);
     assert_false(kiln_preprocess_is_fitted(pp));
     int64_t dropped = -1;
@@ -126,8 +134,8 @@ static void test_scale_then_global_standardize(void **state)
     kiln_context *ctx = kiln_test_context();
     kiln_dataset *train = make_dataset(ctx, "train", 100, 128, 100, 3);
     kiln_dataset *raw = copy_of(train);
-    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_SCALE, 1.0 / 255},
-                                    {KILN_PREPROCESS_STANDARDIZE, 0}};
+    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_SCALE, 1.0 / 255, 0},
+                                    {KILN_PREPROCESS_STANDARDIZE, 0, 0}};
     kiln_preprocess *pp = make_pipeline(ctx, steps, 2);
     assert_int_equal(kiln_preprocess_n_stats(pp), 2);
     assert_string_equal(kiln_preprocess_stat_name(pp, 0), "preprocess.1.standardize.mean");
@@ -165,7 +173,7 @@ static void test_minmax(void **state)
     kiln_dataset *test = make_dataset(ctx, "test", 2, 0, 3, 5);
     test->features[0] = 100;
     test->features[2] = 8;
-    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_MINMAX, 0}};
+    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_MINMAX, 0, 0}};
     kiln_preprocess *pp = make_pipeline(ctx, steps, 1);
     assert_int_equal(kiln_preprocess_fit_transform(pp, train, NULL), KILN_OK);
     float lo = 1, hi = 0;
@@ -211,7 +219,7 @@ static void test_imputation(void **state)
         kiln_dataset *train = make_dataset(ctx, "train", 4, 0, 1, 6);
         kiln_dataset *test = make_dataset(ctx, "test", 2, 0, 1, 7);
         set_missing(train, test);
-        kiln_preprocess_step steps[] = {{cases[c].kind, cases[c].value}};
+        kiln_preprocess_step steps[] = {{cases[c].kind, cases[c].value, 0}};
         kiln_preprocess *pp = make_pipeline(ctx, steps, 1);
         assert_int_equal(kiln_preprocess_fit_transform(pp, train, NULL), KILN_OK);
         assert_int_equal(kiln_dataset_n_missing(train), 0);
@@ -231,8 +239,8 @@ static void test_imputation(void **state)
     kiln_dataset *train = make_dataset(ctx, "train", 4, 0, 1, 6);
     kiln_dataset *test = make_dataset(ctx, "test", 2, 0, 1, 7);
     set_missing(train, test);
-    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_STANDARDIZE_FEATURES, 0},
-                                    {KILN_PREPROCESS_IMPUTE_CONSTANT, 0}};
+    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_STANDARDIZE_FEATURES, 0, 0},
+                                    {KILN_PREPROCESS_IMPUTE_CONSTANT, 0, 0}};
     kiln_preprocess *pp = make_pipeline(ctx, steps, 2);
     assert_int_equal(kiln_preprocess_fit_transform(pp, train, NULL), KILN_OK);
     float mean[F];
@@ -258,7 +266,7 @@ static void test_drop_missing(void **state)
     kiln_dataset *train = make_dataset(ctx, "train", 4, 0, 1, 6);
     kiln_dataset *test = make_dataset(ctx, "test", 2, 0, 1, 7);
     set_missing(train, test);
-    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_DROP_MISSING, 0}};
+    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_DROP_MISSING, 0, 0}};
     kiln_preprocess *pp = make_pipeline(ctx, steps, 1);
     assert_int_equal(kiln_preprocess_n_stats(pp), 0);
     int64_t dropped = 0;
@@ -294,9 +302,9 @@ static void test_export_import(void **state)
     a->features[0] = NAN;
     kiln_dataset *b = copy_of(a);
     kiln_preprocess_step steps[] = {
-        {KILN_PREPROCESS_IMPUTE_MEDIAN, 0}, {KILN_PREPROCESS_STANDARDIZE_FEATURES, 0},
-        {KILN_PREPROCESS_MINMAX, 0},        {KILN_PREPROCESS_SCALE, 2},
-        {KILN_PREPROCESS_STANDARDIZE, 0},
+        {KILN_PREPROCESS_IMPUTE_MEDIAN, 0, 0}, {KILN_PREPROCESS_STANDARDIZE_FEATURES, 0, 0},
+        {KILN_PREPROCESS_MINMAX, 0, 0},        {KILN_PREPROCESS_SCALE, 2, 0},
+        {KILN_PREPROCESS_STANDARDIZE, 0, 0},
     };
     static const char *const NAMES[] = {
         "preprocess.0.impute_median.fill",
@@ -338,7 +346,8 @@ static void test_errors(void **state)
     (void)state;
     kiln_context *ctx = kiln_test_context();
     kiln_dataset *train = make_dataset(ctx, "train", 8, 0, 1, 10);
-    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_SCALE, 3}, {KILN_PREPROCESS_IMPUTE_MEAN, 0}};
+    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_SCALE, 3, 0},
+                                    {KILN_PREPROCESS_IMPUTE_MEAN, 0, 0}};
     kiln_preprocess *pp = make_pipeline(ctx, steps, 2);
     assert_int_equal(kiln_preprocess_transform(pp, train, NULL), KILN_ERR_INVALID_ARGUMENT);
     assert_contains(kiln_context_last_error(ctx), "the pipeline is not fitted");
@@ -376,7 +385,7 @@ static void test_errors(void **state)
                         "pipeline was made for 4");
     kiln_preprocess_destroy(wide);
     /* Bad steps. */
-    kiln_preprocess_step bad[] = {{KILN_PREPROCESS_SCALE, NAN}};
+    kiln_preprocess_step bad[] = {{KILN_PREPROCESS_SCALE, NAN, 0}};
     assert_int_equal(kiln_preprocess_create(ctx, bad, 1, F, &pp), KILN_ERR_INVALID_ARGUMENT);
     assert_string_equal(kiln_context_last_error(ctx),
                         "kiln_preprocess_create: step 0 (scale) needs a finite value, got nan");
@@ -387,12 +396,129 @@ static void test_errors(void **state)
     kiln_context_destroy(ctx);
 }
 
+/* Per-channel standardization: samples (C, H, W) = (3, 2, 5), channel c centred near 10^c with
+ * its own spread, a few NaN; statistics and outputs against a reference in double. */
+enum { PC_C = 3, PC_INNER = 10, PC_F = PC_C * PC_INNER };
+
+static kiln_dataset *make_images(kiln_context *ctx, const char *name, int64_t n, uint32_t seed)
+{
+    kiln_dataset *ds = NULL;
+    kiln_shape shape = kiln_shape_of(3, (int64_t[]){PC_C, 2, 5});
+    assert_int_equal(kiln_dataset_create(ctx, name, n, &shape, KILN_LABELS_CLASS, NULL, &ds),
+                     KILN_OK);
+    uint32_t state = seed;
+    for (int64_t i = 0; i < n * PC_F; i++) {
+        int c = (int)(i % PC_F / PC_INNER);
+        ds->features[i] = (float)(pow(10, c) + (c + 1) * 3.0 * uniform(&state));
+    }
+    ds->features[7] = NAN;         /* channel 0 */
+    ds->features[PC_F + 25] = NAN; /* channel 2 */
+    return ds;
+}
+
+static void test_standardize_channels(void **state)
+{
+    (void)state;
+    kiln_context *ctx = kiln_test_context();
+    kiln_dataset *train = make_images(ctx, "train", 40, 21);
+    kiln_dataset *test = make_images(ctx, "test", 9, 22);
+    kiln_dataset *raw_train = copy_of(train), *raw_test = copy_of(test);
+    double mean[PC_C] = {0}, var[PC_C] = {0}, count[PC_C] = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        for (int64_t i = 0; i < train->n * PC_F; i++) {
+            double x = train->features[i];
+            int c = (int)(i % PC_F / PC_INNER);
+            if (isnan(x))
+                continue;
+            if (pass == 0)
+                mean[c] += x, count[c]++;
+            else
+                var[c] += (x - mean[c]) * (x - mean[c]);
+        }
+        for (int c = 0; pass == 0 && c < PC_C; c++)
+            mean[c] /= count[c];
+    }
+    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_STANDARDIZE_CHANNELS, 0, PC_C}};
+    kiln_preprocess *pp = NULL;
+    assert_int_equal(kiln_preprocess_create(ctx, steps, 1, PC_F, &pp), KILN_OK);
+    assert_int_equal(kiln_preprocess_n_stats(pp), 2);
+    assert_string_equal(kiln_preprocess_stat_name(pp, 0), "preprocess.0.standardize_channels.mean");
+    assert_string_equal(kiln_preprocess_stat_name(pp, 1), "preprocess.0.standardize_channels.std");
+    assert_int_equal(kiln_preprocess_stat_size(pp, 0), PC_C);
+    assert_int_equal(kiln_preprocess_stat_size(pp, 1), PC_C);
+    assert_int_equal(kiln_preprocess_fit_transform(pp, train, NULL), KILN_OK);
+    float m[PC_C], s[PC_C];
+    assert_int_equal(
+        kiln_preprocess_read_stat(pp, "preprocess.0.standardize_channels.mean", m, PC_C), KILN_OK);
+    assert_int_equal(
+        kiln_preprocess_read_stat(pp, "preprocess.0.standardize_channels.std", s, PC_C), KILN_OK);
+    double std[PC_C];
+    for (int c = 0; c < PC_C; c++) {
+        std[c] = sqrt(var[c] / count[c]);
+        assert_true(fabs(m[c] - mean[c]) <= 1e-6 * fabs(mean[c]));
+        assert_true(fabs(s[c] - std[c]) <= 1e-6 * std[c]);
+    }
+    assert_true(m[2] > 50 && m[0] < 2); /* one statistic per channel, not one overall */
+    /* Train and test, element by element, against (x - mean) / std in double. */
+    assert_int_equal(kiln_preprocess_transform(pp, test, NULL), KILN_OK);
+    const kiln_dataset *got[] = {train, test}, *raw[] = {raw_train, raw_test};
+    for (int d = 0; d < 2; d++) {
+        for (int64_t i = 0; i < got[d]->n * PC_F; i++) {
+            int c = (int)(i % PC_F / PC_INNER);
+            double want = (raw[d]->features[i] - mean[c]) / std[c], x = got[d]->features[i];
+            if (isnan(raw[d]->features[i]))
+                assert_true(isnan(x));
+            else if (fabs(x - want) > 1e-5 + 1e-5 * fabs(want))
+                fail_msg("split %d value %lld: got %.9g, want %.9g", d, (long long)i, x, want);
+        }
+    }
+    /* A fresh pipeline given the statistics transforms bit for bit like the fitted one. */
+    kiln_preprocess *restored = NULL;
+    assert_int_equal(kiln_preprocess_create(ctx, steps, 1, PC_F, &restored), KILN_OK);
+    assert_int_equal(
+        kiln_preprocess_write_stat(restored, "preprocess.0.standardize_channels.mean", m, PC_C),
+        KILN_OK);
+    assert_int_equal(
+        kiln_preprocess_write_stat(restored, "preprocess.0.standardize_channels.std", s, PC_C),
+        KILN_OK);
+    kiln_dataset *again = copy_of(raw_test);
+    assert_int_equal(kiln_preprocess_transform(restored, again, NULL), KILN_OK);
+    for (int64_t i = 0; i < again->n * PC_F; i++)
+        assert_true(memcmp(&again->features[i], &test->features[i], sizeof(float)) == 0);
+    /* Errors: a channel count that does not divide the features; a channel with no value. */
+    kiln_preprocess *bad = NULL;
+    steps[0].channels = 4;
+    assert_int_equal(kiln_preprocess_create(ctx, steps, 1, PC_F, &bad), KILN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(kiln_context_last_error(ctx),
+                        "kiln_preprocess_create: step 0 (standardize_channels) needs a channel "
+                        "count that divides the 30 features of a sample, got 4");
+    assert_null(bad);
+    steps[0].channels = PC_C;
+    assert_int_equal(kiln_preprocess_create(ctx, steps, 1, PC_F, &bad), KILN_OK);
+    for (int64_t i = 0; i < again->n; i++)
+        for (int f = PC_INNER; f < 2 * PC_INNER; f++)
+            again->features[i * PC_F + f] = NAN;
+    assert_int_equal(kiln_preprocess_fit_transform(bad, again, NULL), KILN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(kiln_context_last_error(ctx),
+                        "kiln_preprocess_fit_transform: step 0 (standardize_channels) has nothing "
+                        "to fit: channel 1 has no value in any of the 9 samples of 'copy'");
+    kiln_preprocess_destroy(bad);
+    kiln_dataset_destroy(again);
+    kiln_preprocess_destroy(restored);
+    kiln_preprocess_destroy(pp);
+    kiln_dataset_destroy(raw_test);
+    kiln_dataset_destroy(raw_train);
+    kiln_dataset_destroy(test);
+    kiln_dataset_destroy(train);
+    kiln_context_destroy(ctx);
+}
+
 static void test_out_of_memory(void **state)
 {
     (void)state;
-    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_IMPUTE_MEDIAN, 0},
-                                    {KILN_PREPROCESS_STANDARDIZE_FEATURES, 0},
-                                    {KILN_PREPROCESS_DROP_MISSING, 0}};
+    kiln_preprocess_step steps[] = {{KILN_PREPROCESS_IMPUTE_MEDIAN, 0, 0},
+                                    {KILN_PREPROCESS_STANDARDIZE_FEATURES, 0, 0},
+                                    {KILN_PREPROCESS_DROP_MISSING, 0, 0}};
     for (long budget = 0;; budget++) {
         kiln_test_allocator a;
         kiln_test_allocator_init(&a, -1);
@@ -428,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_drop_missing),
         cmocka_unit_test(test_export_import),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_standardize_channels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

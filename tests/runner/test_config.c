@@ -168,6 +168,8 @@ static void test_design_example(void **state)
 #define LOSS "loss: mse\n"
 #define HEAD DATA MODEL LOSS
 #define CLASSES DATA MODEL "loss: softmax_cross_entropy\n"
+/* data.preprocess's value (line 4, column 15) in front of a valid model and loss. */
+#define STEPS(list) DATA "  preprocess: " list "\n" MODEL LOSS
 
 static const char MINIMAL_EFFECTIVE[] =
     "# Effective config of bad.yaml\n"
@@ -183,6 +185,7 @@ static const char MINIMAL_EFFECTIVE[] =
     "  validation:\n"
     "    fraction: 0\n"
     "    stratify: false\n"
+    "  remove_duplicates: false\n"
     "  preprocess: []\n"
     "model:\n"
     "  input: [4]\n"
@@ -445,6 +448,69 @@ static const bad_case BAD[] = {
     {"- a\n- b\n",
      {NULL},
      "bad.yaml:1:1: expected a mapping of keys at the top of the config, got a list"},
+    {STEPS("[standardise]"),
+     {NULL},
+     "bad.yaml:4:16: data.preprocess[0]: unknown preprocessing step 'standardise'; did you mean "
+     "'standardize'?"},
+    {STEPS("[{standardize: per_chanel}]"),
+     {NULL},
+     "bad.yaml:4:30: data.preprocess[0].standardize: unknown standardize mode 'per_chanel'; did "
+     "you mean 'per_channel'?"},
+    {STEPS("[{standardize: per_sample}]"),
+     {NULL},
+     "bad.yaml:4:30: data.preprocess[0].standardize: unknown standardize mode 'per_sample'; "
+     "expected one of: global, per_feature, per_channel"},
+    {STEPS("[impute]"),
+     {NULL},
+     "bad.yaml:4:16: data.preprocess[0].impute: impute needs a strategy: {impute: mean}, {impute: "
+     "median} or {impute: {constant: 0}}"},
+    {STEPS("[{impute: meen}]"),
+     {NULL},
+     "bad.yaml:4:25: data.preprocess[0].impute: unknown imputation strategy 'meen'; did you mean "
+     "'mean'?"},
+    {STEPS("[{impute: mode}]"),
+     {NULL},
+     "bad.yaml:4:25: data.preprocess[0].impute: unknown imputation strategy 'mode'; expected one "
+     "of: mean, median, constant"},
+    {STEPS("[{impute: constant}]"),
+     {NULL},
+     "bad.yaml:4:25: data.preprocess[0].impute.constant: constant needs its fill value, as in "
+     "{impute: {constant: 0}}"},
+    {STEPS("[{impute: {constant: abc}}]"),
+     {NULL},
+     "bad.yaml:4:36: data.preprocess[0].impute.constant: expected a number, got 'abc'"},
+    {STEPS("[{impute: {mean: 1}}]"),
+     {NULL},
+     "bad.yaml:4:32: data.preprocess[0].impute.mean: mean takes no value; write {impute: mean}"},
+    {STEPS("[{impute: {constant: 1, mean: 2}}]"),
+     {NULL},
+     "bad.yaml:4:39: data.preprocess[0].impute: give one imputation strategy, not several "
+     "('constant' and 'mean')"},
+    {STEPS("[{minmax: 1}]"),
+     {NULL},
+     "bad.yaml:4:25: data.preprocess[0].minmax: minmax takes no setting; write it alone, as in "
+     "[minmax]"},
+    {STEPS("[{drop_missing: true}]"),
+     {NULL},
+     "bad.yaml:4:31: data.preprocess[0].drop_missing: drop_missing takes no setting; write it "
+     "alone, as in [drop_missing]"},
+    {STEPS("[drop_mising]"),
+     {NULL},
+     "bad.yaml:4:16: data.preprocess[0]: unknown preprocessing step 'drop_mising'; did you mean "
+     "'drop_missing'?"},
+    {STEPS("[{zscore: global}]"),
+     {NULL},
+     "bad.yaml:4:17: data.preprocess[0]: unknown preprocessing step 'zscore'; expected one of: "
+     "scale, standardize, minmax, impute, drop_missing"},
+    {STEPS("[{scale: 0}]"),
+     {NULL},
+     "bad.yaml:4:24: data.preprocess[0].scale: expected a number other than 0, got '0'"},
+    {STEPS("[minmax, scale]"),
+     {NULL},
+     "bad.yaml:4:24: data.preprocess[1]: scale needs its factor, as in {scale: 0.00392}"},
+    {DATA "  remove_duplicates: yes\n" MODEL LOSS,
+     {NULL},
+     "bad.yaml:4:22: data.remove_duplicates: expected true or false, got 'yes'"},
     /* Overrides: the same checks, reported against the --set option. */
     {HEAD,
      {"train.batchsize=64"},
@@ -511,7 +577,11 @@ static const char ROUND_TRIP[] =
     "  train: {file: train.csv, label_column: 3, header: false}\n"
     "  test: {file: /data/test.csv}\n"
     "  validation: {fraction: 0.2, stratify: true}\n"
-    "  preprocess: [{scale: 0.5}, standardize, {standardize: per_channel}]\n"
+    "  remove_duplicates: true\n"
+    "  preprocess: [{scale: 0.5}, standardize, {standardize: per_channel}, {standardize: "
+    "per_feature},\n"
+    "               minmax, {impute: mean}, {impute: median}, {impute: {constant: -1.5}},\n"
+    "               drop_missing, {minmax: null}]\n"
     "model:\n"
     "  input: [3, 16, 16]\n"
     "  layers:\n"
@@ -585,8 +655,20 @@ static void test_round_trip(void **state)
     assert_string_equal(c.data.test.file, "/data/test.csv");
     assert_int_equal(c.data.train.label_column, 3);
     assert_true(c.data.test.header);
-    assert_int_equal(c.data.n_preprocess, 3);
+    assert_true(c.data.remove_duplicates);
+    assert_int_equal(c.data.n_preprocess, 10);
+    assert_int_equal(c.data.preprocess[1].standardize, CONFIG_STANDARDIZE_GLOBAL);
     assert_int_equal(c.data.preprocess[2].standardize, CONFIG_STANDARDIZE_PER_CHANNEL);
+    assert_int_equal(c.data.preprocess[3].standardize, CONFIG_STANDARDIZE_PER_FEATURE);
+    config_preprocess_kind kinds[] = {CONFIG_PREPROCESS_MINMAX,       CONFIG_PREPROCESS_IMPUTE,
+                                      CONFIG_PREPROCESS_IMPUTE,       CONFIG_PREPROCESS_IMPUTE,
+                                      CONFIG_PREPROCESS_DROP_MISSING, CONFIG_PREPROCESS_MINMAX};
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(c.data.preprocess[4 + i].kind, kinds[i]);
+    assert_int_equal(c.data.preprocess[5].impute, CONFIG_IMPUTE_MEAN);
+    assert_int_equal(c.data.preprocess[6].impute, CONFIG_IMPUTE_MEDIAN);
+    assert_int_equal(c.data.preprocess[7].impute, CONFIG_IMPUTE_CONSTANT);
+    assert_true(c.data.preprocess[7].fill == -1.5);
     assert_int_equal(c.model.n_layers, 21);
     const config_layer *stem = &c.model.layers[0], *branch = &c.model.layers[4];
     assert_string_equal(stem->name, "stem");
@@ -620,6 +702,18 @@ static void test_round_trip(void **state)
     assert_false(config_equal(&c, &d, where, sizeof where));
     assert_string_equal(where, "model.layers[0].conv2d.stride");
     d.model.layers[0].spec.conv.stride[1] = 2;
+    d.data.preprocess[7].fill = 0;
+    assert_false(config_equal(&c, &d, where, sizeof where));
+    assert_string_equal(where, "data.preprocess[7].impute.constant");
+    d.data.preprocess[7].fill = -1.5;
+    d.data.preprocess[2].standardize = CONFIG_STANDARDIZE_GLOBAL;
+    assert_false(config_equal(&c, &d, where, sizeof where));
+    assert_string_equal(where, "data.preprocess[2].standardize");
+    d.data.preprocess[2].standardize = CONFIG_STANDARDIZE_PER_CHANNEL;
+    d.data.remove_duplicates = false;
+    assert_false(config_equal(&c, &d, where, sizeof where));
+    assert_string_equal(where, "data.remove_duplicates");
+    d.data.remove_duplicates = true;
     d.train.schedule.factor = 0.25;
     assert_false(config_equal(&c, &d, where, sizeof where));
     assert_string_equal(where, "train.schedule.plateau.factor");

@@ -1,0 +1,309 @@
+/*
+ * The config's data section: the format, each split's files (keys that depend on the format),
+ * the validation split, duplicate removal, and data.preprocess, a list of steps each written
+ * as a name alone or a one-key mapping to its setting ({scale: F}, standardize or
+ * {standardize: global|per_feature|per_channel}, minmax, {impute: mean|median} or
+ * {impute: {constant: F}}, drop_missing). train_data.c turns the steps into the library's.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "config_internal.h"
+
+#define FIELD(struct_, member) .offset = offsetof(struct_, member)
+
+static const char *const FORMAT_NAMES[] = {"idx", "csv", "npy", NULL};
+static const char *const PREPROCESS_NAMES[] = {"scale", "standardize", "minmax", "impute",
+                                               "drop_missing"};
+static const char *const STANDARDIZE_NAMES[] = {"global", "per_feature", "per_channel", NULL};
+static const char *const IMPUTE_NAMES[] = {"mean", "median", "constant"};
+enum { N_STEP_KINDS = 5, N_STANDARDIZE = 3, N_IMPUTE = 3 };
+
+static const cfg_field FILES_FIELDS[] = {
+    {.key = "images",
+     .type = CFG_PATH,
+     .flags = CFG_REQUIRED,
+     FIELD(config_files, images),
+     .size = CONFIG_MAX_PATH},
+    {.key = "labels",
+     .type = CFG_PATH,
+     .flags = CFG_REQUIRED,
+     FIELD(config_files, labels),
+     .size = CONFIG_MAX_PATH},
+};
+static const cfg_field CSV_FIELDS[] = {
+    {.key = "file",
+     .type = CFG_PATH,
+     .flags = CFG_REQUIRED,
+     FIELD(config_files, file),
+     .size = CONFIG_MAX_PATH},
+    {.key = "label_column",
+     .type = CFG_INT64,
+     .flags = CFG_MIN,
+     .min = 0,
+     FIELD(config_files, label_column)},
+    {.key = "header", .type = CFG_BOOL, FIELD(config_files, header)},
+};
+static const cfg_table FILES_TABLE = CFG_TABLE(FILES_FIELDS, NULL);
+static const cfg_table CSV_TABLE = CFG_TABLE(CSV_FIELDS, NULL);
+
+/* A split's keys depend on data.format, parsed before it. */
+static const cfg_table *files_table(const config_data *d)
+{
+    return d->format == CONFIG_FORMAT_CSV ? &CSV_TABLE : &FILES_TABLE;
+}
+
+static kiln_status parse_files(cfg_parser *p, int node, const char *path, const cfg_field *f,
+                               void *base)
+{
+    return cfg_parse_table(p, node, path, files_table(base), (char *)base + f->offset, NULL);
+}
+
+static void write_files(cfg_writer *w, const cfg_field *f, const void *base)
+{
+    cfg_write_table(w, files_table(base), (const char *)base + f->offset, false);
+}
+
+static bool equal_files(const cfg_field *f, const void *a, const void *b, char *path)
+{
+    return cfg_equal_table(files_table(a), (const char *)a + f->offset, (const char *)b + f->offset,
+                           path);
+}
+
+static void visit_files(const cfg_field *f, const char *path, void (*fn)(const char *, void *),
+                        void *user)
+{
+    (void)f;
+    cfg_visit_table(&FILES_TABLE, path, fn, user);
+    cfg_visit_table(&CSV_TABLE, path, fn, user);
+}
+
+static const cfg_custom FILES_TYPE = {parse_files, write_files, equal_files, visit_files};
+
+/* ---- data.preprocess ---- */
+
+static const cfg_field SCALE_FIELD = {
+    .key = "scale", .type = CFG_DOUBLE, .flags = CFG_NONZERO, FIELD(config_preprocess, scale)};
+static const cfg_field STANDARDIZE_FIELD = {.key = "standardize",
+                                            .type = CFG_ENUM,
+                                            FIELD(config_preprocess, standardize),
+                                            .names = STANDARDIZE_NAMES};
+static const cfg_field FILL_FIELD = {
+    .key = "constant", .type = CFG_DOUBLE, FIELD(config_preprocess, fill)};
+
+/* A step's setting node: 0 when the name was written alone or mapped to null. */
+static int setting(cfg_parser *p, int params)
+{
+    return params != 0 && !cfg_is_null(cfg_node(p, params)) ? params : 0;
+}
+
+/* {impute: mean}, {impute: median} or {impute: {constant: F}} at `params`. */
+static kiln_status parse_impute(cfg_parser *p, int step, int params, const char *path,
+                                config_preprocess *s)
+{
+    char child[CFG_PATH_BYTES];
+    int strategy = 0, value = 0;
+    if (params == 0)
+        return cfg_fail(p, step, path,
+                        "impute needs a strategy: {impute: mean}, {impute: median} or "
+                        "{impute: {constant: 0}}");
+    kiln_status rc = cfg_parse_choice(p, params, path, "imputation strategy", IMPUTE_NAMES,
+                                      N_IMPUTE, &strategy, &value, child);
+    if (rc != KILN_OK)
+        return rc;
+    s->impute = (config_impute)strategy;
+    value = setting(p, value);
+    if (strategy != CONFIG_IMPUTE_CONSTANT && value != 0)
+        return cfg_fail(p, value, child, "%s takes no value; write {impute: %s}",
+                        IMPUTE_NAMES[strategy], IMPUTE_NAMES[strategy]);
+    if (strategy == CONFIG_IMPUTE_CONSTANT && value == 0)
+        return cfg_fail(p, params, child,
+                        "constant needs its fill value, as in {impute: {constant: 0}}");
+    return strategy == CONFIG_IMPUTE_CONSTANT ? cfg_parse_field(p, value, child, &FILL_FIELD, s)
+                                              : KILN_OK;
+}
+
+static kiln_status parse_step(cfg_parser *p, int step, const char *item, config_preprocess *s)
+{
+    char child[CFG_PATH_BYTES];
+    int kind = 0, params = 0;
+    kiln_status rc = cfg_parse_choice(p, step, item, "preprocessing step", PREPROCESS_NAMES,
+                                      N_STEP_KINDS, &kind, &params, child);
+    if (rc != KILN_OK)
+        return rc;
+    memset(s, 0, sizeof *s);
+    s->kind = (config_preprocess_kind)kind;
+    s->scale = 1.0;
+    s->standardize = CONFIG_STANDARDIZE_GLOBAL;
+    int value = setting(p, params);
+    switch (s->kind) {
+    case CONFIG_PREPROCESS_SCALE:
+        if (params == 0)
+            return cfg_fail(p, step, item, "scale needs its factor, as in {scale: 0.00392}");
+        return cfg_parse_field(p, params, child, &SCALE_FIELD, s);
+    case CONFIG_PREPROCESS_STANDARDIZE:
+        rc = value != 0 ? cfg_parse_name(p, value, child, "standardize mode", STANDARDIZE_NAMES,
+                                         N_STANDARDIZE, &kind)
+                        : KILN_OK;
+        if (value != 0 && rc == KILN_OK)
+            s->standardize = (config_standardize)kind;
+        return rc;
+    case CONFIG_PREPROCESS_IMPUTE:
+        return parse_impute(p, step, value, child, s);
+    case CONFIG_PREPROCESS_MINMAX:
+    case CONFIG_PREPROCESS_DROP_MISSING:
+    default:
+        if (value != 0)
+            return cfg_fail(p, value, child, "%s takes no setting; write it alone, as in [%s]",
+                            PREPROCESS_NAMES[kind], PREPROCESS_NAMES[kind]);
+        return KILN_OK;
+    }
+}
+
+static kiln_status parse_preprocess(cfg_parser *p, int node, const char *path, const cfg_field *f,
+                                    void *base)
+{
+    config_data *d = base;
+    yaml_node_t *n = cfg_node(p, node);
+    char item[CFG_PATH_BYTES], got[128];
+    (void)f;
+    d->n_preprocess = 0;
+    if (cfg_is_null(n))
+        return KILN_OK;
+    if (n->type != YAML_SEQUENCE_NODE)
+        return cfg_fail(p, node, path,
+                        "expected a list of steps such as [{scale: 0.00392}, {standardize: "
+                        "global}], got %s",
+                        cfg_describe(n, got, sizeof got));
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (count > CONFIG_MAX_PREPROCESS)
+        return cfg_fail(p, node, path, "has %zu steps; the limit is %d", count,
+                        CONFIG_MAX_PREPROCESS);
+    for (size_t i = 0; i < count; i++) {
+        int step = cfg_node(p, node)->data.sequence.items.start[i];
+        kiln_status rc = parse_step(p, step, cfg_path_index(path, i, item), &d->preprocess[i]);
+        if (rc != KILN_OK)
+            return rc;
+        d->n_preprocess++;
+    }
+    return KILN_OK;
+}
+
+static void write_preprocess(cfg_writer *w, const cfg_field *f, const void *base)
+{
+    const config_data *d = base;
+    (void)f;
+    cfg_write_list_start(w, true);
+    for (int i = 0; i < d->n_preprocess; i++) {
+        const config_preprocess *s = &d->preprocess[i];
+        const char *name = PREPROCESS_NAMES[s->kind];
+        if (s->kind == CONFIG_PREPROCESS_MINMAX || s->kind == CONFIG_PREPROCESS_DROP_MISSING) {
+            cfg_write_plain(w, name);
+            continue;
+        }
+        cfg_write_map_start(w, true);
+        cfg_write_plain(w, name);
+        if (s->kind == CONFIG_PREPROCESS_SCALE) {
+            cfg_write_field_value(w, &SCALE_FIELD, s);
+        } else if (s->kind == CONFIG_PREPROCESS_STANDARDIZE) {
+            cfg_write_field_value(w, &STANDARDIZE_FIELD, s);
+        } else if (s->impute != CONFIG_IMPUTE_CONSTANT) {
+            cfg_write_plain(w, IMPUTE_NAMES[s->impute]);
+        } else {
+            cfg_write_map_start(w, true);
+            cfg_write_plain(w, IMPUTE_NAMES[s->impute]);
+            cfg_write_field_value(w, &FILL_FIELD, s);
+            cfg_write_map_end(w);
+        }
+        cfg_write_map_end(w);
+    }
+    cfg_write_list_end(w);
+}
+
+/* Whether two steps of the same kind have the same setting; on a difference `path` (the
+ * step's) is extended to the setting's key. */
+static bool equal_step(const config_preprocess *s, const config_preprocess *t, char *path)
+{
+    cfg_append_key(path, PREPROCESS_NAMES[s->kind]);
+    switch (s->kind) {
+    case CONFIG_PREPROCESS_SCALE:
+        return cfg_equal_field(&SCALE_FIELD, s, t, path);
+    case CONFIG_PREPROCESS_STANDARDIZE:
+        return cfg_equal_field(&STANDARDIZE_FIELD, s, t, path);
+    case CONFIG_PREPROCESS_IMPUTE:
+        if (s->impute != t->impute)
+            return false;
+        return s->impute != CONFIG_IMPUTE_CONSTANT ||
+               cfg_equal_field(&FILL_FIELD, s, t, cfg_append_key(path, "constant"));
+    default:
+        return true;
+    }
+}
+
+static bool equal_preprocess(const cfg_field *f, const void *a, const void *b, char *path)
+{
+    const config_data *x = a, *y = b;
+    (void)f;
+    if (x->n_preprocess != y->n_preprocess)
+        return false;
+    for (int i = 0; i < x->n_preprocess; i++) {
+        const config_preprocess *s = &x->preprocess[i], *t = &y->preprocess[i];
+        if (s->kind != t->kind)
+            return cfg_path_index(path, (size_t)i, path), false;
+        char step[CFG_PATH_BYTES];
+        cfg_path_index(path, (size_t)i, step);
+        if (!equal_step(s, t, step))
+            return snprintf(path, CFG_PATH_BYTES, "%s", step), false;
+    }
+    return true;
+}
+
+static void visit_preprocess(const cfg_field *f, const char *path, void (*fn)(const char *, void *),
+                             void *user)
+{
+    char child[CFG_PATH_BYTES];
+    (void)f;
+    for (int k = 0; k < N_STEP_KINDS; k++) {
+        snprintf(child, sizeof child, "%s[].%s", path, PREPROCESS_NAMES[k]);
+        fn(child, user);
+    }
+    snprintf(child, sizeof child, "%s[].impute.constant", path);
+    fn(child, user);
+}
+
+static const cfg_custom PREPROCESS_TYPE = {parse_preprocess, write_preprocess, equal_preprocess,
+                                           visit_preprocess};
+
+static const cfg_field VALIDATION_FIELDS[] = {
+    {.key = "fraction",
+     .type = CFG_DOUBLE,
+     .flags = CFG_MIN | CFG_MAX_OPEN,
+     .min = 0,
+     .max = 1,
+     FIELD(config_data, validation_fraction)},
+    {.key = "stratify", .type = CFG_BOOL, FIELD(config_data, stratify)},
+};
+static const cfg_table VALIDATION_TABLE = CFG_TABLE(VALIDATION_FIELDS, NULL);
+
+static const cfg_field DATA_FIELDS[] = {
+    {.key = "format",
+     .type = CFG_ENUM,
+     .flags = CFG_REQUIRED,
+     FIELD(config_data, format),
+     .names = FORMAT_NAMES},
+    {.key = "train",
+     .type = CFG_CUSTOM,
+     .flags = CFG_REQUIRED,
+     FIELD(config_data, train),
+     .custom = &FILES_TYPE},
+    {.key = "test",
+     .type = CFG_CUSTOM,
+     .flags = CFG_OPTIONAL,
+     FIELD(config_data, test),
+     .aux = offsetof(config_data, has_test),
+     .custom = &FILES_TYPE},
+    {.key = "validation", .type = CFG_SECTION, .offset = 0, .sub = &VALIDATION_TABLE},
+    {.key = "remove_duplicates", .type = CFG_BOOL, FIELD(config_data, remove_duplicates)},
+    {.key = "preprocess", .type = CFG_CUSTOM, .offset = 0, .custom = &PREPROCESS_TYPE},
+};
+const cfg_table cfg_data_table = CFG_TABLE(DATA_FIELDS, NULL);
