@@ -39,7 +39,22 @@ typedef enum config_format {
     CONFIG_FORMAT_IDX = 0, /* images and labels files, optionally .gz */
     CONFIG_FORMAT_CSV = 1, /* one file, one sample per row, the label in a column */
     CONFIG_FORMAT_NPY = 2, /* images and labels .npy files */
+    CONFIG_FORMAT_SYNTHETIC = 3, /* generated: data.synthetic */
 } config_format;
+
+/* data.synthetic: spheres3d (kiln/synthetic.h): n volumes for training and validation, then
+ * `test` more, never seen in training, for the test split. */
+typedef struct config_spheres3d {
+    int64_t n;                        /* 200 */
+    int64_t test;                     /* 40; 0: no test split */
+    int size[3];                      /* depth, height, width: 16 */
+    int64_t min_objects, max_objects; /* 1, 3 */
+    double min_radius, max_radius;    /* 2, 5 */
+    double ellipsoids;                /* 0.5 */
+    double noise;                     /* 0.2 */
+    double intensity_variation;       /* 0.3 */
+    int64_t seed;                     /* 0 */
+} config_spheres3d;
 
 /* The files of one split. Paths are resolved (absolute, or relative to the working directory
  * when the config file's path was); unused ones are empty. */
@@ -82,12 +97,15 @@ typedef struct config_preprocess {
 
 typedef struct config_data {
     config_format format; /* required */
-    config_files train;   /* required */
-    bool has_test;        /* false: no test split */
+    bool has_train;       /* required, except for format synthetic */
+    config_files train;
+    bool has_test; /* false: no test files */
     config_files test;
     double validation_fraction; /* 0: no validation split; in [0, 1) */
     bool stratify;              /* false: keep class proportions in the validation split */
     bool remove_duplicates;     /* false: drop repeated samples from the training split */
+    bool has_synthetic;         /* format synthetic: required; otherwise not allowed */
+    config_spheres3d spheres3d;
     config_preprocess preprocess[CONFIG_MAX_PREPROCESS]; /* applied in order */
     int n_preprocess;
 } config_data;
@@ -206,6 +224,9 @@ typedef struct config {
     int n_metrics;
     config_train train;
 } config;
+
+/* Whether the config has a test split: test files, or held-out synthetic volumes. */
+bool config_has_test(const config *cfg);
 
 /* Sets every field to its default; there are no layers yet. */
 void config_init(config *cfg);

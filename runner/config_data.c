@@ -12,7 +12,8 @@
 
 #define FIELD(struct_, member) .offset = offsetof(struct_, member)
 
-static const char *const FORMAT_NAMES[] = {"idx", "csv", "npy", NULL};
+static const char *const FORMAT_NAMES[] = {"idx", "csv", "npy", "synthetic", NULL};
+static const char *const SYNTHETIC_NAMES[] = {"spheres3d"};
 static const char *const PREPROCESS_NAMES[] = {"scale", "standardize", "minmax", "impute",
                                                "drop_missing"};
 static const char *const STANDARDIZE_NAMES[] = {"global", "per_feature", "per_channel", NULL};
@@ -285,6 +286,167 @@ static const cfg_field VALIDATION_FIELDS[] = {
 };
 static const cfg_table VALIDATION_TABLE = CFG_TABLE(VALIDATION_FIELDS, NULL);
 
+/* ---- data.synthetic ---- */
+
+static kiln_status finish_spheres3d(cfg_parser *p, int node, const char *path, void *base)
+{
+    const config_spheres3d *s = base;
+    int smallest = s->size[0] < s->size[1] ? s->size[0] : s->size[1];
+    smallest = smallest < s->size[2] ? smallest : s->size[2];
+    if (s->max_objects < s->min_objects)
+        return cfg_fail(p, node, path, "max_objects (%lld) is below min_objects (%lld)",
+                        (long long)s->max_objects, (long long)s->min_objects);
+    if (s->max_radius < s->min_radius)
+        return cfg_fail(p, node, path, "max_radius (%g) is below min_radius (%g)", s->max_radius,
+                        s->min_radius);
+    if (s->max_radius > 0.5 * smallest)
+        return cfg_fail(p, node, path,
+                        "max_radius (%g) is more than half the smallest size (%d): objects "
+                        "would not fit",
+                        s->max_radius, smallest);
+    return KILN_OK;
+}
+
+static const cfg_field SPHERES3D_FIELDS[] = {
+    {.key = "n", .type = CFG_INT64, .flags = CFG_MIN, .min = 1, FIELD(config_spheres3d, n)},
+    {.key = "test", .type = CFG_INT64, .flags = CFG_MIN, .min = 0, FIELD(config_spheres3d, test)},
+    {.key = "size",
+     .type = CFG_CUSTOM,
+     .flags = CFG_MIN,
+     .min = 4,
+     FIELD(config_spheres3d, size),
+     .size = 3,
+     .custom = &cfg_axes_type},
+    {.key = "min_objects",
+     .type = CFG_INT64,
+     .flags = CFG_MIN | CFG_MAX,
+     .min = 1,
+     .max = 64,
+     FIELD(config_spheres3d, min_objects)},
+    {.key = "max_objects",
+     .type = CFG_INT64,
+     .flags = CFG_MIN | CFG_MAX,
+     .min = 1,
+     .max = 64,
+     FIELD(config_spheres3d, max_objects)},
+    {.key = "min_radius",
+     .type = CFG_DOUBLE,
+     .flags = CFG_MIN,
+     .min = 1,
+     FIELD(config_spheres3d, min_radius)},
+    {.key = "max_radius",
+     .type = CFG_DOUBLE,
+     .flags = CFG_MIN,
+     .min = 1,
+     FIELD(config_spheres3d, max_radius)},
+    {.key = "ellipsoids",
+     .type = CFG_DOUBLE,
+     .flags = CFG_MIN | CFG_MAX,
+     .min = 0,
+     .max = 1,
+     FIELD(config_spheres3d, ellipsoids)},
+    {.key = "noise", .type = CFG_DOUBLE, .flags = CFG_MIN, .min = 0, FIELD(config_spheres3d, noise)},
+    {.key = "intensity_variation",
+     .type = CFG_DOUBLE,
+     .flags = CFG_MIN | CFG_MAX,
+     .min = 0,
+     .max = 0.9,
+     FIELD(config_spheres3d, intensity_variation)},
+    {.key = "seed", .type = CFG_INT64, .flags = CFG_MIN, .min = 0, FIELD(config_spheres3d, seed)},
+};
+static const cfg_table SPHERES3D_TABLE = CFG_TABLE(SPHERES3D_FIELDS, finish_spheres3d);
+
+void cfg_synthetic_defaults(config_data *d)
+{
+    config_spheres3d *s = &d->spheres3d;
+    memset(s, 0, sizeof *s);
+    s->n = 200;
+    s->test = 40;
+    s->size[0] = s->size[1] = s->size[2] = 16;
+    s->min_objects = 1;
+    s->max_objects = 3;
+    s->min_radius = 2;
+    s->max_radius = 5;
+    s->ellipsoids = 0.5;
+    s->noise = 0.2;
+    s->intensity_variation = 0.3;
+}
+
+/* `spheres3d` alone or `{spheres3d: {settings}}`; the only generator so far. */
+static kiln_status parse_synthetic(cfg_parser *p, int node, const char *path, const cfg_field *f,
+                                   void *base)
+{
+    config_data *d = base;
+    char child[CFG_PATH_BYTES];
+    int kind = 0, params = 0;
+    (void)f;
+    kiln_status rc = cfg_parse_choice(p, node, path, "synthetic data set", SYNTHETIC_NAMES, 1,
+                                      &kind, &params, child);
+    return rc == KILN_OK
+               ? cfg_parse_params(p, params, node, child, &SPHERES3D_TABLE, &d->spheres3d, NULL)
+               : rc;
+}
+
+static void write_synthetic(cfg_writer *w, const cfg_field *f, const void *base)
+{
+    const config_data *d = base;
+    (void)f;
+    cfg_write_map_start(w, true);
+    cfg_write_plain(w, SYNTHETIC_NAMES[0]);
+    cfg_write_table(w, &SPHERES3D_TABLE, &d->spheres3d, true);
+    cfg_write_map_end(w);
+}
+
+static bool equal_synthetic(const cfg_field *f, const void *a, const void *b, char *path)
+{
+    (void)f;
+    const config_data *x = a, *y = b;
+    return cfg_equal_table(&SPHERES3D_TABLE, &x->spheres3d, &y->spheres3d,
+                           cfg_append_key(path, SYNTHETIC_NAMES[0]));
+}
+
+static void visit_synthetic(const cfg_field *f, const char *path, void (*fn)(const char *, void *),
+                            void *user)
+{
+    char child[CFG_PATH_BYTES];
+    (void)f;
+    fn(cfg_path_key(path, SYNTHETIC_NAMES[0], child), user);
+    cfg_visit_table(&SPHERES3D_TABLE, child, fn, user);
+}
+
+static const cfg_custom SYNTHETIC_TYPE = {parse_synthetic, write_synthetic, equal_synthetic,
+                                          visit_synthetic};
+
+/* data.train is required except for generated data, which takes neither train nor test
+ * files; data.synthetic goes with format synthetic only. */
+static kiln_status finish_data(cfg_parser *p, int node, const char *path, void *base)
+{
+    const config_data *d = base;
+    bool synthetic = d->format == CONFIG_FORMAT_SYNTHETIC;
+    if (!synthetic && !d->has_train)
+        return cfg_fail(p, node, path, "missing required key 'train'");
+    if (synthetic && !d->has_synthetic)
+        return cfg_fail(p, node, path,
+                        "missing required key 'synthetic' (format synthetic generates its data, "
+                        "e.g. synthetic: spheres3d)");
+    if (!synthetic && d->has_synthetic)
+        return cfg_fail(p, node, path, "'synthetic' needs format: synthetic (the format is %s)",
+                        FORMAT_NAMES[d->format]);
+    if (synthetic && (d->has_train || d->has_test))
+        return cfg_fail(p, node, path,
+                        "format synthetic generates its splits: remove '%s' (the test split is "
+                        "synthetic.spheres3d.test held-out volumes)",
+                        d->has_train ? "train" : "test");
+    return KILN_OK;
+}
+
+bool config_has_test(const config *cfg)
+{
+    if (cfg->data.format == CONFIG_FORMAT_SYNTHETIC)
+        return cfg->data.spheres3d.test > 0;
+    return cfg->data.has_test;
+}
+
 static const cfg_field DATA_FIELDS[] = {
     {.key = "format",
      .type = CFG_ENUM,
@@ -293,8 +455,9 @@ static const cfg_field DATA_FIELDS[] = {
      .names = FORMAT_NAMES},
     {.key = "train",
      .type = CFG_CUSTOM,
-     .flags = CFG_REQUIRED,
+     .flags = CFG_OPTIONAL,
      FIELD(config_data, train),
+     .aux = offsetof(config_data, has_train),
      .custom = &FILES_TYPE},
     {.key = "test",
      .type = CFG_CUSTOM,
@@ -305,5 +468,11 @@ static const cfg_field DATA_FIELDS[] = {
     {.key = "validation", .type = CFG_SECTION, .offset = 0, .sub = &VALIDATION_TABLE},
     {.key = "remove_duplicates", .type = CFG_BOOL, FIELD(config_data, remove_duplicates)},
     {.key = "preprocess", .type = CFG_CUSTOM, .offset = 0, .custom = &PREPROCESS_TYPE},
+    {.key = "synthetic",
+     .type = CFG_CUSTOM,
+     .flags = CFG_OPTIONAL,
+     .offset = 0,
+     .aux = offsetof(config_data, has_synthetic),
+     .custom = &SYNTHETIC_TYPE},
 };
-const cfg_table cfg_data_table = CFG_TABLE(DATA_FIELDS, NULL);
+const cfg_table cfg_data_table = CFG_TABLE(DATA_FIELDS, finish_data);

@@ -196,6 +196,10 @@ void cfg_write_bool(cfg_writer *w, bool value);
 extern const cfg_table cfg_config_table;
 extern const cfg_table cfg_data_table;
 extern const cfg_table cfg_model_table;
+/* An integer for every axis, or a list of f->size of them (int[f->size] at the offset). */
+extern const cfg_custom cfg_axes_type;
+/* Defaults of data.synthetic's generators (config_init). */
+void cfg_synthetic_defaults(config_data *d);
 extern const cfg_table cfg_train_table;
 /* The defaults of a schedule of `kind` (kiln_schedule_init's; t_max 0 until train.epochs is
  * known, mode auto). */

@@ -89,7 +89,7 @@ static bool equal_axes(const cfg_field *f, const void *a, const void *b, char *p
                   f->size * sizeof(int)) == 0;
 }
 
-static const cfg_custom AXES_TYPE = {parse_axes, write_axes, equal_axes, NULL};
+const cfg_custom cfg_axes_type = {parse_axes, write_axes, equal_axes, NULL};
 
 /* `same`, or per-axis numbers; aux is the layer's `same` flag. */
 static kiln_status parse_padding(cfg_parser *p, int node, const char *path, const cfg_field *f,
@@ -184,7 +184,7 @@ static const cfg_custom INIT_TYPE = {parse_init, write_init, equal_init, NULL};
 #define AXES(name, member, n, flags_, low)                                                         \
     {                                                                                              \
         .key = name, .type = CFG_CUSTOM, .flags = (flags_) | CFG_MIN, .min = low, SPEC(member),    \
-        .size = n, .custom = &AXES_TYPE                                                            \
+        .size = n, .custom = &cfg_axes_type                                                            \
     }
 #define BIAS(member)                                                                               \
     {                                                                                              \

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kiln/synthetic.h"
 #include "trainer.h"
 
 kiln_status train_error(config_error *err, kiln_status status, const char *fmt, ...)
@@ -21,10 +22,36 @@ kiln_status train_error(config_error *err, kiln_status status, const char *fmt, 
     return status;
 }
 
-static kiln_status read_split(const config *cfg, kiln_context *ctx, const config_files *files,
-                              kiln_dataset **out)
+/* data.synthetic: volumes [0, n) for training and validation, or the `test` held out after
+ * them (each volume is its own random stream, so the test volumes are new ones). */
+static kiln_status make_synthetic(const config *cfg, kiln_context *ctx, bool test,
+                                  kiln_dataset **out)
+{
+    const config_spheres3d *c = &cfg->data.spheres3d;
+    kiln_spheres3d_options o;
+    kiln_spheres3d_options_init(&o);
+    o.depth = c->size[0];
+    o.height = c->size[1];
+    o.width = c->size[2];
+    o.min_objects = c->min_objects;
+    o.max_objects = c->max_objects;
+    o.min_radius = c->min_radius;
+    o.max_radius = c->max_radius;
+    o.ellipsoids = c->ellipsoids;
+    o.noise = c->noise;
+    o.intensity_variation = c->intensity_variation;
+    o.seed = (uint64_t)c->seed;
+    o.n = test ? c->test : c->n;
+    o.first = test ? c->n : 0;
+    return kiln_dataset_make_spheres3d(ctx, &o, out);
+}
+
+/* The training file (all of it: the validation split is held out later) or the test file,
+ * or their synthetic counterparts. */
+static kiln_status read_split(const config *cfg, kiln_context *ctx, bool test, kiln_dataset **out)
 {
     bool classes = cfg->loss.kind == KILN_LOSS_SOFTMAX_CROSS_ENTROPY;
+    const config_files *files = test ? &cfg->data.test : &cfg->data.train;
     switch (cfg->data.format) {
     case CONFIG_FORMAT_IDX:
         return kiln_dataset_read_idx(ctx, files->images, files->labels, out);
@@ -39,6 +66,8 @@ static kiln_status read_split(const config *cfg, kiln_context *ctx, const config
     case CONFIG_FORMAT_NPY:
         return kiln_dataset_read_npy(ctx, files->images, files->labels,
                                      classes ? KILN_LABELS_CLASS : KILN_LABELS_AUTO, out);
+    case CONFIG_FORMAT_SYNTHETIC:
+        return make_synthetic(cfg, ctx, test, out);
     }
     return KILN_ERR_INVALID_ARGUMENT;
 }
@@ -167,7 +196,7 @@ kiln_status train_data_load(const config *cfg, kiln_context *ctx, train_data *ou
 {
     memset(out, 0, sizeof *out);
     kiln_dataset *all = NULL;
-    kiln_status rc = read_split(cfg, ctx, &cfg->data.train, &all);
+    kiln_status rc = read_split(cfg, ctx, false, &all);
     if (rc != KILN_OK)
         return rc;
     int64_t n_model = kiln_shape_count(&cfg->model.input);
@@ -197,8 +226,8 @@ kiln_status train_data_load(const config *cfg, kiln_context *ctx, train_data *ou
     } else {
         out->train = all;
     }
-    if (cfg->data.has_test) {
-        rc = read_split(cfg, ctx, &cfg->data.test, &out->test);
+    if (config_has_test(cfg)) {
+        rc = read_split(cfg, ctx, true, &out->test);
         if (rc == KILN_OK)
             rc = kiln_dataset_check_compatible(out->train, out->test);
         if (rc == KILN_OK && out->test->label_kind == KILN_LABELS_CLASS &&
@@ -299,7 +328,7 @@ kiln_status train_data_load_split(const config *cfg, kiln_context *ctx, bool tes
     *out = NULL;
     kiln_dataset *ds = NULL;
     kiln_status rc = KILN_OK;
-    if (test && !cfg->data.has_test)
+    if (test && !config_has_test(cfg))
         return train_error(err, KILN_ERR_INVALID_ARGUMENT, "%s: the config has no data.test",
                            cfg->source);
     if (!test && cfg->data.validation_fraction <= 0)
@@ -307,10 +336,10 @@ kiln_status train_data_load_split(const config *cfg, kiln_context *ctx, bool tes
                            "%s: the config has no validation split (data.validation.fraction)",
                            cfg->source);
     if (test) {
-        rc = read_split(cfg, ctx, &cfg->data.test, &ds);
+        rc = read_split(cfg, ctx, true, &ds);
     } else {
         kiln_dataset *all = NULL, *train = NULL, *unused = NULL;
-        rc = read_split(cfg, ctx, &cfg->data.train, &all);
+        rc = read_split(cfg, ctx, false, &all);
         kiln_split_options split = {.validation = cfg->data.validation_fraction,
                                     .seed = (uint64_t)cfg->seed};
         if (rc == KILN_OK) {

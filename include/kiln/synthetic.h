@@ -18,6 +18,7 @@ extern "C" {
 
 typedef struct kiln_spheres3d_options {
     int64_t n;                        /* volumes, >= 1 */
+    int64_t first;                    /* the index of the first volume, >= 0 (see below) */
     int64_t depth, height, width;     /* voxels per axis, each >= 4 */
     int64_t min_objects, max_objects; /* per volume, 1 <= min <= max */
     double min_radius, max_radius;    /* voxels, 1 <= min <= max <= half the smallest axis */
@@ -31,7 +32,9 @@ typedef struct kiln_spheres3d_options {
  * intensity variation 0.3, seed 0. */
 void kiln_spheres3d_options_init(kiln_spheres3d_options *options);
 
-/* Generates the data set, named "spheres3d". Each object has its own brightness (1 +-
+/* Generates the data set, named "spheres3d": volumes first .. first + n - 1 of the seed's
+ * sequence (each volume is drawn from its own stream, so a held-out test set is the volumes
+ * after the training ones). Each object has its own brightness (1 +-
  * intensity_variation), each volume its own background level (+-0.1) and the noise is added
  * to every voxel; a voxel's mask is 1 when it lies inside any object. KILN_ERR_INVALID_ARGUMENT
  * naming the option for a value out of range. */

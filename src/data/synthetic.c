@@ -83,6 +83,9 @@ static kiln_status check_options(kiln_context *ctx, const kiln_spheres3d_options
     if (o->n < 1)
         KILN_FAIL(ctx, KILN_ERR_INVALID_ARGUMENT, "spheres3d: n must be >= 1, got %lld",
                   (long long)o->n);
+    if (o->first < 0)
+        KILN_FAIL(ctx, KILN_ERR_INVALID_ARGUMENT, "spheres3d: first must be >= 0, got %lld",
+                  (long long)o->first);
     if (smallest < 4)
         KILN_FAIL(ctx, KILN_ERR_INVALID_ARGUMENT,
                   "spheres3d: depth, height and width must be >= 4, got %lld x %lld x %lld",
@@ -173,7 +176,7 @@ kiln_status kiln_dataset_make_spheres3d(kiln_context *ctx, const kiln_spheres3d_
     KILN_CHECK(
         kiln_dataset_create(ctx, "spheres3d", options->n, &shape, KILN_LABELS_TARGET, &shape, &ds));
     for (int64_t v = 0; v < options->n; v++)
-        make_volume(options, v, ds->features + v * ds->n_features,
+        make_volume(options, options->first + v, ds->features + v * ds->n_features,
                     ds->targets + v * ds->n_label_values);
     *out = ds;
 cleanup:

@@ -1,6 +1,6 @@
 /*
  * spheres3d: the same seed gives the same bytes and another seed other ones, and a volume does
- * not depend on how many are generated; masks are 0 or 1 and cover at least one voxel; without
+ * not depend on how many are generated (nor on `first`, the index of the first one); masks are 0 or 1 and cover at least one voxel; without
  * noise and intensity variation every object voxel is exactly the volume's background plus 1
  * and every other voxel the background, in [-0.1, 0.1]; the noise (the difference from the
  * noise-free volumes of the same seed) has mean ~0 and the configured standard deviation; a
@@ -42,6 +42,13 @@ static void test_deterministic(void **state)
     o.n = 3;
     kiln_dataset *fewer = make(ctx, &o);
     assert_memory_equal(a->features, fewer->features, bytes / 5 * 3);
+    o.n = 2;
+    o.first = 3;
+    kiln_dataset *later = make(ctx, &o);
+    assert_memory_equal(a->features + 3 * a->n_features, later->features, bytes / 5 * 2);
+    assert_memory_equal(a->targets + 3 * a->n_features, later->targets, bytes / 5 * 2);
+    kiln_dataset_destroy(later);
+    o.first = 0;
     o.n = 5;
     o.seed = 1;
     kiln_dataset *other = make(ctx, &o);
@@ -141,6 +148,8 @@ static void test_errors(void **state)
     kiln_spheres3d_options_init(&d);
     o = d, o.n = 0;
     expect_error(o, "spheres3d: n must be >= 1, got 0");
+    o = d, o.first = -1;
+    expect_error(o, "spheres3d: first must be >= 0, got -1");
     o = d, o.height = 3;
     expect_error(o, "depth, height and width must be >= 4, got 16 x 3 x 16");
     o = d, o.min_objects = 3, o.max_objects = 2;
