@@ -10,76 +10,11 @@
  * launches, one clFinish per batch), after a warm-up that also compiles every kernel.
  * Usage: ops [DEVICE_SPEC]. Benchmarks measure; they never assert.
  */
-#define _POSIX_C_SOURCE 200809L
-
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
+#include "bench.h"
 #include "device/gemm.h"
-#include "kiln/ops.h"
-
-static kiln_context *CTX;
-static kiln_device *DEV;
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void die_on(kiln_status rc, const char *what)
-{
-    if (rc != KILN_OK) {
-        fprintf(stderr, "bench/ops: %s: %s\n", what, kiln_context_last_error(CTX));
-        exit(2);
-    }
-}
-
-typedef kiln_status (*work_fn)(void *user);
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Seconds per call: median over 5 batches, each long enough (~0.2 s) to hide launch jitter. */
-static double time_it(work_fn fn, void *user)
-{
-    die_on(fn(user), "warm-up");
-    die_on(kiln_device_finish(DEV), "finish");
-    double t0 = now();
-    die_on(fn(user), "probe");
-    die_on(kiln_device_finish(DEV), "finish");
-    double once = now() - t0;
-    int reps = once > 0.2 ? 1 : (int)(0.2 / (once > 1e-6 ? once : 1e-6)) + 1;
-    double samples[5];
-    for (int s = 0; s < 5; s++) {
-        t0 = now();
-        for (int r = 0; r < reps; r++)
-            die_on(fn(user), "run");
-        die_on(kiln_device_finish(DEV), "finish");
-        samples[s] = (now() - t0) / reps;
-    }
-    qsort(samples, 5, sizeof samples[0], cmp_double);
-    return samples[2];
-}
-
-static kiln_tensor *tensor(const kiln_shape *shape, const char *name)
-{
-    kiln_tensor *t = NULL;
-    die_on(kiln_tensor_create(DEV, shape, KILN_F32, name, &t), name);
-    int64_t n = kiln_shape_count(shape);
-    float *host = malloc((size_t)n * sizeof *host);
-    for (int64_t i = 0; i < n; i++)
-        host[i] = (float)((i * 7919 % 2003) / 1001.5 - 1.0);
-    die_on(kiln_tensor_upload(t, host, n), "upload");
-    free(host);
-    return t;
-}
 
 static void row(const char *key, const char *shape, double amount, const char *unit, double s)
 {
@@ -87,20 +22,7 @@ static void row(const char *key, const char *shape, double amount, const char *u
     fflush(stdout);
 }
 
-/* ---- op calls ---- */
-
-typedef struct op_call {
-    const kiln_op *op;
-    kiln_op_args args;
-    bool backward;
-} op_call;
-
-static kiln_status run_op(void *user)
-{
-    op_call *c = user;
-    return c->backward ? kiln_op_backward(DEV, c->op, &c->args)
-                       : kiln_op_forward(DEV, c->op, &c->args);
-}
+/* ---- bandwidth ---- */
 
 static void bench_bandwidth(void)
 {
@@ -133,9 +55,9 @@ static void bench_gemm(const char *key, size_t m, size_t n, size_t k, bool ta, b
     die_on(kiln_buffer_create(DEV, m * k * 4, "A", &a), "A");
     die_on(kiln_buffer_create(DEV, k * n * 4, "B", &b), "B");
     die_on(kiln_buffer_create(DEV, m * n * 4, "C", &c), "C");
-    float *zeros = calloc(m * k > k * n ? (m * k > m * n ? m * k : m * n)
-                                        : (k * n > m * n ? k * n : m * n),
-                          sizeof(float));
+    float *zeros =
+        calloc(m * k > k * n ? (m * k > m * n ? m * k : m * n) : (k * n > m * n ? k * n : m * n),
+               sizeof(float));
     kiln_buffer_write(a, 0, zeros, m * k * 4);
     kiln_buffer_write(b, 0, zeros, k * n * 4);
     kiln_buffer_write(c, 0, zeros, m * n * 4);
@@ -201,8 +123,7 @@ static void bench_conv(const char *key, const char *op_name, const kiln_shape *x
                     false};
     int64_t spatial = kiln_shape_count(&out) / (out.dim[0] * out.dim[1]);
     int64_t window = kiln_shape_count(ws) / ws->dim[0];
-    double flops = 2.0 * (double)out.dim[0] * (double)out.dim[1] * (double)spatial *
-                   (double)window;
+    double flops = 2.0 * (double)out.dim[0] * (double)out.dim[1] * (double)spatial * (double)window;
     char shape[96], a[48], b[48];
     snprintf(shape, sizeof shape, "x%s w%s", kiln_shape_format(xs, a, sizeof a),
              kiln_shape_format(ws, b, sizeof b));
@@ -219,12 +140,7 @@ static void bench_conv(const char *key, const char *op_name, const kiln_shape *x
 
 int main(int argc, char **argv)
 {
-    const char *spec = argc > 1 ? argv[1] : kiln_device_spec_effective(NULL);
-    die_on(kiln_context_create(NULL, &CTX), "context");
-    kiln_device_options options = {.spec = spec};
-    die_on(kiln_device_create(CTX, &options, &DEV), "device");
-    printf("# device: %s (%s, driver %s)\n", kiln_device_get_info(DEV)->name,
-           kiln_device_get_info(DEV)->platform_name, kiln_device_get_info(DEV)->driver_version);
+    bench_open("bench/ops", argc > 1 ? argv[1] : NULL);
     printf("%-22s %-34s %10s %10s %s\n", "key", "shape", "ms", "rate", "unit");
     bench_bandwidth();
     bench_gemm("gemm_1024", 1024, 1024, 1024, false, false);
@@ -235,17 +151,15 @@ int main(int argc, char **argv)
     /* The CNN's convolutions as im2col GEMMs for one batch of 64 (F x C*9 by C*9 x N*HW). */
     bench_gemm("gemm_cnn_conv1", 32, 64 * 784, 9, false, false);
     bench_gemm("gemm_cnn_conv2", 64, 64 * 196, 288, false, false);
-    kiln_conv_params c2 = {.n_spatial = 2, .stride = {1, 1}, .padding = {1, 1},
-                           .dilation = {1, 1}};
+    kiln_conv_params c2 = {.n_spatial = 2, .stride = {1, 1}, .padding = {1, 1}, .dilation = {1, 1}};
     kiln_shape x1 = {4, {64, 1, 28, 28}}, w1 = {4, {32, 1, 3, 3}};
     kiln_shape x2 = {4, {64, 32, 14, 14}}, w2 = {4, {64, 32, 3, 3}};
     bench_conv("conv2d_cnn1", "conv2d", &x1, &w1, &c2);
     bench_conv("conv2d_cnn2", "conv2d", &x2, &w2, &c2);
-    kiln_conv_params c3 = {.n_spatial = 3, .stride = {1, 1, 1}, .padding = {1, 1, 1},
-                           .dilation = {1, 1, 1}};
+    kiln_conv_params c3 = {
+        .n_spatial = 3, .stride = {1, 1, 1}, .padding = {1, 1, 1}, .dilation = {1, 1, 1}};
     kiln_shape x3 = {5, {2, 8, 32, 32, 32}}, w3 = {5, {16, 8, 3, 3, 3}};
     bench_conv("conv3d_unet", "conv3d", &x3, &w3, &c3);
-    kiln_device_destroy(DEV);
-    kiln_context_destroy(CTX);
+    bench_close();
     return 0;
 }

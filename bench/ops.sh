@@ -4,6 +4,7 @@
 # ceiling (copy bandwidth for bandwidth rows, the best GEMM row for compute rows) and beside
 # the CPU library's rate, as ratios. Usage: bench/ops.sh [BENCH_OPS_BINARY] [DEVICE_SPEC]
 set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1  # bench/timing.py is imported; leave no __pycache__ in the tree
 bin="${1:-build/bench/bench_ops}"
 device="${2:-pocl}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

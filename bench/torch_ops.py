@@ -7,33 +7,16 @@ with OPENBLAS_CORETYPE=SkylakeX, because the machine's default core type halves 
 speed and would flatter Kiln. Prints "key rate unit" lines; benchmarks never assert.
 """
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
 import numpy as np  # noqa: E402  (environment first: OpenBLAS reads it at load time)
+from timing import time_it  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("KILN_BENCH_TORCH_THREADS", "2")))
-
-
-def time_it(fn):
-    """Seconds per call: median of 5 batches of ~0.2 s after a warm-up call."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    once = time.perf_counter() - t0
-    reps = 1 if once > 0.2 else int(0.2 / max(once, 1e-6)) + 1
-    samples = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        samples.append((time.perf_counter() - t0) / reps)
-    return statistics.median(samples)
 
 
 def row(key, amount, seconds, unit):

@@ -1,0 +1,20 @@
+"""The timer the PyTorch side of the benchmarks shares (bench/torch_*.py): median of 5 batches
+of ~0.2 s after a warm-up call, the same rule as bench/bench.c's time_it for Kiln."""
+import statistics
+import time
+
+
+def time_it(fn):
+    """Seconds per call: median of 5 batches of ~0.2 s after a warm-up call."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    once = time.perf_counter() - t0
+    reps = 1 if once > 0.2 else int(0.2 / max(once, 1e-6)) + 1
+    samples = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        samples.append((time.perf_counter() - t0) / reps)
+    return statistics.median(samples)
