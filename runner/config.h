@@ -36,9 +36,9 @@ typedef struct config_error {
 } config_error;
 
 typedef enum config_format {
-    CONFIG_FORMAT_IDX = 0, /* images and labels files, optionally .gz */
-    CONFIG_FORMAT_CSV = 1, /* one file, one sample per row, the label in a column */
-    CONFIG_FORMAT_NPY = 2, /* images and labels .npy files */
+    CONFIG_FORMAT_IDX = 0,       /* images and labels files, optionally .gz */
+    CONFIG_FORMAT_CSV = 1,       /* one file, one sample per row, the label in a column */
+    CONFIG_FORMAT_NPY = 2,       /* images and labels .npy files */
     CONFIG_FORMAT_SYNTHETIC = 3, /* generated: data.synthetic */
 } config_format;
 

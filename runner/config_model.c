@@ -184,7 +184,7 @@ static const cfg_custom INIT_TYPE = {parse_init, write_init, equal_init, NULL};
 #define AXES(name, member, n, flags_, low)                                                         \
     {                                                                                              \
         .key = name, .type = CFG_CUSTOM, .flags = (flags_) | CFG_MIN, .min = low, SPEC(member),    \
-        .size = n, .custom = &cfg_axes_type                                                            \
+        .size = n, .custom = &cfg_axes_type                                                        \
     }
 #define BIAS(member)                                                                               \
     {                                                                                              \

@@ -1,11 +1,11 @@
 /*
  * spheres3d: the same seed gives the same bytes and another seed other ones, and a volume does
- * not depend on how many are generated (nor on `first`, the index of the first one); masks are 0 or 1 and cover at least one voxel; without
- * noise and intensity variation every object voxel is exactly the volume's background plus 1
- * and every other voxel the background, in [-0.1, 0.1]; the noise (the difference from the
- * noise-free volumes of the same seed) has mean ~0 and the configured standard deviation; a
- * single sphere of radius 5 covers 4/3 pi r^3 voxels within 6%; every bad option is an error
- * naming it.
+ * not depend on how many are generated (nor on `first`, the index of the first one); masks are 0 or
+ * 1 and cover at least one voxel; without noise and intensity variation every object voxel is
+ * exactly the volume's background plus 1 and every other voxel the background, in [-0.1, 0.1]; the
+ * noise (the difference from the noise-free volumes of the same seed) has mean ~0 and the
+ * configured standard deviation; a single sphere of radius 5 covers 4/3 pi r^3 voxels within 6%;
+ * every bad option is an error naming it.
  */
 #include <math.h>
 #include <stdlib.h>

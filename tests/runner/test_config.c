@@ -4,7 +4,7 @@
  * overrides, each failing with its exact message (file:line:column or the override, key path,
  * what was expected, "did you mean"); the effective config written, read back (from another
  * directory) and compared equal, and written again to the same text; --set overrides and
- * --device; both model configs in models/ parse and build graphs of the right output shape;
+ * --device; the model configs in models/ parse and build graphs of the right output shape;
  * a library build error points at the layer's line; docs/CONFIG.md names every key.
  */
 #include <stdio.h>
@@ -511,6 +511,34 @@ static const bad_case BAD[] = {
     {DATA "  remove_duplicates: yes\n" MODEL LOSS,
      {NULL},
      "bad.yaml:4:22: data.remove_duplicates: expected true or false, got 'yes'"},
+    /* data.synthetic */
+    {"data:\n  format: synthetic\n" MODEL LOSS,
+     {NULL},
+     "bad.yaml:2:3: data: missing required key 'synthetic' (format synthetic generates its "
+     "data, e.g. synthetic: spheres3d)"},
+    {DATA "  synthetic: spheres3d\n" MODEL LOSS,
+     {NULL},
+     "bad.yaml:2:3: data: 'synthetic' needs format: synthetic (the format is idx)"},
+    {"data:\n  format: synthetic\n  synthetic: spheres3d\n  train: {images: a, labels: b}\n" MODEL
+         LOSS,
+     {NULL},
+     "bad.yaml:2:3: data: format synthetic generates its splits: remove 'train' (the test split "
+     "is synthetic.spheres3d.test held-out volumes)"},
+    {"data:\n  format: synthetic\n  synthetic: spheres2d\n" MODEL LOSS,
+     {NULL},
+     "bad.yaml:3:14: data.synthetic: unknown synthetic data set 'spheres2d'; did you mean "
+     "'spheres3d'?"},
+    {"data:\n  format: synthetic\n  synthetic: {spheres3d: {size: [16, 8, 16]}}\n" MODEL LOSS,
+     {NULL},
+     "bad.yaml:3:26: data.synthetic.spheres3d: max_radius (5) is more than half the smallest "
+     "size (8): objects would not fit"},
+    {"data:\n  format: synthetic\n  synthetic: {spheres3d: {size: 3}}\n" MODEL LOSS,
+     {NULL},
+     "bad.yaml:3:33: data.synthetic.spheres3d.size: expected an integer >= 4, got '3'"},
+    {"data:\n  format: synthetic\n  synthetic: {spheres3d: {min_objects: 3, max_objects: "
+     "2}}\n" MODEL LOSS,
+     {NULL},
+     "bad.yaml:3:26: data.synthetic.spheres3d: max_objects (2) is below min_objects (3)"},
     /* Overrides: the same checks, reported against the --set option. */
     {HEAD,
      {"train.batchsize=64"},
@@ -795,6 +823,21 @@ static void test_overrides(void **state)
     config_deinit(&c);
 }
 
+/* The shape of the output of the graph the library builds from `c`. */
+static kiln_shape built_output_shape(const config *c)
+{
+    kiln_context *ctx = kiln_test_context();
+    kiln_graph *graph = NULL;
+    kiln_value input, target, output, loss;
+    config_error err;
+    if (config_build_graph(c, ctx, &graph, &input, &target, &output, &loss, &err) != KILN_OK)
+        fail_msg("%s", err.message);
+    kiln_shape shape = *kiln_graph_value_shape(graph, output);
+    kiln_graph_destroy(graph);
+    kiln_context_destroy(ctx);
+    return shape;
+}
+
 static void check_model_file(const char *file, int64_t batch, size_t n_layers)
 {
     char path[1024];
@@ -814,17 +857,10 @@ static void check_model_file(const char *file, int64_t batch, size_t n_layers)
     check_round_trip(&c);
 
     /* The library builds it: (batch, 10) logits. */
-    kiln_context *ctx = kiln_test_context();
-    kiln_graph *graph = NULL;
-    kiln_value input, target, output, loss;
-    if (config_build_graph(&c, ctx, &graph, &input, &target, &output, &loss, &err) != KILN_OK)
-        fail_msg("%s", err.message);
-    const kiln_shape *shape = kiln_graph_value_shape(graph, output);
-    assert_int_equal(shape->ndim, 2);
-    assert_int_equal(shape->dim[0], batch);
-    assert_int_equal(shape->dim[1], 10);
-    kiln_graph_destroy(graph);
-    kiln_context_destroy(ctx);
+    kiln_shape shape = built_output_shape(&c);
+    assert_int_equal(shape.ndim, 2);
+    assert_int_equal(shape.dim[0], batch);
+    assert_int_equal(shape.dim[1], 10);
     config_deinit(&c);
 }
 
@@ -853,6 +889,20 @@ static void test_model_files(void **state)
     assert_int_equal(c.model.layers[6].spec.kind, KILN_LAYER_FLATTEN);
     assert_int_equal(c.model.layers[7].spec.dense.units, 128);
     assert_int_equal(c.model.layers[9].spec.dense.units, 10);
+    config_deinit(&c);
+
+    /* The 3D U-Net: synthetic volumes, a per-voxel sigmoid output of the input's shape. */
+    snprintf(path, sizeof path, "%s/models/seg3d_unet.yaml", KILN_SOURCE_DIR);
+    if (config_load_file(path, NULL, 0, &c, &err) != KILN_OK)
+        fail_msg("%s", err.message);
+    assert_int_equal(c.data.format, CONFIG_FORMAT_SYNTHETIC);
+    assert_true(config_has_test(&c) && c.data.spheres3d.size[2] == 16);
+    assert_true(c.train.diagnose.eval_train);
+    check_round_trip(&c);
+    kiln_shape shape = built_output_shape(&c);
+    assert_int_equal(shape.ndim, 5);
+    assert_int_equal(shape.dim[0], c.train.batch_size);
+    assert_true(shape.dim[1] == 1 && shape.dim[2] == 16 && shape.dim[4] == 16);
     config_deinit(&c);
 }
 
