@@ -83,6 +83,9 @@ static const kiln_dice_params SMOOTH_SMALL = {1e-5f};
 
 static const kiln_check_case CASES[] = {
     DICE(SMOOTH_1, S2(1, 1), NULL, P_T),
+    /* Single-voxel volumes. */
+    DICE(SMOOTH_1, S5(1, 1, 1, 1, 1), NULL, P_T),
+    DICE(SMOOTH_0, S5(3, 1, 1, 1, 1), NULL, P_T),
     DICE(SMOOTH_1, S4(2, 3, 5, 7), NULL, P_T),
     DICE(SMOOTH_1, S5(2, 1, 4, 5, 6), NULL, P_T),
     DICE(SMOOTH_0, S4(3, 2, 17, 13), NULL, P_T),
