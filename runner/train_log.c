@@ -61,6 +61,22 @@ kiln_status train_write_atomic(const char *path, const char *text, size_t length
     return KILN_OK;
 }
 
+kiln_status train_write_text(const char *dir, const char *name, train_text *text,
+                             config_error *err)
+{
+    kiln_status rc = KILN_OK;
+    if (text->failed) {
+        rc = train_error(err, KILN_ERR_NO_MEMORY, "out of memory writing %s", name);
+    } else {
+        char path[CONFIG_MAX_PATH + 64];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        rc = train_write_atomic(path, text->data, text->length, err);
+    }
+    free(text->data);
+    memset(text, 0, sizeof *text);
+    return rc;
+}
+
 kiln_status train_log_open(train_log *log, const char *dir, bool quiet, config_error *err)
 {
     memset(log, 0, sizeof *log);
@@ -392,14 +408,5 @@ kiln_status train_confusion_write(const char *dir, const train_result *r, config
             train_append(&b, ",%lld", (long long)r->confusion[i * c + j]);
         train_append(&b, "\n");
     }
-    kiln_status rc = KILN_OK;
-    if (b.failed) {
-        rc = train_error(err, KILN_ERR_NO_MEMORY, "out of memory writing confusion.csv");
-    } else {
-        char path[CONFIG_MAX_PATH + 32];
-        snprintf(path, sizeof path, "%s/confusion.csv", dir);
-        rc = train_write_atomic(path, b.data, b.length, err);
-    }
-    free(b.data);
-    return rc;
+    return train_write_text(dir, "confusion.csv", &b, err);
 }

@@ -203,16 +203,7 @@ kiln_status train_plot_write(const train_log *log, config_error *err)
                    (double)(p % columns * PANEL_W), (double)(p / columns * PANEL_H));
     }
     train_append(&b, "</svg>\n");
-    kiln_status rc = KILN_OK;
-    if (b.failed) {
-        rc = train_error(err, KILN_ERR_NO_MEMORY, "out of memory writing plot.svg");
-    } else {
-        char path[CONFIG_MAX_PATH + 32];
-        snprintf(path, sizeof path, "%s/plot.svg", log->dir);
-        rc = train_write_atomic(path, b.data, b.length, err);
-    }
-    free(b.data);
-    return rc;
+    return train_write_text(log->dir, "plot.svg", &b, err);
 }
 
 /* JSON has no NaN or infinity: those are written as null. */
@@ -270,14 +261,5 @@ kiln_status train_summary_write(const train_log *log, const train_result *result
     }
     train_append(&b, ",\n  \"seconds\": %.3f,\n  \"batch_load_seconds\": %.3f\n}\n", seconds,
                  result->batch_load_seconds);
-    kiln_status rc = KILN_OK;
-    if (b.failed) {
-        rc = train_error(err, KILN_ERR_NO_MEMORY, "out of memory writing summary.json");
-    } else {
-        char path[CONFIG_MAX_PATH + 32];
-        snprintf(path, sizeof path, "%s/summary.json", log->dir);
-        rc = train_write_atomic(path, b.data, b.length, err);
-    }
-    free(b.data);
-    return rc;
+    return train_write_text(log->dir, "summary.json", &b, err);
 }

@@ -112,6 +112,10 @@ void train_append(train_text *b, const char *fmt, ...) __attribute__((format(pri
 /* Writes `text` to `path` atomically (a temporary file beside it, then rename). */
 kiln_status train_write_atomic(const char *path, const char *text, size_t length,
                                config_error *err);
+/* Writes `text` to dir/name atomically (an out-of-memory error when text->failed) and frees
+ * it, success or not. */
+kiln_status train_write_text(const char *dir, const char *name, train_text *text,
+                             config_error *err);
 /* mkdir -p. */
 kiln_status train_make_dirs(const char *dir, config_error *err);
 double train_now(void);
