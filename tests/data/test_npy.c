@@ -2,7 +2,7 @@
  * NPY reader: generated files of each supported dtype (<f4, <f8, |u1, <i4, <i8) and format
  * versions 1 and 2 read to the same floats, with feature shape (...) from (n, ...) and (1,)
  * from (n,); labels as AUTO (integers -> classes, floats -> targets of their per-sample
- * shape), forced CLASS from integral floats, forced TARGET from integers; gzip files. Bad
+ * shape; 5-D volumes with their masks), forced CLASS from integral floats, forced TARGET from integers; gzip files. Bad
  * files give exact messages naming the file: bad magic, unknown version, Fortran order,
  * unsupported and big-endian dtypes, missing and unknown keys, malformed dicts, scalar and
  * empty shapes, truncated and overlong data, label count mismatch, negative or fractional
@@ -145,6 +145,31 @@ static void test_labels(void **state)
     assert_int_equal(ds->n_label_values, 4);
     assert_memory_equal(ds->targets, x, sizeof x);
     kiln_dataset_destroy(ds);
+    /* Volumes (N, C, D, H, W) = (2, 2, 2, 2, 2) with masks (2, 1, 2, 2, 2): the segmentation
+     * layout. The masks reuse x's first 16 values. */
+    float v[2 * 2 * 8];
+    for (int i = 0; i < 32; i++)
+        v[i] = (float)i - 7.5f;
+    char *vp = write_npy("v.npy", 1,
+                         "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2, 2, 2), }", v,
+                         sizeof v, false);
+    char *vm = write_npy("vm.npy", 1,
+                         "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1, 2, 2, 2), }", x,
+                         sizeof x, false);
+    assert_int_equal(kiln_dataset_read_npy(ctx, vp, vm, KILN_LABELS_AUTO, &ds), KILN_OK);
+    assert_int_equal(ds->n, 2);
+    assert_int_equal(ds->feature_shape.ndim, 4);
+    assert_true(ds->feature_shape.dim[0] == 2 && ds->feature_shape.dim[3] == 2);
+    assert_int_equal(ds->n_features, 16);
+    assert_memory_equal(ds->features, v, sizeof v);
+    assert_int_equal(ds->label_kind, KILN_LABELS_TARGET);
+    assert_int_equal(ds->label_shape.ndim, 4);
+    assert_int_equal(ds->label_shape.dim[0], 1);
+    assert_int_equal(ds->n_label_values, 8);
+    assert_memory_equal(ds->targets, x, sizeof x);
+    kiln_dataset_destroy(ds);
+    free(vp);
+    free(vm);
     /* Forced CLASS from integral floats of shape (n, 1). */
     double cf[4] = {1, 0, 3, 1};
     char *fp = write_npy("cf.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (4, 1)}",
