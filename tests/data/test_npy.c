@@ -2,7 +2,8 @@
  * NPY reader: generated files of each supported dtype (<f4, <f8, |u1, <i4, <i8) and format
  * versions 1 and 2 read to the same floats, with feature shape (...) from (n, ...) and (1,)
  * from (n,); labels as AUTO (integers -> classes, floats -> targets of their per-sample
- * shape; 5-D volumes with their masks), forced CLASS from integral floats, forced TARGET from integers; gzip files. Bad
+ * shape; 5-D volumes with their masks), forced CLASS from integral floats, forced TARGET from
+ * integers; gzip files. Bad
  * files give exact messages naming the file: bad magic, unknown version, Fortran order,
  * unsupported and big-endian dtypes, missing and unknown keys, malformed dicts, scalar and
  * empty shapes, truncated and overlong data, label count mismatch, negative or fractional
