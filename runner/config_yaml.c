@@ -162,16 +162,23 @@ const char *cfg_join(const char *const *words, size_t n, char *out, size_t capac
     return out;
 }
 
+/* A path longer than CFG_PATH_BYTES ends in "..." so that a message shows it was cut. */
+static const char *mark_cut(char *out, int written)
+{
+    if (written >= CFG_PATH_BYTES)
+        memcpy(out + CFG_PATH_BYTES - 4, "...", 4);
+    return out;
+}
+
 const char *cfg_path_key(const char *path, const char *key, char *out)
 {
-    snprintf(out, CFG_PATH_BYTES, "%s%s%s", path, path[0] != '\0' ? "." : "", key);
-    return out;
+    return mark_cut(out,
+                    snprintf(out, CFG_PATH_BYTES, "%s%s%s", path, path[0] != '\0' ? "." : "", key));
 }
 
 const char *cfg_path_index(const char *path, size_t i, char *out)
 {
-    snprintf(out, CFG_PATH_BYTES, "%s[%zu]", path, i);
-    return out;
+    return mark_cut(out, snprintf(out, CFG_PATH_BYTES, "%s[%zu]", path, i));
 }
 
 yaml_node_pair_t *cfg_find_pair(cfg_parser *p, int node, const char *key)

@@ -84,8 +84,7 @@ static kiln_status add_value(kiln_graph *g, const char *function, const char *na
     memset(v, 0, sizeof *v);
     v->name = kiln__strdup(g->ctx, name);
     if (v->name == NULL)
-        return kiln__error(g->ctx, KILN_ERR_NO_MEMORY, function, "out of memory adding '%s'",
-                           name);
+        return kiln__error(g->ctx, KILN_ERR_NO_MEMORY, function, "out of memory adding '%s'", name);
     v->kind = kind;
     v->shape = *shape;
     v->dtype = dtype;
@@ -109,8 +108,8 @@ kiln_status kiln_graph_parameter(kiln_graph *g, const char *name, const kiln_sha
     return rc;
 }
 
-kiln_status kiln_graph_buffer(kiln_graph *g, const char *name, const kiln_shape *shape,
-                              float value, kiln_value *out)
+kiln_status kiln_graph_buffer(kiln_graph *g, const char *name, const kiln_shape *shape, float value,
+                              kiln_value *out)
 {
     kiln_status rc = add_value(g, __func__, name, KILN_VALUE_BUFFER, shape, KILN_F32, out);
     if (rc == KILN_OK)
@@ -132,21 +131,26 @@ kiln_status kiln_graph_op(kiln_graph *g, const char *node_name, const char *op_n
         KILN_FAIL(g->ctx, KILN_ERR_INVALID_ARGUMENT, "a node using op '%s' needs a name",
                   op_name != NULL ? op_name : "?");
     if (op == NULL)
-        KILN_FAIL(g->ctx, KILN_ERR_NOT_FOUND, "node '%s': no op named '%s' (`kiln selftest "
-                  "--list` names them)", node_name, op_name != NULL ? op_name : "(null)");
+        KILN_FAIL(g->ctx, KILN_ERR_NOT_FOUND,
+                  "node '%s': no op named '%s' (`kiln selftest "
+                  "--list` names them)",
+                  node_name, op_name != NULL ? op_name : "(null)");
     if (n_inputs < 0 || n_inputs > KILN_OP_MAX_INPUTS)
-        KILN_FAIL(g->ctx, KILN_ERR_INVALID_ARGUMENT, "node '%s': %d inputs", node_name,
-                  n_inputs);
+        KILN_FAIL(g->ctx, KILN_ERR_INVALID_ARGUMENT, "node '%s': %d inputs", node_name, n_inputs);
     kiln_shape shapes[KILN_OP_MAX_INPUTS];
     for (int i = 0; i < n_inputs; i++) {
         const kiln__value *v = kiln__graph_value(g, inputs[i]);
         if (v == NULL)
-            KILN_FAIL(g->ctx, KILN_ERR_INVALID_ARGUMENT, "node '%s': input %d is not a value of "
-                      "this graph", node_name, i);
+            KILN_FAIL(g->ctx, KILN_ERR_INVALID_ARGUMENT,
+                      "node '%s': input %d is not a value of "
+                      "this graph",
+                      node_name, i);
         if (v->dtype != kiln_op_input_dtype(op, i))
-            KILN_FAIL(g->ctx, KILN_ERR_INVALID_ARGUMENT, "node '%s' (op '%s'): input %d '%s' is "
-                      "%s, the op wants %s", node_name, kiln_op_name(op), i, v->name,
-                      kiln_dtype_name(v->dtype), kiln_dtype_name(kiln_op_input_dtype(op, i)));
+            KILN_FAIL(g->ctx, KILN_ERR_INVALID_ARGUMENT,
+                      "node '%s' (op '%s'): input %d '%s' is "
+                      "%s, the op wants %s",
+                      node_name, kiln_op_name(op), i, v->name, kiln_dtype_name(v->dtype),
+                      kiln_dtype_name(kiln_op_input_dtype(op, i)));
         shapes[i] = v->shape;
     }
     kiln_shape out_shape, saved[KILN_OP_MAX_SAVED];
@@ -176,7 +180,7 @@ kiln_status kiln_graph_op(kiln_graph *g, const char *node_name, const char *op_n
         g->nodes = grown;
         g->cap_nodes = cap;
     }
-    kiln_value value;
+    kiln_value value = 0; /* set by add_value; initialised for gcc -O3's flow analysis */
     KILN_CHECK(add_value(g, __func__, node_name, KILN_VALUE_NODE, &out_shape, KILN_F32, &value));
     kiln__node *node = &g->nodes[g->n_nodes];
     memset(node, 0, sizeof *node);

@@ -45,8 +45,8 @@ static int setup(void **state)
                       0x1002, KILN_DEVICE_TYPE_GPU);
     MACHINE[3] = make(3, 1, 2, "Mixed GPU Platform", "gfx90a:sramecc+:xnack-",
                       "Advanced Micro Devices, Inc.", 0x1002, KILN_DEVICE_TYPE_GPU);
-    MACHINE[4] = make(4, 2, 0, "Accel Platform", "Some FPGA", "Acme", 0x1234,
-                      KILN_DEVICE_TYPE_ACCELERATOR);
+    MACHINE[4] =
+        make(4, 2, 0, "Accel Platform", "Some FPGA", "Acme", 0x1234, KILN_DEVICE_TYPE_ACCELERATOR);
     return 0;
 }
 
@@ -57,7 +57,8 @@ static kiln__spec parse_ok(const char *text)
     kiln__spec spec;
     kiln_status rc = kiln__spec_parse(CTX, text, &spec);
     if (rc != KILN_OK)
-        fail_msg("spec '%s' rejected: %s", text, kiln_context_last_error(CTX));
+        fail_msg("spec '%s' rejected: %s", text != NULL ? text : "(null)",
+                 kiln_context_last_error(CTX));
     return spec;
 }
 
@@ -69,14 +70,22 @@ static void test_parse_forms(void **state)
         kiln__spec_kind kind;
         size_t platform, ordinal;
     } cases[] = {
-        {"auto", KILN__SPEC_AUTO, 0, 0},      {"AUTO", KILN__SPEC_AUTO, 0, 0},
-        {"cpu", KILN__SPEC_CPU, 0, 0},        {"gpu", KILN__SPEC_GPU, 0, 0},
-        {"Gpu:2", KILN__SPEC_GPU, 0, 2},      {"amd", KILN__SPEC_AMD, 0, 0},
-        {"amd:1", KILN__SPEC_AMD, 0, 1},      {"intel:0", KILN__SPEC_INTEL, 0, 0},
-        {"nvidia:3", KILN__SPEC_NVIDIA, 0, 3}, {"pocl", KILN__SPEC_POCL, 0, 0},
-        {"pocl:0", KILN__SPEC_POCL, 0, 0},    {"0:0", KILN__SPEC_PLATFORM_DEVICE, 0, 0},
-        {"1:2", KILN__SPEC_PLATFORM_DEVICE, 1, 2}, {"3", KILN__SPEC_INDEX, 0, 3},
-        {"  gpu  ", KILN__SPEC_GPU, 0, 0},    {"Radeon", KILN__SPEC_NAME, 0, 0},
+        {"auto", KILN__SPEC_AUTO, 0, 0},
+        {"AUTO", KILN__SPEC_AUTO, 0, 0},
+        {"cpu", KILN__SPEC_CPU, 0, 0},
+        {"gpu", KILN__SPEC_GPU, 0, 0},
+        {"Gpu:2", KILN__SPEC_GPU, 0, 2},
+        {"amd", KILN__SPEC_AMD, 0, 0},
+        {"amd:1", KILN__SPEC_AMD, 0, 1},
+        {"intel:0", KILN__SPEC_INTEL, 0, 0},
+        {"nvidia:3", KILN__SPEC_NVIDIA, 0, 3},
+        {"pocl", KILN__SPEC_POCL, 0, 0},
+        {"pocl:0", KILN__SPEC_POCL, 0, 0},
+        {"0:0", KILN__SPEC_PLATFORM_DEVICE, 0, 0},
+        {"1:2", KILN__SPEC_PLATFORM_DEVICE, 1, 2},
+        {"3", KILN__SPEC_INDEX, 0, 3},
+        {"  gpu  ", KILN__SPEC_GPU, 0, 0},
+        {"Radeon", KILN__SPEC_NAME, 0, 0},
         {"gfx90a:sramecc+:xnack-", KILN__SPEC_NAME, 0, 0},
         {"Arc A770", KILN__SPEC_NAME, 0, 0},
     };
@@ -215,9 +224,12 @@ int main(void)
 {
     assert_int_equal(kiln_context_create(NULL, &CTX), KILN_OK);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_forms),   cmocka_unit_test(test_parse_bad),
-        cmocka_unit_test(test_match),         cmocka_unit_test(test_auto_fallbacks),
-        cmocka_unit_test(test_no_match_lists_devices), cmocka_unit_test(test_env_override),
+        cmocka_unit_test(test_parse_forms),
+        cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_match),
+        cmocka_unit_test(test_auto_fallbacks),
+        cmocka_unit_test(test_no_match_lists_devices),
+        cmocka_unit_test(test_env_override),
     };
     int failed = cmocka_run_group_tests(tests, setup, NULL);
     kiln_context_destroy(CTX);
