@@ -59,11 +59,12 @@ typedef struct config_spheres3d {
 /* The files of one split. Paths are resolved (absolute, or relative to the working directory
  * when the config file's path was); unused ones are empty. */
 typedef struct config_files {
-    char images[CONFIG_MAX_PATH]; /* idx, npy: required */
-    char labels[CONFIG_MAX_PATH]; /* idx, npy: required */
-    char file[CONFIG_MAX_PATH];   /* csv: required */
-    int64_t label_column;         /* csv: 0, the label's column from 0 */
-    bool header;                  /* csv: true, the first row holds column names */
+    char images[CONFIG_MAX_PATH];     /* idx, npy: required */
+    char labels[CONFIG_MAX_PATH];     /* idx, npy: required */
+    char file[CONFIG_MAX_PATH];       /* csv: required */
+    int64_t label_column;             /* csv: 0, the label's column from 0 (unless label_name) */
+    char label_name[CONFIG_MAX_TEXT]; /* csv: "", else the label column's header name */
+    bool header;                      /* csv: true, the first row holds column names */
 } config_files;
 
 /* The steps of data.preprocess; every statistic is fitted on the training split only. */

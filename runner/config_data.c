@@ -20,6 +20,66 @@ static const char *const STANDARDIZE_NAMES[] = {"global", "per_feature", "per_ch
 static const char *const IMPUTE_NAMES[] = {"mean", "median", "constant"};
 enum { N_STEP_KINDS = 5, N_STANDARDIZE = 3, N_IMPUTE = 3 };
 
+/* data.*.label_column: a column index from 0, or a header name (a string that is not an
+ * integer; quote a name that looks like one). */
+static kiln_status parse_label_column(cfg_parser *p, int node, const char *path, const cfg_field *f,
+                                      void *base)
+{
+    config_files *files =
+        (config_files *)((char *)base + f->offset - offsetof(config_files, label_column));
+    yaml_node_t *n = cfg_node(p, node);
+    const char *text = cfg_text(n);
+    bool quoted = n->type == YAML_SCALAR_NODE && n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+    char *end = NULL;
+    if (text != NULL && !quoted)
+        (void)strtoll(text, &end, 10);
+    files->label_name[0] = '\0';
+    if (text == NULL || quoted || end == text || *end != '\0') {
+        char got[128];
+        if (text == NULL || text[0] == '\0')
+            return cfg_fail(p, node, path, "expected a column index >= 0 or a column name, got %s",
+                            cfg_describe(n, got, sizeof got));
+        return cfg_parse_string(p, node, path, "column name", files->label_name,
+                                sizeof files->label_name);
+    }
+    cfg_field index = *f;
+    index.type = CFG_INT64;
+    return cfg_parse_int(p, node, path, &index, &files->label_column);
+}
+
+static void write_label_column(cfg_writer *w, const cfg_field *f, const void *base)
+{
+    const config_files *files = (const config_files *)((const char *)base + f->offset -
+                                                       offsetof(config_files, label_column));
+    if (files->label_name[0] != '\0')
+        cfg_write_string(w, files->label_name);
+    else
+        cfg_write_int(w, files->label_column);
+}
+
+static bool equal_label_column(const cfg_field *f, const void *a, const void *b, char *path)
+{
+    (void)path;
+    size_t at = f->offset - offsetof(config_files, label_column);
+    const config_files *x = (const config_files *)((const char *)a + at);
+    const config_files *y = (const config_files *)((const char *)b + at);
+    return strcmp(x->label_name, y->label_name) == 0 &&
+           (x->label_name[0] != '\0' || x->label_column == y->label_column);
+}
+
+static const cfg_custom LABEL_COLUMN_TYPE = {parse_label_column, write_label_column,
+                                             equal_label_column, NULL};
+
+/* A label column given by name needs the header that names it. */
+static kiln_status finish_csv(cfg_parser *p, int node, const char *path, void *base)
+{
+    const config_files *files = base;
+    if (files->label_name[0] != '\0' && !files->header)
+        return cfg_fail(p, node, path, "label_column '%s' names a column, which needs header: true",
+                        files->label_name);
+    return KILN_OK;
+}
+
 static const cfg_field FILES_FIELDS[] = {
     {.key = "images",
      .type = CFG_PATH,
@@ -39,14 +99,15 @@ static const cfg_field CSV_FIELDS[] = {
      FIELD(config_files, file),
      .size = CONFIG_MAX_PATH},
     {.key = "label_column",
-     .type = CFG_INT64,
+     .type = CFG_CUSTOM,
      .flags = CFG_MIN,
      .min = 0,
-     FIELD(config_files, label_column)},
+     FIELD(config_files, label_column),
+     .custom = &LABEL_COLUMN_TYPE},
     {.key = "header", .type = CFG_BOOL, FIELD(config_files, header)},
 };
 static const cfg_table FILES_TABLE = CFG_TABLE(FILES_FIELDS, NULL);
-static const cfg_table CSV_TABLE = CFG_TABLE(CSV_FIELDS, NULL);
+static const cfg_table CSV_TABLE = CFG_TABLE(CSV_FIELDS, finish_csv);
 
 /* A split's keys depend on data.format, parsed before it. */
 static const cfg_table *files_table(const config_data *d)

@@ -48,6 +48,12 @@ void cfg_write_string(cfg_writer *w, const char *text)
             return;
         }
     }
+    char *end = NULL;
+    (void)strtod(text, &end);
+    if (end != text && *end == '\0') { /* "7" read back plain would be a number */
+        scalar(w, text, YAML_DOUBLE_QUOTED_SCALAR_STYLE, false);
+        return;
+    }
     scalar(w, text, YAML_ANY_SCALAR_STYLE, true);
 }
 

@@ -60,6 +60,7 @@ static kiln_status read_split(const config *cfg, kiln_context *ctx, bool test, k
         kiln_csv_options_init(&options);
         options.header = files->header;
         options.label_index = (int)files->label_column;
+        options.label_column = files->label_name[0] != '\0' ? files->label_name : NULL;
         options.labels = classes ? KILN_LABELS_CLASS : KILN_LABELS_TARGET;
         return kiln_dataset_read_csv(ctx, files->file, &options, out);
     }
@@ -402,7 +403,13 @@ kiln_status train_data_read_input(const config *cfg, kiln_context *ctx, const ch
         options.header = cfg->data.train.header;
         options.labels = KILN_LABELS_NONE;
         rc = kiln_dataset_read_csv(ctx, path, &options, &ds);
-        int64_t column = cfg->data.train.label_column;
+        bool by_name = cfg->data.train.label_name[0] != '\0';
+        int64_t column = by_name ? -1 : cfg->data.train.label_column;
+        for (int64_t i = 0;
+             rc == KILN_OK && by_name && ds->feature_names != NULL && i < ds->n_features; i++) {
+            if (strcmp(ds->feature_names[i], cfg->data.train.label_name) == 0)
+                column = i; /* by name: the file's own header says where it is */
+        }
         if (rc == KILN_OK && cfg->data.format == CONFIG_FORMAT_CSV &&
             ds->n_features == kiln_shape_count(&cfg->model.input) + 1 && column >= 0 &&
             column < ds->n_features)

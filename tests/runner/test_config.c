@@ -511,6 +511,18 @@ static const bad_case BAD[] = {
     {DATA "  remove_duplicates: yes\n" MODEL LOSS,
      {NULL},
      "bad.yaml:4:22: data.remove_duplicates: expected true or false, got 'yes'"},
+    /* data.*.label_column by name */
+    {"data:\n  format: csv\n  train: {file: t.csv, label_column: price, header: false}\n" MODEL
+         LOSS,
+     {NULL},
+     "bad.yaml:3:10: data.train: label_column 'price' names a column, which needs header: true"},
+    {"data:\n  format: csv\n  train: {file: t.csv, label_column: -1}\n" MODEL LOSS,
+     {NULL},
+     "bad.yaml:3:38: data.train.label_column: expected an integer >= 0, got '-1'"},
+    {"data:\n  format: csv\n  train: {file: t.csv, label_column: [1]}\n" MODEL LOSS,
+     {NULL},
+     "bad.yaml:3:38: data.train.label_column: expected a column index >= 0 or a column name, "
+     "got a list"},
     /* data.synthetic */
     {"data:\n  format: synthetic\n" MODEL LOSS,
      {NULL},
@@ -603,7 +615,7 @@ static const char ROUND_TRIP[] =
     "data:\n"
     "  format: csv\n"
     "  train: {file: train.csv, label_column: 3, header: false}\n"
-    "  test: {file: /data/test.csv}\n"
+    "  test: {file: /data/test.csv, label_column: \"7\"}\n"
     "  validation: {fraction: 0.2, stratify: true}\n"
     "  remove_duplicates: true\n"
     "  preprocess: [{scale: 0.5}, standardize, {standardize: per_channel}, {standardize: "
@@ -682,6 +694,8 @@ static void test_round_trip(void **state)
     assert_string_equal(c.data.train.file, "/cfg/train.csv");
     assert_string_equal(c.data.test.file, "/data/test.csv");
     assert_int_equal(c.data.train.label_column, 3);
+    assert_string_equal(c.data.train.label_name, "");
+    assert_string_equal(c.data.test.label_name, "7"); /* quoted: a column named 7 */
     assert_true(c.data.test.header);
     assert_true(c.data.remove_duplicates);
     assert_int_equal(c.data.n_preprocess, 10);
