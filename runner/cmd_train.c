@@ -17,7 +17,7 @@
 
 static const char USAGE[] =
     "usage: kiln train CONFIG [--device SPEC] [--set KEY=VALUE ...] [--quiet] [--run-dir DIR]\n"
-    "                         [--resume RUN_DIR]\n\n"
+    "                         [--resume RUN_DIR] [--profile]\n\n"
     "Trains the model a config file describes (docs/CONFIG.md), printing one line per\n"
     "epoch, and evaluates the test split at the end.\n\n"
     "  --device SPEC    device to train on (default: $KILN_DEVICE, else the config's)\n"
@@ -25,6 +25,8 @@ static const char USAGE[] =
     "  --quiet          no per-epoch lines\n"
     "  --run-dir DIR    where config.yaml, the logs, plot.svg and summary.json go (default: the\n"
     "                   checkpoint's directory, else runs/<config name>)\n"
+    "  --profile        time every kernel on the device (OpenCL events): a table of the\n"
+    "                   longest at the end, all of them in RUN_DIR/profile.csv\n"
     "  --resume RUN_DIR continue the run in RUN_DIR from RUN_DIR/last.safetensors (written\n"
     "                   after every epoch) up to the config's train.epochs, appending to\n"
     "                   its logs; on the same device the epochs repeat an uninterrupted run\n\n"
@@ -73,8 +75,34 @@ static void print_summary(const train_result *r)
     }
 }
 
+/* --profile: the 12 longest kernels on stdout, every one in dir/profile.csv. */
+static kiln_status report_profile(kiln_device *dev, const char *dir, config_error *err)
+{
+    const kiln_profile_row *rows = NULL;
+    size_t n = 0;
+    kiln_status rc = kiln_device_profile(dev, &rows, &n);
+    if (rc != KILN_OK)
+        return rc;
+    double total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += rows[i].ms;
+    train_text csv = {0};
+    train_append(&csv, "kernel,launches,ms,share\n");
+    printf("profile: %.1f ms of device time in %zu kernels\n", total, n);
+    for (size_t i = 0; i < n; i++) {
+        double share = total > 0 ? rows[i].ms / total : 0;
+        train_append(&csv, "%s,%llu,%.3f,%.4f\n", rows[i].name,
+                     (unsigned long long)rows[i].launches, rows[i].ms, share);
+        if (i < 12)
+            printf("  %-40s %8llu launches %10.1f ms %5.1f%%\n", rows[i].name,
+                   (unsigned long long)rows[i].launches, rows[i].ms, 100 * share);
+    }
+    return train_write_text(dir, "profile.csv", &csv, err);
+}
+
 static int train(const char *path, const char *device, const char *const *overrides,
-                 size_t n_overrides, bool quiet, const char *run_dir, const char *resume)
+                 size_t n_overrides, bool quiet, const char *run_dir, const char *resume,
+                 bool profile)
 {
     config cfg;
     config_error err = {{0}};
@@ -97,7 +125,8 @@ static int train(const char *path, const char *device, const char *const *overri
     train_log log = {0};
     train_result result = {0};
     kiln_device_options options = {.spec = device != NULL ? device
-                                                          : kiln_device_spec_effective(cfg.device)};
+                                                          : kiln_device_spec_effective(cfg.device),
+                                   .profile = profile};
     kiln_status rc = kiln_device_create(ctx, &options, &dev);
     if (rc == KILN_OK)
         rc = train_data_load(&cfg, ctx, &data, &err);
@@ -133,7 +162,9 @@ static int train(const char *path, const char *device, const char *const *overri
     int code = CLI_EXIT_OK;
     if (rc == KILN_OK)
         print_summary(&result);
-    else
+    if (rc == KILN_OK && profile)
+        rc = report_profile(dev, dir, &err);
+    if (rc != KILN_OK)
         code = fail(ctx, rc, &err);
     train_result_deinit(&result);
     train_log_close(&log);
@@ -149,7 +180,7 @@ static int run(int argc, char **argv)
     const char *path = NULL, *device = NULL, *run_dir = NULL, *resume = NULL;
     const char *overrides[CONFIG_MAX_OVERRIDES];
     size_t n_overrides = 0;
-    bool quiet = false;
+    bool quiet = false, profile = false;
     for (int i = 1; i < argc; i++) {
         const char *value = NULL;
         int got = cli_option_value(&cli_train_command, argc, argv, &i, "--device", &device);
@@ -174,6 +205,8 @@ static int run(int argc, char **argv)
             return CLI_EXIT_OK;
         } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
             quiet = true;
+        } else if (strcmp(argv[i], "--profile") == 0) {
+            profile = true;
         } else if (argv[i][0] == '-' || path != NULL) {
             return cli_usage_error(&cli_train_command, "unexpected argument '%s'", argv[i]);
         } else {
@@ -182,7 +215,7 @@ static int run(int argc, char **argv)
     }
     if (path == NULL)
         return cli_usage_error(&cli_train_command, "missing CONFIG");
-    return train(path, device, overrides, n_overrides, quiet, run_dir, resume);
+    return train(path, device, overrides, n_overrides, quiet, run_dir, resume, profile);
 }
 
 const cli_command cli_train_command = {"train", "train a model from a config file", USAGE, run};

@@ -75,9 +75,11 @@ const char *kiln_device_spec_effective(const char *configured);
 kiln_status kiln_device_find(kiln_context *ctx, const char *spec, size_t *out_index);
 
 typedef struct kiln_device_options {
-    const char *spec;      /* NULL means "auto"; see docs/DEVICES.md for the forms */
-    const char *cache_dir; /* NULL: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln */
-    bool disable_cache;    /* the environment's KILN_NO_CACHE=1 also disables it */
+    const char *spec; /* NULL means "auto"; see docs/DEVICES.md for the forms */
+    const char
+        *cache_dir;     /* NULL: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln */
+    bool disable_cache; /* the environment's KILN_NO_CACHE=1 also disables it */
+    bool profile;       /* time every kernel with OpenCL events (kiln_device_profile) */
 } kiln_device_options;
 
 /* Selects a device by spec and creates its OpenCL context and queue; compiles nothing yet.
@@ -86,6 +88,19 @@ typedef struct kiln_device_options {
  * device below OpenCL C 1.2, KILN_ERR_OPENCL, KILN_ERR_NO_MEMORY. */
 kiln_status kiln_device_create(kiln_context *ctx, const kiln_device_options *options,
                                kiln_device **out);
+/* Device time per kernel, summed since the device was created or last reset: one row per
+ * kernel name ("program:kernel", or "gemm:clblast" for CLBlast's), sorted by time, longest
+ * first. Waits for the queue. The rows belong to the device and stay valid until the next
+ * launch, profile call or reset. KILN_ERR_INVALID_ARGUMENT when the device was created without
+ * options.profile. */
+typedef struct kiln_profile_row {
+    const char *name;
+    uint64_t launches;
+    double ms;
+} kiln_profile_row;
+kiln_status kiln_device_profile(kiln_device *dev, const kiln_profile_row **rows, size_t *n_rows);
+void kiln_device_profile_reset(kiln_device *dev);
+
 /* Releases the device's programs, queue and context. Buffers must be destroyed first.
  * NULL is a no-op. */
 void kiln_device_destroy(kiln_device *dev);
@@ -136,8 +151,7 @@ bool kiln_cache_disabled_by_env(void);
 /* Resolves the cache directory (see kiln_device_options.cache_dir) into `out` of `capacity`
  * bytes. Returns KILN_ERR_NOT_FOUND when no location can be derived (no HOME) and
  * KILN_ERR_INVALID_ARGUMENT when it does not fit. Does not create the directory. */
-kiln_status kiln_cache_get_dir(kiln_context *ctx, const char *override, char *out,
-                               size_t capacity);
+kiln_status kiln_cache_get_dir(kiln_context *ctx, const char *override, char *out, size_t capacity);
 
 typedef struct kiln_cache_info {
     size_t n_entries;     /* program binaries */
@@ -162,8 +176,7 @@ size_t kiln_buffer_get_size(const kiln_buffer *buffer);
 /* Blocking copies between host memory and the buffer; the range must lie inside it. */
 kiln_status kiln_buffer_write(kiln_buffer *buffer, size_t offset, const void *source,
                               size_t n_bytes);
-kiln_status kiln_buffer_read(kiln_buffer *buffer, size_t offset, void *destination,
-                             size_t n_bytes);
+kiln_status kiln_buffer_read(kiln_buffer *buffer, size_t offset, void *destination, size_t n_bytes);
 
 /* Bytes currently allocated on the device through kiln_buffer_create. */
 uint64_t kiln_device_get_allocated_bytes(const kiln_device *dev);

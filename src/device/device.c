@@ -51,13 +51,13 @@ static char *build_options(kiln_context *ctx, const kiln_device_info *info)
         "-DKILN_HAS_FP16=%d -DKILN_HAS_FP64=%d -DKILN_MAX_WORK_GROUP_SIZE=%zu "
         "-DKILN_WORK_GROUP_SIZE=%zu -DKILN_LOCAL_MEM_BYTES=%llu -DKILN_MAX_ALLOC_BYTES=%lluUL "
         "-DKILN_GLOBAL_MEM_BYTES=%lluUL",
-        vendor_macro(info), info->type == KILN_DEVICE_TYPE_GPU   ? "GPU"
-                            : info->type == KILN_DEVICE_TYPE_CPU ? "CPU"
-                                                                 : "OTHER",
-        info->opencl_c_major, info->opencl_c_minor, info->has_fp16 ? 1 : 0,
-        info->has_fp64 ? 1 : 0, info->max_work_group_size, wg,
-        (unsigned long long)info->local_mem_bytes, (unsigned long long)info->max_alloc_bytes,
-        (unsigned long long)info->global_mem_bytes);
+        vendor_macro(info),
+        info->type == KILN_DEVICE_TYPE_GPU   ? "GPU"
+        : info->type == KILN_DEVICE_TYPE_CPU ? "CPU"
+                                             : "OTHER",
+        info->opencl_c_major, info->opencl_c_minor, info->has_fp16 ? 1 : 0, info->has_fp64 ? 1 : 0,
+        info->max_work_group_size, wg, (unsigned long long)info->local_mem_bytes,
+        (unsigned long long)info->max_alloc_bytes, (unsigned long long)info->global_mem_bytes);
 }
 
 bool kiln_cache_disabled_by_env(void)
@@ -138,19 +138,21 @@ kiln_status kiln_device_create(kiln_context *ctx, const kiln_device_options *opt
         KILN_FAIL(ctx, KILN_ERR_OPENCL, "clCreateContext for device '%s' (%s) failed with %s",
                   e->info.name, e->info.platform_name, kiln__cl_error_name(err));
     /* clCreateCommandQueue is deprecated in OpenCL 2.0 but is the 1.2 API we target. */
-    dev->queue = clCreateCommandQueue(dev->cl_ctx, e->device, 0, &err);
+    cl_command_queue_properties queue_props = options->profile ? CL_QUEUE_PROFILING_ENABLE : 0;
+    dev->queue = clCreateCommandQueue(dev->cl_ctx, e->device, queue_props, &err);
     if (err != CL_SUCCESS || dev->queue == NULL)
-        KILN_FAIL(ctx, KILN_ERR_OPENCL,
-                  "clCreateCommandQueue for device '%s' (%s) failed with %s", e->info.name,
-                  e->info.platform_name, kiln__cl_error_name(err));
+        KILN_FAIL(ctx, KILN_ERR_OPENCL, "clCreateCommandQueue for device '%s' (%s) failed with %s",
+                  e->info.name, e->info.platform_name, kiln__cl_error_name(err));
+    if (options->profile)
+        KILN_CHECK(kiln__profile_create(dev));
     dev->build_options = build_options(ctx, &dev->info);
     if (dev->build_options == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory formatting build options");
     bool disable = options->disable_cache || kiln_cache_disabled_by_env();
     KILN_CHECK(kiln__cache_resolve_dir(ctx, options->cache_dir, disable, &dev->cache_dir));
     kiln__log(ctx, KILN_LOG_DEBUG, "device %zu: '%s' on '%s' (%s), binary cache %s",
-              dev->info.index, dev->info.name, dev->info.platform_name,
-              dev->info.driver_version, dev->cache_dir != NULL ? dev->cache_dir : "disabled");
+              dev->info.index, dev->info.name, dev->info.platform_name, dev->info.driver_version,
+              dev->cache_dir != NULL ? dev->cache_dir : "disabled");
     *out = dev;
     dev = NULL;
 cleanup:
@@ -165,8 +167,10 @@ void kiln_device_destroy(kiln_device *dev)
         return;
     kiln_context *ctx = dev->ctx;
     kiln__programs_release(dev);
-    if (dev->queue != NULL) {
+    if (dev->queue != NULL)
         clFinish(dev->queue);
+    kiln__profile_destroy(dev);
+    if (dev->queue != NULL) {
         clReleaseCommandQueue(dev->queue);
     }
     if (dev->cl_ctx != NULL)

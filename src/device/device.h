@@ -49,6 +49,8 @@ typedef struct kiln__program {
     size_t n_kernels;
 } kiln__program;
 
+typedef struct kiln__profile kiln__profile;
+
 struct kiln_device {
     kiln_context *ctx;
     kiln_device_info info;
@@ -62,6 +64,7 @@ struct kiln_device {
     kiln__program *programs;
     size_t n_programs;
     uint64_t allocated_bytes;
+    kiln__profile *profile; /* NULL unless kiln_device_options.profile */
 };
 
 struct kiln_buffer {
@@ -76,9 +79,15 @@ kiln_status kiln__program_build(kiln_device *dev, const char *name, const char *
                                 size_t n_source, const char *extra_options, cl_program *out,
                                 kiln_program_origin *out_origin);
 
+/* profile.c: the table behind kiln_device_profile. _record takes ownership of `event` (the
+ * event of one launch of kernel `name`), also on failure. */
+kiln_status kiln__profile_create(kiln_device *dev);
+void kiln__profile_destroy(kiln_device *dev);
+kiln_status kiln__profile_record(kiln_device *dev, const char *name, cl_event event);
+
 /* The kernel object for program:kernel, created on first use and owned by the device. */
-kiln_status kiln__device_kernel(kiln_device *dev, const char *program_name,
-                                const char *kernel_name, cl_kernel *out);
+kiln_status kiln__device_kernel(kiln_device *dev, const char *program_name, const char *kernel_name,
+                                cl_kernel *out);
 
 void kiln__programs_release(kiln_device *dev);
 

@@ -3,6 +3,8 @@
  * code above the device layer touches OpenCL. Launches do not wait; the in-order queue keeps
  * them ordered and kiln_device_finish or a blocking read synchronises.
  */
+#include <stdio.h>
+
 #include "device/device.h"
 
 kiln__arg kiln__arg_u32x4(const uint32_t v[4])
@@ -62,8 +64,8 @@ kiln_status kiln__launch(kiln_device *dev, const char *program, const char *kern
     kiln_status rc = KILN_OK;
     cl_kernel k = NULL;
     if (work_dim < 1 || work_dim > 3)
-        KILN_FAIL(dev->ctx, KILN_ERR_INTERNAL, "kernel '%s': work_dim %u (must be 1 to 3)",
-                  kernel, work_dim);
+        KILN_FAIL(dev->ctx, KILN_ERR_INTERNAL, "kernel '%s': work_dim %u (must be 1 to 3)", kernel,
+                  work_dim);
     KILN_CHECK(kiln__device_kernel(dev, program, kernel, &k));
     KILN_CHECK(bind(dev, k, kernel, args, n_args));
     size_t rounded[3] = {1, 1, 1};
@@ -73,14 +75,20 @@ kiln_status kiln__launch(kiln_device *dev, const char *program, const char *kern
         size_t l = local != NULL ? local[d] : 1;
         rounded[d] = (global[d] + l - 1) / l * l;
     }
+    cl_event event = NULL;
     cl_int err = clEnqueueNDRangeKernel(dev->queue, k, work_dim, NULL, rounded, local, 0, NULL,
-                                        NULL);
+                                        dev->profile != NULL ? &event : NULL);
     if (err != CL_SUCCESS)
         KILN_FAIL(dev->ctx, KILN_ERR_OPENCL,
                   "enqueueing kernel '%s' (program '%s') over %zu x %zu x %zu on device '%s' "
                   "failed with %s",
                   kernel, program, rounded[0], rounded[1], rounded[2], dev->info.name,
                   kiln__cl_error_name(err));
+    if (event != NULL) {
+        char name[160];
+        snprintf(name, sizeof name, "%s:%s", program, kernel);
+        KILN_CHECK(kiln__profile_record(dev, name, event));
+    }
 cleanup:
     return rc;
 }
