@@ -34,7 +34,8 @@ static kiln_status launch(kiln_device *dev, const kiln_op_args *a, const char *k
     kiln__arg args[] = {KILN__ARG_T(src),        KILN__ARG_T(dst),     KILN__ARG_UINT(n),
                         kiln__arg_u32x4(stream), kiln__arg_u32x4(key), KILN__ARG_FLOAT(p->rate),
                         KILN__ARG_FLOAT(scale),  KILN__ARG_INT(active)};
-    return kiln__launch_1d(dev, "dropout", kernel, args, 8, n);
+    /* cl/dropout.cl: each work-item covers 16 groups of 4 elements (DROPOUT_GROUPS). */
+    return kiln__launch_1d(dev, "dropout", kernel, args, 8, ((size_t)n + 63) / 64);
 }
 
 static kiln_status dropout_forward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)

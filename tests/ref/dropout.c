@@ -16,19 +16,20 @@
 
 /* The factor element i is multiplied by: 1 / (1 - rate) if kept, 0 if dropped; 1 in eval and
  * infer modes and at rate 0. Element i is kept iff u >= rate, with
- *   counter = (i, node, step_lo, step_hi), key = (seed_lo, seed_hi),
- *   u = (first output word >> 8) * 2^-24. */
+ *   counter = (i / 4, node, step_lo, step_hi), key = (seed_lo, seed_hi),
+ *   u = (output word i % 4 >> 8) * 2^-24. */
 static double factor(const kiln_ref_io *io, int64_t i)
 {
     const kiln_dropout_params *p = io->params;
     double rate = (double)p->rate;
     if (io->mode != KILN_MODE_TRAIN || rate == 0.0)
         return 1.0;
-    uint32_t counter[4] = {(uint32_t)i, io->node, (uint32_t)io->step, (uint32_t)(io->step >> 32)};
+    uint32_t counter[4] = {(uint32_t)(i / 4), io->node, (uint32_t)io->step,
+                           (uint32_t)(io->step >> 32)};
     uint32_t key[2] = {(uint32_t)io->seed, (uint32_t)(io->seed >> 32)};
     uint32_t word[4];
     kiln__philox4x32_10(counter, key, word);
-    double u = (double)(word[0] >> 8) / 16777216.0;
+    double u = (double)(word[i % 4] >> 8) / 16777216.0;
     return u >= rate ? 1.0 / (1.0 - rate) : 0.0;
 }
 
