@@ -62,6 +62,7 @@ struct kiln_device {
     kiln__program *programs;
     size_t n_programs;
     uint64_t allocated_bytes;
+    struct kiln_buffer *gemm_workspace; /* gemm.c's packed operands; see kiln__gemm_release */
 };
 
 struct kiln_buffer {
@@ -77,8 +78,8 @@ kiln_status kiln__program_build(kiln_device *dev, const char *name, const char *
                                 kiln_program_origin *out_origin);
 
 /* The kernel object for program:kernel, created on first use and owned by the device. */
-kiln_status kiln__device_kernel(kiln_device *dev, const char *program_name,
-                                const char *kernel_name, cl_kernel *out);
+kiln_status kiln__device_kernel(kiln_device *dev, const char *program_name, const char *kernel_name,
+                                cl_kernel *out);
 
 void kiln__programs_release(kiln_device *dev);
 
