@@ -283,11 +283,11 @@ cleanup:
     return rc;
 }
 
-/* Whether to pack the operands. KILN_GEMM_PACK=0 or 1 forces the choice (to compare); else
- * every product packs except an untransposed one whose B fits in ~2 MB (the MLP's forward
- * products): measured on PoCL, reading those in place beats paying for the packing passes,
- * while transposed operands and large leading dimensions (cache-set conflicts between the
- * tile's rows) lose 1.3-2.5x without it. */
+/* Whether to pack the operands. KILN_GEMM_PACK=0 or 1 forces the choice (to compare). Else
+ * products of at least 2^23 multiply-adds pack, except an untransposed one whose B fits in ~2
+ * MB: measured on PoCL (docs/PERFORMANCE.md), transposed operands and large leading dimensions
+ * (cache-set conflicts between a tile's rows) lose up to 3.5x unpacked, while small products
+ * and the MLP's forward ones lose more to the two packing passes than they gain. */
 static bool use_packing(const kiln__gemm *g)
 {
     if (g->k == 0 || g->alpha == 0.0f)
@@ -295,6 +295,8 @@ static bool use_packing(const kiln__gemm *g)
     const char *env = getenv("KILN_GEMM_PACK");
     if (env != NULL && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
         return env[0] == '1';
+    if ((double)g->m * (double)g->n * (double)g->k < (double)(1 << 23))
+        return false;
     return g->transpose_a || g->transpose_b || g->k * g->n > ((size_t)1 << 19);
 }
 
