@@ -151,7 +151,7 @@ GEMM_KERNEL(gemm_tt, true, true)
 /* ---- packed operands ---- */
 
 /* Work-items of the packing kernels each copy GEMM_PACK_K consecutive p of one tile. */
-#define GEMM_PACK_K 64
+#define GEMM_PACK_K 256
 
 /*
  * op(A) (m, k) -> ap[q][tile][p][r] = op(A)(tile * GEMM_TM + r, p), rows past m zero. Global
@@ -167,11 +167,22 @@ __kernel void gemm_pack_a(const uint m, const uint k, __global const float *a, c
     a += a_offset + q * a_stride;
     ap += ap_offset + ((q * tiles + t) * k) * GEMM_TM;
     const uint p1 = min(p0 + GEMM_PACK_K, k);
+    if (!ta) {
+        /* Row by row, so the reads stream along each row and the strided writes stay within the
+         * chunk's few KB: reading the tile's rows side by side would put them in one L1 set
+         * whenever lda is a multiple of 1024 floats. */
+        for (int r = 0; r < GEMM_TM; r++) {
+            const uint i = t * GEMM_TM + (uint)r;
+            for (uint p = p0; p < p1; p++)
+                ap[p * GEMM_TM + r] = i < m ? a[i * lda + p] : 0.0f;
+        }
+        return;
+    }
     for (uint p = p0; p < p1; p++) {
 #pragma unroll
         for (int r = 0; r < GEMM_TM; r++) {
             const uint i = t * GEMM_TM + (uint)r;
-            ap[p * GEMM_TM + r] = i < m ? (ta ? a[p * lda + i] : a[i * lda + p]) : 0.0f;
+            ap[p * GEMM_TM + r] = i < m ? a[p * lda + i] : 0.0f;
         }
     }
 }
@@ -198,11 +209,19 @@ __kernel void gemm_pack_b(const uint n, const uint k, __global const float *b, c
                 vstorev(vloadv(v, b + p * ldb + j0), v, bp + p * GEMM_NW);
         return;
     }
+    if (tb) { /* column by column: each reads one stored row of B (see gemm_pack_a) */
+        for (int l = 0; l < GEMM_NW; l++) {
+            const uint j = j0 + (uint)l;
+            for (uint p = p0; p < p1; p++)
+                bp[p * GEMM_NW + l] = j < n ? b[j * ldb + p] : 0.0f;
+        }
+        return;
+    }
     for (uint p = p0; p < p1; p++) {
 #pragma unroll
         for (int l = 0; l < GEMM_NW; l++) {
             const uint j = j0 + (uint)l;
-            bp[p * GEMM_NW + l] = j < n ? (tb ? b[j * ldb + p] : b[p * ldb + j]) : 0.0f;
+            bp[p * GEMM_NW + l] = j < n ? b[p * ldb + j] : 0.0f;
         }
     }
 }

@@ -245,7 +245,7 @@ static kiln_status run_packed(kiln_device *dev, const char *program, tile t, con
         return KILN_ERR_UNSUPPORTED;
     kiln_buffer *ws = NULL;
     KILN_CHECK(workspace(dev, (n_a + n_b) * sizeof(float), &ws));
-    size_t chunks = (g->k + 63) / 64; /* GEMM_PACK_K in cl/gemm.cl */
+    size_t chunks = (g->k + 255) / 256; /* GEMM_PACK_K in cl/gemm.cl */
     kiln__arg pack_a[] = {
         KILN__ARG_UINT(g->m),           KILN__ARG_UINT(g->k),   KILN__ARG_BUF(g->a),
         KILN__ARG_UINT(g->a_offset),    KILN__ARG_UINT(g->lda), KILN__ARG_UINT(g->a_stride),
