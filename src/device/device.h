@@ -78,8 +78,8 @@ kiln_status kiln__program_build(kiln_device *dev, const char *name, const char *
                                 kiln_program_origin *out_origin);
 
 /* The kernel object for program:kernel, created on first use and owned by the device. */
-kiln_status kiln__device_kernel(kiln_device *dev, const char *program_name, const char *kernel_name,
-                                cl_kernel *out);
+kiln_status kiln__device_kernel(kiln_device *dev, const char *program_name,
+                                const char *kernel_name, cl_kernel *out);
 
 void kiln__programs_release(kiln_device *dev);
 
