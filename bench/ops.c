@@ -8,10 +8,13 @@
  *   conv2d and conv3d forward and backward through the op table (GFLOP/s).
  * Each row is the median of 5 timed batches of back-to-back launches (no wait between
  * launches, one clFinish per batch), after a warm-up that also compiles every kernel.
- * Usage: ops [DEVICE_SPEC]. Benchmarks measure; they never assert.
+ * Usage: ops [DEVICE_SPEC]; KILN_BENCH_ONLY=PREFIX keeps the rows whose key starts with it
+ * (e.g. "gemm"), and KILN_GEMM=kiln|clblast picks the GEMM backend. Benchmarks measure; they
+ * never assert.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 #include "device/gemm.h"
@@ -22,10 +25,19 @@ static void row(const char *key, const char *shape, double amount, const char *u
     fflush(stdout);
 }
 
+/* Whether the row `key` is wanted (KILN_BENCH_ONLY, a key prefix). */
+static bool wanted(const char *key)
+{
+    const char *only = getenv("KILN_BENCH_ONLY");
+    return only == NULL || strncmp(key, only, strlen(only)) == 0;
+}
+
 /* ---- bandwidth ---- */
 
 static void bench_bandwidth(void)
 {
+    if (!wanted("copy") && !wanted("add"))
+        return;
     int64_t n = 32 << 20; /* 128 MiB per tensor: far past every cache */
     kiln_shape s = {1, {n}};
     kiln_tensor *a = tensor(&s, "a"), *b = tensor(&s, "b"), *y = tensor(&s, "y");
@@ -51,6 +63,8 @@ static kiln_status run_gemm(void *user)
 /* C (m, n) = op(A) op(B) with op(A) (m, k); prints GFLOP/s under `key`. */
 static void bench_gemm(const char *key, size_t m, size_t n, size_t k, bool ta, bool tb)
 {
+    if (!wanted(key))
+        return;
     kiln_buffer *a = NULL, *b = NULL, *c = NULL;
     die_on(kiln_buffer_create(DEV, m * k * 4, "A", &a), "A");
     die_on(kiln_buffer_create(DEV, k * n * 4, "B", &b), "B");
@@ -98,6 +112,8 @@ static void bench_dense_layer(const char *name, size_t batch, size_t in, size_t 
 static void bench_conv(const char *key, const char *op_name, const kiln_shape *xs,
                        const kiln_shape *ws, const kiln_conv_params *p)
 {
+    if (!wanted(key))
+        return;
     const kiln_op *op = kiln_op_find(op_name);
     if (op == NULL) {
         printf("%-22s (op %s not built)\n", key, op_name);
@@ -141,6 +157,7 @@ static void bench_conv(const char *key, const char *op_name, const kiln_shape *x
 int main(int argc, char **argv)
 {
     bench_open("bench/ops", argc > 1 ? argv[1] : NULL);
+    printf("# gemm backend: %s\n", kiln__gemm_backend_name(kiln__gemm_get_backend(DEV)));
     printf("%-22s %-34s %10s %10s %s\n", "key", "shape", "ms", "rate", "unit");
     bench_bandwidth();
     bench_gemm("gemm_1024", 1024, 1024, 1024, false, false);

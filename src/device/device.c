@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "device/device.h"
+#include "device/gemm.h"
 #include "device/select.h"
 
 const char *kiln_device_spec_effective(const char *configured)
@@ -166,13 +167,13 @@ void kiln_device_destroy(kiln_device *dev)
     if (dev == NULL)
         return;
     kiln_context *ctx = dev->ctx;
-    kiln__programs_release(dev);
     if (dev->queue != NULL)
         clFinish(dev->queue);
+    kiln__gemm_release(dev); /* the workspace's last kernels have run */
+    kiln__programs_release(dev);
     kiln__profile_destroy(dev);
-    if (dev->queue != NULL) {
+    if (dev->queue != NULL)
         clReleaseCommandQueue(dev->queue);
-    }
     if (dev->cl_ctx != NULL)
         clReleaseContext(dev->cl_ctx);
     kiln__free(ctx, dev->build_options);

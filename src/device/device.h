@@ -64,7 +64,8 @@ struct kiln_device {
     kiln__program *programs;
     size_t n_programs;
     uint64_t allocated_bytes;
-    kiln__profile *profile; /* NULL unless kiln_device_options.profile */
+    kiln__profile *profile;             /* NULL unless kiln_device_options.profile */
+    struct kiln_buffer *gemm_workspace; /* gemm.c's packed operands; see kiln__gemm_release */
 };
 
 struct kiln_buffer {

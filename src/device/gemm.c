@@ -1,10 +1,15 @@
 /*
- * GEMM backends behind kiln__gemm_run. Today one: CLBlast's SGEMM and strided-batched SGEMM.
+ * GEMM backends behind kiln__gemm_run: Kiln's own register-tiled kernel (cl/gemm.cl), the
+ * default on CPU devices, and CLBlast's SGEMM / strided-batched SGEMM, the default elsewhere.
+ * KILN_GEMM=kiln|clblast overrides the choice and KILN_GEMM_TILE=TMxNVxVW the kernel's tile.
  * Sizes are validated here (leading dimensions against the row-major shapes, the last
- * element inside each buffer) so a wrong call is a message naming the caller, not a fault
- * inside the BLAS.
+ * element inside each buffer) so a wrong call is a message naming the caller, not a fault.
  */
 #include <clblast_c.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "device/gemm.h"
 
@@ -41,26 +46,298 @@ static const char *clblast_status_name(CLBlastStatusCode code)
 }
 
 /* Elements one operand spans: its last element's index + 1 over the whole batch. */
-static size_t span(size_t rows, size_t cols, size_t ld, size_t offset, size_t stride,
-                   size_t batch)
+static size_t span(size_t rows, size_t cols, size_t ld, size_t offset, size_t stride, size_t batch)
 {
     return offset + (batch - 1) * stride + (rows - 1) * ld + cols;
 }
 
 static kiln_status check_operand(kiln_device *dev, const char *what, char name, size_t rows,
-                                 size_t cols, size_t ld, size_t offset, size_t stride,
-                                 size_t batch, const kiln_buffer *buffer)
+                                 size_t cols, size_t ld, size_t offset, size_t stride, size_t batch,
+                                 const kiln_buffer *buffer)
 {
     if (buffer == NULL || ld < cols)
         return kiln__error(dev->ctx, KILN_ERR_INVALID_ARGUMENT, "kiln__gemm_run",
-                           "%s: GEMM operand %c (%zu x %zu) has leading dimension %zu", what,
-                           name, rows, cols, ld);
+                           "%s: GEMM operand %c (%zu x %zu) has leading dimension %zu", what, name,
+                           rows, cols, ld);
     size_t need = span(rows, cols, ld, offset, stride, batch) * sizeof(float);
     if (need > kiln_buffer_get_size(buffer))
         return kiln__error(dev->ctx, KILN_ERR_INVALID_ARGUMENT, "kiln__gemm_run",
                            "%s: GEMM operand %c needs %zu bytes, its buffer has %zu", what, name,
                            need, kiln_buffer_get_size(buffer));
     return KILN_OK;
+}
+
+/* ---- backend choice ---- */
+
+/* The backend KILN_GEMM names, or the device's default: ours on CPUs, CLBlast elsewhere. */
+kiln__gemm_backend kiln__gemm_get_backend(const kiln_device *dev)
+{
+    const char *env = getenv("KILN_GEMM");
+    if (env != NULL && strcmp(env, "clblast") == 0)
+        return KILN__GEMM_CLBLAST;
+    if (env != NULL && strcmp(env, "kiln") == 0)
+        return KILN__GEMM_KILN;
+    return dev->info.type == KILN_DEVICE_TYPE_CPU ? KILN__GEMM_KILN : KILN__GEMM_CLBLAST;
+}
+
+const char *kiln__gemm_backend_name(kiln__gemm_backend backend)
+{
+    return backend == KILN__GEMM_KILN ? "kiln" : "clblast";
+}
+
+/* ---- CLBlast ---- */
+
+static kiln_status run_clblast(kiln_device *dev, const char *what, const kiln__gemm *g,
+                               size_t batch)
+{
+    kiln_status rc = KILN_OK;
+    CLBlastTranspose ta = g->transpose_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+    CLBlastTranspose tb = g->transpose_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+    cl_event event = NULL;
+    CLBlastStatusCode status;
+    if (batch == 1) {
+        status = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a->mem,
+                              g->a_offset, g->lda, g->b->mem, g->b_offset, g->ldb, g->beta,
+                              g->c->mem, g->c_offset, g->ldc, &dev->queue, &event);
+    } else {
+        status = CLBlastSgemmStridedBatched(
+            CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a->mem, g->a_offset,
+            g->lda, g->a_stride, g->b->mem, g->b_offset, g->ldb, g->b_stride, g->beta, g->c->mem,
+            g->c_offset, g->ldc, g->c_stride, batch, &dev->queue, &event);
+    }
+    if (event != NULL && dev->profile != NULL && status == CLBlastSuccess) {
+        /* CLBlast's last kernel of the call: its intermediate copies, if any, are not timed. */
+        KILN_CHECK(kiln__profile_record(dev, "gemm:clblast", event));
+    } else if (event != NULL) {
+        clReleaseEvent(event);
+    }
+    if (status != CLBlastSuccess)
+        KILN_FAIL(dev->ctx, KILN_ERR_OPENCL,
+                  "%s: CLBlast SGEMM%s (m %zu, n %zu, k %zu, batch %zu, trans %c%c) on device "
+                  "'%s' failed with %s",
+                  what, batch > 1 ? " strided-batched" : "", g->m, g->n, g->k, batch,
+                  g->transpose_a ? 'T' : 'N', g->transpose_b ? 'T' : 'N', dev->info.name,
+                  clblast_status_name(status));
+cleanup:
+    return rc;
+}
+
+/* ---- Kiln's kernel (cl/gemm.cl) ---- */
+
+typedef struct tile {
+    int tm, nv, vw; /* rows, vectors per row, vector width */
+} tile;
+
+/* The tile KILN_GEMM_TILE names ("14x2x16"), else the default measured best on PoCL with
+ * AVX-512 (docs/PERFORMANCE.md). A malformed value is ignored, with a log line. */
+static tile choose_tile(kiln_device *dev)
+{
+    tile t = {14, 2, 16};
+    const char *env = getenv("KILN_GEMM_TILE");
+    if (env == NULL)
+        return t;
+    tile e = {0, 0, 0};
+    char end = 0;
+    if (sscanf(env, "%dx%dx%d%c", &e.tm, &e.nv, &e.vw, &end) == 3 && e.tm >= 1 && e.tm <= 32 &&
+        e.nv >= 1 && e.nv <= 8 && (e.vw == 2 || e.vw == 4 || e.vw == 8 || e.vw == 16))
+        return e;
+    kiln__log(dev->ctx, KILN_LOG_WARN,
+              "KILN_GEMM_TILE='%s' is not TMxNVxVW (TM 1-32, NV 1-8, VW 2/4/8/16); using %dx%dx%d",
+              env, t.tm, t.nv, t.vw);
+    return t;
+}
+
+/* The gemm program built for tile `t`, registered in the device's program table under a name
+ * that carries its options, so each tile is compiled once per device and released with it. */
+static kiln_status tile_program(kiln_device *dev, tile t, char *name, size_t size)
+{
+    kiln_status rc = KILN_OK;
+    kiln_context *ctx = dev->ctx;
+    cl_program program = NULL;
+    char *copy = NULL;
+    static const char prefix[] = "gemm ";
+    snprintf(name, size, "%s-DGEMM_TM=%d -DGEMM_NV=%d -DGEMM_VW=%d", prefix, t.tm, t.nv, t.vw);
+    for (size_t i = 0; i < dev->n_programs; i++)
+        if (strcmp(dev->programs[i].name, name) == 0)
+            return KILN_OK;
+    const kiln__kernel_source *src = NULL;
+    for (size_t i = 0; i < kiln__n_kernel_sources; i++)
+        if (strcmp(kiln__kernel_sources[i].name, "gemm") == 0)
+            src = &kiln__kernel_sources[i];
+    if (src == NULL)
+        KILN_FAIL(ctx, KILN_ERR_INTERNAL, "the gemm kernel source is not built into this Kiln");
+    kiln__program *grown =
+        kiln__realloc(ctx, dev->programs, (dev->n_programs + 1) * sizeof *dev->programs);
+    if (grown == NULL)
+        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory registering program '%s'", name);
+    dev->programs = grown;
+    copy = kiln__strdup(ctx, name);
+    if (copy == NULL)
+        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory registering program '%s'", name);
+    KILN_CHECK(kiln__program_build(dev, "gemm", (const char *)src->bytes, src->n_bytes,
+                                   name + sizeof prefix - 1, &program, NULL));
+    kiln__program *slot = &dev->programs[dev->n_programs++];
+    memset(slot, 0, sizeof *slot);
+    slot->name = copy;
+    slot->program = program;
+    copy = NULL;
+cleanup:
+    kiln__free(ctx, copy);
+    return rc;
+}
+
+/* Whether every index the kernel forms fits its 32-bit arithmetic. */
+static bool fits_u32(const kiln__gemm *g, size_t a_span, size_t b_span, size_t c_span)
+{
+    return a_span <= UINT32_MAX && b_span <= UINT32_MAX && c_span <= UINT32_MAX &&
+           g->m <= UINT32_MAX && g->n <= UINT32_MAX && g->k <= UINT32_MAX;
+}
+
+void kiln__gemm_release(kiln_device *dev)
+{
+    kiln_buffer *ws = dev->gemm_workspace;
+    if (ws == NULL)
+        return;
+    clReleaseMemObject(ws->mem);
+    kiln__free(dev->ctx, ws);
+    dev->gemm_workspace = NULL;
+}
+
+/* The device's workspace, at least n_bytes; a smaller one is released (OpenCL keeps it alive
+ * until the kernels queued on it have run) and replaced. */
+static kiln_status workspace(kiln_device *dev, size_t n_bytes, kiln_buffer **out)
+{
+    kiln_status rc = KILN_OK;
+    if (dev->gemm_workspace != NULL && dev->gemm_workspace->n_bytes >= n_bytes) {
+        *out = dev->gemm_workspace;
+        return KILN_OK;
+    }
+    kiln__gemm_release(dev);
+    kiln_buffer *ws = kiln__alloc(dev->ctx, sizeof *ws);
+    if (ws == NULL)
+        KILN_FAIL(dev->ctx, KILN_ERR_NO_MEMORY, "out of memory for the GEMM workspace's handle");
+    cl_int err = CL_SUCCESS;
+    ws->mem = clCreateBuffer(dev->cl_ctx, CL_MEM_READ_WRITE, n_bytes, NULL, &err);
+    if (err != CL_SUCCESS || ws->mem == NULL) {
+        kiln__free(dev->ctx, ws);
+        KILN_FAIL(dev->ctx, KILN_ERR_DEVICE_OOM,
+                  "the GEMM workspace (%zu bytes of packed operands) could not be allocated on "
+                  "device '%s': %s",
+                  n_bytes, dev->info.name, kiln__cl_error_name(err));
+    }
+    ws->dev = dev;
+    ws->n_bytes = n_bytes;
+    dev->gemm_workspace = ws;
+    *out = ws;
+cleanup:
+    return rc;
+}
+
+/* Packs op(A) and op(B) into the workspace as zero-padded micro-panels and multiplies the
+ * panels (cl/gemm.cl). An operand with batch stride 0 is packed once for every entry.
+ * Returns KILN_ERR_UNSUPPORTED, touching nothing, when the packed indices overflow 32 bits. */
+static kiln_status run_packed(kiln_device *dev, const char *program, tile t, const kiln__gemm *g,
+                              size_t batch)
+{
+    kiln_status rc = KILN_OK;
+    size_t nw = (size_t)(t.nv * t.vw);
+    size_t tiles_m = (g->m + (size_t)t.tm - 1) / (size_t)t.tm, tiles_n = (g->n + nw - 1) / nw;
+    size_t batch_a = g->a_stride == 0 ? 1 : batch, batch_b = g->b_stride == 0 ? 1 : batch;
+    size_t panel_a = tiles_m * (size_t)t.tm * g->k, panel_b = tiles_n * nw * g->k;
+    size_t n_a = batch_a * panel_a, n_b = batch_b * panel_b;
+    if (n_a + n_b > UINT32_MAX)
+        return KILN_ERR_UNSUPPORTED;
+    kiln_buffer *ws = NULL;
+    KILN_CHECK(workspace(dev, (n_a + n_b) * sizeof(float), &ws));
+    size_t chunks = (g->k + 255) / 256; /* GEMM_PACK_K in cl/gemm.cl */
+    kiln__arg pack_a[] = {
+        KILN__ARG_UINT(g->m),           KILN__ARG_UINT(g->k),   KILN__ARG_BUF(g->a),
+        KILN__ARG_UINT(g->a_offset),    KILN__ARG_UINT(g->lda), KILN__ARG_UINT(g->a_stride),
+        KILN__ARG_UINT(g->transpose_a), KILN__ARG_BUF(ws),      KILN__ARG_UINT(0)};
+    size_t global_a[3] = {chunks, tiles_m, batch_a};
+    size_t local[3] = {1, 1, 1};
+    KILN_CHECK(kiln__launch(dev, program, "gemm_pack_a", pack_a, 9, 3, global_a, local));
+    kiln__arg pack_b[] = {
+        KILN__ARG_UINT(g->n),           KILN__ARG_UINT(g->k),   KILN__ARG_BUF(g->b),
+        KILN__ARG_UINT(g->b_offset),    KILN__ARG_UINT(g->ldb), KILN__ARG_UINT(g->b_stride),
+        KILN__ARG_UINT(g->transpose_b), KILN__ARG_BUF(ws),      KILN__ARG_UINT(n_a)};
+    size_t global_b[3] = {chunks, tiles_n, batch_b};
+    KILN_CHECK(kiln__launch(dev, program, "gemm_pack_b", pack_b, 9, 3, global_b, local));
+    kiln__arg args[] = {
+        KILN__ARG_UINT(g->m),
+        KILN__ARG_UINT(g->n),
+        KILN__ARG_UINT(g->k),
+        KILN__ARG_FLOAT(g->alpha),
+        KILN__ARG_FLOAT(g->beta),
+        KILN__ARG_BUF(ws),
+        KILN__ARG_UINT(0),
+        KILN__ARG_UINT(batch_a > 1 ? panel_a : 0),
+        KILN__ARG_BUF(ws),
+        KILN__ARG_UINT(n_a),
+        KILN__ARG_UINT(batch_b > 1 ? panel_b : 0),
+        KILN__ARG_BUF(g->c),
+        KILN__ARG_UINT(g->c_offset),
+        KILN__ARG_UINT(g->ldc),
+        KILN__ARG_UINT(g->c_stride),
+    };
+    size_t global[3] = {tiles_n, tiles_m, batch};
+    KILN_CHECK(kiln__launch(dev, program, "gemm_packed", args, sizeof args / sizeof args[0], 3,
+                            global, local));
+cleanup:
+    return rc;
+}
+
+/* Whether to pack the operands. KILN_GEMM_PACK=0 or 1 forces the choice (to compare). Else
+ * products of at least 2^23 multiply-adds pack, except an untransposed one whose B fits in ~2
+ * MB: measured on PoCL (docs/PERFORMANCE.md), transposed operands and large leading dimensions
+ * (cache-set conflicts between a tile's rows) lose up to 3.5x unpacked, while small products
+ * and the MLP's forward ones lose more to the two packing passes than they gain. */
+static bool use_packing(const kiln__gemm *g)
+{
+    if (g->k == 0 || g->alpha == 0.0f)
+        return false;
+    const char *env = getenv("KILN_GEMM_PACK");
+    if (env != NULL && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
+        return env[0] == '1';
+    if ((double)g->m * (double)g->n * (double)g->k < (double)(1 << 23))
+        return false;
+    return g->transpose_a || g->transpose_b || g->k * g->n > ((size_t)1 << 19);
+}
+
+static kiln_status run_kiln(kiln_device *dev, const kiln__gemm *g, size_t batch)
+{
+    kiln_status rc = KILN_OK;
+    tile t = choose_tile(dev);
+    char program[128];
+    KILN_CHECK(tile_program(dev, t, program, sizeof program));
+    if (use_packing(g)) {
+        rc = run_packed(dev, program, t, g, batch);
+        if (rc != KILN_ERR_UNSUPPORTED)
+            return rc;
+        rc = KILN_OK;
+    }
+    static const char *const kernels[2][2] = {{"gemm_nn", "gemm_nt"}, {"gemm_tn", "gemm_tt"}};
+    /* alpha == 0 references neither A nor B (BLAS semantics): an empty sum. */
+    size_t k = g->alpha == 0.0f ? 0 : g->k;
+    const kiln_buffer *a = k > 0 ? g->a : g->c, *b = k > 0 ? g->b : g->c;
+    kiln__arg args[] = {
+        KILN__ARG_UINT(g->m),        KILN__ARG_UINT(g->n),
+        KILN__ARG_UINT(k),           KILN__ARG_FLOAT(g->alpha),
+        KILN__ARG_FLOAT(g->beta),    KILN__ARG_BUF(a),
+        KILN__ARG_UINT(g->a_offset), KILN__ARG_UINT(g->lda),
+        KILN__ARG_UINT(g->a_stride), KILN__ARG_BUF(b),
+        KILN__ARG_UINT(g->b_offset), KILN__ARG_UINT(g->ldb),
+        KILN__ARG_UINT(g->b_stride), KILN__ARG_BUF(g->c),
+        KILN__ARG_UINT(g->c_offset), KILN__ARG_UINT(g->ldc),
+        KILN__ARG_UINT(g->c_stride),
+    };
+    size_t nw = (size_t)(t.nv * t.vw);
+    size_t global[3] = {(g->n + nw - 1) / nw, (g->m + (size_t)t.tm - 1) / (size_t)t.tm, batch};
+    size_t local[3] = {1, 1, 1};
+    KILN_CHECK(kiln__launch(dev, program, kernels[g->transpose_a][g->transpose_b], args,
+                            sizeof args / sizeof args[0], 3, global, local));
+cleanup:
+    return rc;
 }
 
 kiln_status kiln__gemm_run(kiln_device *dev, const char *what, const kiln__gemm *g)
@@ -72,37 +349,29 @@ kiln_status kiln__gemm_run(kiln_device *dev, const char *what, const kiln__gemm 
     /* Row-major storage: op(A) is (m, k), so A itself is (k, m) when transposed. */
     size_t a_rows = g->transpose_a ? g->k : g->m, a_cols = g->transpose_a ? g->m : g->k;
     size_t b_rows = g->transpose_b ? g->n : g->k, b_cols = g->transpose_b ? g->k : g->n;
+    size_t a_span = 0, b_span = 0;
     if (g->k > 0) {
-        KILN_CHECK(check_operand(dev, what, 'A', a_rows, a_cols, g->lda, g->a_offset,
-                                 g->a_stride, batch, g->a));
-        KILN_CHECK(check_operand(dev, what, 'B', b_rows, b_cols, g->ldb, g->b_offset,
-                                 g->b_stride, batch, g->b));
+        KILN_CHECK(check_operand(dev, what, 'A', a_rows, a_cols, g->lda, g->a_offset, g->a_stride,
+                                 batch, g->a));
+        KILN_CHECK(check_operand(dev, what, 'B', b_rows, b_cols, g->ldb, g->b_offset, g->b_stride,
+                                 batch, g->b));
+        a_span = span(a_rows, a_cols, g->lda, g->a_offset, g->a_stride, batch);
+        b_span = span(b_rows, b_cols, g->ldb, g->b_offset, g->b_stride, batch);
     }
-    KILN_CHECK(check_operand(dev, what, 'C', g->m, g->n, g->ldc, g->c_offset, g->c_stride, batch,
-                             g->c));
-    CLBlastTranspose ta = g->transpose_a ? CLBlastTransposeYes : CLBlastTransposeNo;
-    CLBlastTranspose tb = g->transpose_b ? CLBlastTransposeYes : CLBlastTransposeNo;
-    cl_event event = NULL;
-    CLBlastStatusCode status;
-    if (batch == 1) {
-        status = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha,
-                              g->a->mem, g->a_offset, g->lda, g->b->mem, g->b_offset, g->ldb,
-                              g->beta, g->c->mem, g->c_offset, g->ldc, &dev->queue, &event);
-    } else {
-        status = CLBlastSgemmStridedBatched(
-            CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a->mem, g->a_offset,
-            g->lda, g->a_stride, g->b->mem, g->b_offset, g->ldb, g->b_stride, g->beta, g->c->mem,
-            g->c_offset, g->ldc, g->c_stride, batch, &dev->queue, &event);
+    KILN_CHECK(
+        check_operand(dev, what, 'C', g->m, g->n, g->ldc, g->c_offset, g->c_stride, batch, g->c));
+    size_t c_span = span(g->m, g->n, g->ldc, g->c_offset, g->c_stride, batch);
+    /* CLBlast rejects k = 0 (C = beta C); our kernel does it on any device. */
+    if ((kiln__gemm_get_backend(dev) == KILN__GEMM_KILN || g->k == 0) &&
+        fits_u32(g, a_span, b_span, c_span)) {
+        rc = run_kiln(dev, g, batch);
+        if (rc != KILN_OK)
+            kiln__error_append(
+                dev->ctx, " (in %s: GEMM m %zu, n %zu, k %zu, batch %zu, trans %c%c)", what, g->m,
+                g->n, g->k, batch, g->transpose_a ? 'T' : 'N', g->transpose_b ? 'T' : 'N');
+        return rc;
     }
-    if (event != NULL)
-        clReleaseEvent(event);
-    if (status != CLBlastSuccess)
-        KILN_FAIL(dev->ctx, KILN_ERR_OPENCL,
-                  "%s: CLBlast SGEMM%s (m %zu, n %zu, k %zu, batch %zu, trans %c%c) on device "
-                  "'%s' failed with %s",
-                  what, batch > 1 ? " strided-batched" : "", g->m, g->n, g->k, batch,
-                  g->transpose_a ? 'T' : 'N', g->transpose_b ? 'T' : 'N', dev->info.name,
-                  clblast_status_name(status));
+    return run_clblast(dev, what, g, batch);
 cleanup:
     return rc;
 }

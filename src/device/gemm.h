@@ -1,7 +1,7 @@
 /*
  * The one internal GEMM interface: row-major C = alpha op(A) op(B) + beta C, optionally
- * batched with fixed strides. Ops call only this; which implementation runs (CLBlast today;
- * a tuned kernel of our own can join as another backend) is the device layer's choice.
+ * batched with fixed strides. Ops call only this; which implementation runs (Kiln's own
+ * register-tiled kernel on CPU devices, CLBlast elsewhere) is the device layer's choice.
  */
 #ifndef KILN_DEVICE_GEMM_H
 #define KILN_DEVICE_GEMM_H
@@ -28,5 +28,25 @@ typedef struct kiln__gemm {
  * KILN_ERR_INVALID_ARGUMENT for inconsistent sizes and KILN_ERR_OPENCL when the backend
  * fails. Zero-sized products are no-ops. */
 kiln_status kiln__gemm_run(kiln_device *dev, const char *what, const kiln__gemm *g);
+
+/* The implementations behind kiln__gemm_run. */
+typedef enum kiln__gemm_backend {
+    KILN__GEMM_KILN,    /* cl/gemm.cl, the default on CPU devices */
+    KILN__GEMM_CLBLAST, /* CLBlast, the default on every other device */
+} kiln__gemm_backend;
+
+/* The backend kiln__gemm_run uses on `dev`: the environment variable KILN_GEMM ("kiln" or
+ * "clblast", read on every call, for comparisons and tests) or the device's default. Products
+ * whose indices overflow 32 bits go to CLBlast whatever the choice, and k = 0 (C = beta C,
+ * which CLBlast rejects) to Kiln's kernel. */
+kiln__gemm_backend kiln__gemm_get_backend(const kiln_device *dev);
+
+/* Frees the device's GEMM workspace (the packed operands of Kiln's kernel), a scratch buffer
+ * kept between calls and grown on demand. It is not counted in kiln_device_get_allocated_bytes,
+ * which tracks the caller's buffers. Called by kiln_device_destroy after the queue finished. */
+void kiln__gemm_release(kiln_device *dev);
+
+/* "kiln" or "clblast". */
+const char *kiln__gemm_backend_name(kiln__gemm_backend backend);
 
 #endif

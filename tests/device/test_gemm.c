@@ -1,10 +1,19 @@
 /*
- * The internal GEMM interface against a double-precision host product: every transpose
- * combination, sizes 1 and odd, alpha/beta (beta = 1 accumulates, as backward needs),
- * offsets, strided batches, and operands that do not fit their buffers.
+ * The internal GEMM interface against a double-precision host product, on both backends:
+ * Kiln's cl/gemm.cl, with packed operands and reading them in place (KILN_GEMM_PACK=1 and 0),
+ * and CLBlast (KILN_GEMM picks). Every transpose combination; sizes 1, odd, prime, k = 1, and
+ * sizes that are not multiples of the kernel's 14 x 32 tile (and some that are); alpha/beta
+ * cases (beta 0 over a C full of NaN must not read it, alpha 0 must not read A or B); offsets,
+ * padded leading dimensions, strided batches and a B shared across the batch; that C outside
+ * the product is untouched; the default backend choice; operands that do not fit their
+ * buffers. Tolerance: 1e-6 + (k + 2) * FLT_EPSILON * sum |terms|, the float error bound of a
+ * k-term dot product plus the beta term.
  */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "device/gemm.h"
 #include "support/kiln_test.h"
@@ -25,27 +34,48 @@ static kiln_buffer *upload(const float *host, size_t n)
     return b;
 }
 
-/* Runs one product and compares with the host; tolerance 1e-5 + 1e-5 * sum |terms|. */
-static void check(bool ta, bool tb, size_t m, size_t n, size_t k, size_t batch, float alpha,
-                  float beta, size_t offset)
+typedef struct gemm_case {
+    bool ta, tb;
+    size_t m, n, k, batch;
+    float alpha, beta;
+    size_t offset;
+    bool b_shared; /* one B for every batch entry (stride 0) */
+    bool nan_c;    /* C starts as NaN (with beta 0: must not leak) */
+} gemm_case;
+
+static gemm_case product(bool ta, bool tb, size_t m, size_t n, size_t k, size_t batch, float alpha,
+                         float beta, size_t offset)
 {
-    size_t lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3; /* padded rows */
+    gemm_case t = {ta, tb, m, n, k, batch, alpha, beta, offset, false, false};
+    return t;
+}
+
+/* Runs one product and compares every element of C, and C's padding, with the host. */
+static void check(const gemm_case *t)
+{
+    bool ta = t->ta, tb = t->tb;
+    size_t m = t->m, n = t->n, k = t->k, batch = t->batch, offset = t->offset;
+    /* A (batch, m, k) or (batch, k, m); B (batch, k, n) or (batch, n, k); C (batch, m, n). Rows
+     * are padded (ld > row length) and batch entries spaced apart. */
+    size_t lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3;
     size_t a_rows = ta ? k : m, b_rows = tb ? n : k;
-    size_t sa = a_rows * lda + 5, sb = b_rows * ldb + 1, sc = m * ldc + 2;
-    size_t na = offset + batch * sa, nb = offset + batch * sb, nc = offset + batch * sc;
+    size_t sa = a_rows * lda + 5, sb = t->b_shared ? 0 : b_rows * ldb + 1, sc = m * ldc + 2;
+    size_t na = offset + batch * sa, nb = offset + (t->b_shared ? 1 : batch) * (b_rows * ldb + 1);
+    size_t nc = offset + batch * sc;
     float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b), *c = malloc(nc * sizeof *c);
+    float *got = malloc(nc * sizeof *got);
+    assert_non_null(a), assert_non_null(b), assert_non_null(c), assert_non_null(got);
     for (size_t i = 0; i < na; i++)
         a[i] = value(i, 1);
     for (size_t i = 0; i < nb; i++)
         b[i] = value(i, 2);
     for (size_t i = 0; i < nc; i++)
-        c[i] = value(i, 3);
+        c[i] = t->nan_c ? NAN : value(i, 3);
     kiln_buffer *ba = upload(a, na), *bb = upload(b, nb), *bc = upload(c, nc);
-    kiln__gemm g = {ta,    tb,     m,  n,   k,      alpha,  beta,   ba,     offset, lda, sa,
-                    bb,    offset, ldb, sb, bc,     offset, ldc,    sc,     batch};
+    kiln__gemm g = {ta, tb, m,      n,   k,  t->alpha, t->beta, ba,  offset, lda,
+                    sa, bb, offset, ldb, sb, bc,       offset,  ldc, sc,     batch};
     if (kiln__gemm_run(DEV, "test", &g) != KILN_OK)
         fail_msg("%s", kiln_context_last_error(CTX));
-    float *got = malloc(nc * sizeof *got);
     assert_int_equal(kiln_buffer_read(bc, 0, got, nc * sizeof(float)), KILN_OK);
     for (size_t q = 0; q < batch; q++) {
         for (size_t i = 0; i < m; i++) {
@@ -58,35 +88,151 @@ static void check(bool ta, bool tb, size_t m, size_t n, size_t k, size_t batch, 
                     mag += fabs(x * y);
                 }
                 size_t ci = offset + q * sc + i * ldc + j;
-                double want = alpha * sum + beta * (double)c[ci];
-                double tol = 1e-5 + 1e-5 * (fabs(alpha) * mag + fabs(beta * c[ci]));
-                if (fabs(got[ci] - want) > tol)
-                    fail_msg("ta %d tb %d m %zu n %zu k %zu batch %zu: C[%zu][%zu][%zu] = %g, "
-                             "expected %g",
-                             ta, tb, m, n, k, batch, q, i, j, (double)got[ci], want);
+                double old = t->beta == 0.0f ? 0.0 : (double)c[ci];
+                double want = t->alpha * sum + t->beta * old;
+                double tol = 1e-6 + (double)(k + 2) * FLT_EPSILON *
+                                        (fabs(t->alpha) * mag + fabs(t->beta * old));
+                if (!(fabs(got[ci] - want) <= tol))
+                    fail_msg("%s (KILN_GEMM_PACK %s): ta %d tb %d m %zu n %zu k %zu batch %zu "
+                             "alpha %g beta %g: "
+                             "C[%zu][%zu][%zu] = %g, expected %g (tolerance %g)",
+                             kiln__gemm_backend_name(kiln__gemm_get_backend(DEV)),
+                             getenv("KILN_GEMM_PACK") != NULL ? getenv("KILN_GEMM_PACK") : "-", ta,
+                             tb, m, n, k, batch, (double)t->alpha, (double)t->beta, q, i, j,
+                             (double)got[ci], want, tol);
             }
         }
     }
-    /* Padding between rows and batches is untouched. */
-    for (size_t q = 0; q < batch; q++)
-        for (size_t i = 0; i < m; i++)
-            for (size_t j = n; j < ldc; j++)
-                assert_true(got[offset + q * sc + i * ldc + j] == c[offset + q * sc + i * ldc + j]);
+    /* Everything outside the product's elements (offset, row padding, gaps) is untouched,
+     * bit for bit (NaN included). */
+    for (size_t e = 0; e < nc; e++) {
+        bool inside = false;
+        if (e >= offset) {
+            size_t q = (e - offset) / sc, r = (e - offset) % sc;
+            inside = q < batch && r / ldc < m && r % ldc < n;
+        }
+        if (!inside && memcmp(&got[e], &c[e], sizeof(float)) != 0)
+            fail_msg("C element %zu outside the product changed", e);
+    }
     free(a), free(b), free(c), free(got);
     kiln_buffer_destroy(ba), kiln_buffer_destroy(bb), kiln_buffer_destroy(bc);
 }
 
-static void test_products(void **state)
+/* Shapes (m, n, k) checked for every transpose combination. */
+static const size_t SHAPES[][3] = {
+    {1, 1, 1},   {7, 5, 3},    {1, 37, 1},   {37, 1, 5},  {13, 31, 1},     {31, 97, 53},
+    {14, 32, 2}, {28, 64, 16}, {15, 33, 17}, {29, 65, 7}, {300, 257, 129},
+};
+
+static void check_product(bool ta, bool tb, size_t m, size_t n, size_t k, size_t batch, float alpha,
+                          float beta, size_t offset)
 {
-    (void)state;
+    gemm_case t = product(ta, tb, m, n, k, batch, alpha, beta, offset);
+    check(&t);
+}
+
+static void all_products(const char *backend)
+{
+    setenv("KILN_GEMM", backend, 1);
     for (int ta = 0; ta < 2; ta++) {
         for (int tb = 0; tb < 2; tb++) {
-            check(ta, tb, 1, 1, 1, 1, 1.0f, 0.0f, 0);
-            check(ta, tb, 7, 5, 3, 1, 1.0f, 0.0f, 0);
-            check(ta, tb, 33, 17, 65, 1, -0.5f, 1.0f, 4);
-            check(ta, tb, 9, 11, 13, 3, 2.0f, 0.25f, 1);
+            for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
+                gemm_case t = product(ta, tb, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 1, 1, 0, 0);
+                check(&t);
+            }
+            check_product(ta, tb, 33, 17, 65, 1, -0.5f, 1.0f, 4);
+            check_product(ta, tb, 9, 11, 13, 3, 2.0f, 0.25f, 1);
+            {
+                gemm_case t = product(ta, tb, 17, 40, 9, 4, 1.0f, 1.0f, 3);
+                t.b_shared = true;
+                check(&t);
+            }
         }
     }
+    unsetenv("KILN_GEMM");
+}
+
+/* beta 0 over NaN; alpha 0 (C = beta C); k = 0 (C = beta C, no operand read). */
+static void scalars(const char *backend)
+{
+    setenv("KILN_GEMM", backend, 1);
+    for (int ta = 0; ta < 2; ta++) {
+        for (int tb = 0; tb < 2; tb++) {
+            {
+                gemm_case t = product(ta, tb, 15, 33, 17, 2, 1.5f, 0.0f, 2);
+                t.nan_c = true;
+                check(&t);
+            }
+            {
+                gemm_case t = product(ta, tb, 1, 1, 1, 1, 1.0f, 0.0f, 0);
+                t.nan_c = true;
+                check(&t);
+            }
+            check_product(ta, tb, 16, 35, 8, 1, 0.0f, 0.5f, 0);
+        }
+    }
+    check_product(false, false, 5, 7, 0, 2, 1.0f, 2.0f, 1);
+    unsetenv("KILN_GEMM");
+}
+
+static void test_kiln_products(void **state)
+{
+    (void)state;
+    setenv("KILN_GEMM_PACK", "1", 1);
+    all_products("kiln");
+    unsetenv("KILN_GEMM_PACK");
+}
+
+static void test_kiln_scalars(void **state)
+{
+    (void)state;
+    setenv("KILN_GEMM_PACK", "1", 1);
+    scalars("kiln");
+    unsetenv("KILN_GEMM_PACK");
+}
+
+static void test_kiln_direct_products(void **state)
+{
+    (void)state;
+    setenv("KILN_GEMM_PACK", "0", 1);
+    all_products("kiln");
+    unsetenv("KILN_GEMM_PACK");
+}
+
+static void test_kiln_direct_scalars(void **state)
+{
+    (void)state;
+    setenv("KILN_GEMM_PACK", "0", 1);
+    scalars("kiln");
+    unsetenv("KILN_GEMM_PACK");
+}
+
+static void test_clblast_products(void **state)
+{
+    (void)state;
+    all_products("clblast");
+}
+
+static void test_clblast_scalars(void **state)
+{
+    (void)state;
+    scalars("clblast");
+}
+
+static void test_backend_choice(void **state)
+{
+    (void)state;
+    const kiln_device_info *info = kiln_device_get_info(DEV);
+    kiln__gemm_backend expected =
+        info->type == KILN_DEVICE_TYPE_CPU ? KILN__GEMM_KILN : KILN__GEMM_CLBLAST;
+    unsetenv("KILN_GEMM");
+    assert_int_equal(kiln__gemm_get_backend(DEV), expected);
+    setenv("KILN_GEMM", "clblast", 1);
+    assert_int_equal(kiln__gemm_get_backend(DEV), KILN__GEMM_CLBLAST);
+    setenv("KILN_GEMM", "kiln", 1);
+    assert_int_equal(kiln__gemm_get_backend(DEV), KILN__GEMM_KILN);
+    assert_string_equal(kiln__gemm_backend_name(KILN__GEMM_KILN), "kiln");
+    unsetenv("KILN_GEMM");
 }
 
 static void test_bad_sizes(void **state)
@@ -94,8 +240,17 @@ static void test_bad_sizes(void **state)
     (void)state;
     kiln_buffer *small = NULL;
     assert_int_equal(kiln_buffer_create(DEV, 16 * sizeof(float), "small", &small), KILN_OK);
-    kiln__gemm g = {.m = 4, .n = 4, .k = 4, .alpha = 1, .a = small, .lda = 4, .b = small,
-                    .ldb = 4, .c = small, .ldc = 4, .c_offset = 1};
+    kiln__gemm g = {.m = 4,
+                    .n = 4,
+                    .k = 4,
+                    .alpha = 1,
+                    .a = small,
+                    .lda = 4,
+                    .b = small,
+                    .ldb = 4,
+                    .c = small,
+                    .ldc = 4,
+                    .c_offset = 1};
     assert_int_equal(kiln__gemm_run(DEV, "op 'dense' weight", &g), KILN_ERR_INVALID_ARGUMENT);
     assert_contains(kiln_context_last_error(CTX), "op 'dense' weight");
     assert_contains(kiln_context_last_error(CTX), "operand C");
@@ -126,8 +281,10 @@ int main(void)
 {
     kiln_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_products),
-        cmocka_unit_test(test_bad_sizes),
+        cmocka_unit_test(test_backend_choice),      cmocka_unit_test(test_kiln_products),
+        cmocka_unit_test(test_kiln_scalars),        cmocka_unit_test(test_kiln_direct_products),
+        cmocka_unit_test(test_kiln_direct_scalars), cmocka_unit_test(test_clblast_products),
+        cmocka_unit_test(test_clblast_scalars),     cmocka_unit_test(test_bad_sizes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,292 @@
+/*
+ * Kiln's own SGEMM for CPU OpenCL devices (PoCL): row-major C = alpha op(A) op(B) + beta C,
+ * strided-batched. One work-item computes a register tile of GEMM_TM rows by GEMM_NV vectors
+ * of GEMM_VW columns; the k-loop broadcasts one A scalar per row against B's row vectors with
+ * fma, so the accumulators stay in vector registers. Launched with work-groups of one item:
+ * on a CPU each work-group is one thread's task and local memory buys nothing.
+ *
+ * With a workspace, gemm_pack_a and gemm_pack_b first copy op(A) and op(B) into contiguous
+ * micro-panels, zero-padded to whole tiles, and gemm_packed streams them with unit stride:
+ * no edge cases, transposes or cache-set conflicts of large leading dimensions in its k-loop.
+ * Without one, gemm_nn .. gemm_tt read the operands in place (faster for small products,
+ * whose packing costs more than it saves).
+ *
+ * Build parameters (-D, defaults below): GEMM_TM, GEMM_NV, GEMM_VW (2, 4, 8 or 16).
+ */
+#ifndef GEMM_TM
+#define GEMM_TM 14
+#endif
+#ifndef GEMM_NV
+#define GEMM_NV 2
+#endif
+#ifndef GEMM_VW
+#define GEMM_VW 16
+#endif
+#define GEMM_NW (GEMM_NV * GEMM_VW) /* columns per tile */
+
+#define GEMM_CAT_(a, b) a##b
+#define GEMM_CAT(a, b) GEMM_CAT_(a, b)
+#define realv GEMM_CAT(float, GEMM_VW)
+#define vloadv GEMM_CAT(vload, GEMM_VW)
+#define vstorev GEMM_CAT(vstore, GEMM_VW)
+
+/*
+ * One tile of one batch entry. op(A)(i, p) = a[i * a_is + p * a_ps] and op(B)(p, j) =
+ * b[p * b_ps + j * b_js], where the steps are 1 or the leading dimension depending on the
+ * transposes; ta and tb are compile-time constants in each kernel below, so the steps fold.
+ *
+ * Edges: rows past m read row m - 1 (valid memory; the result is dropped), columns past n
+ * read column n - 1 lane by lane. Full column tiles of an untransposed B load whole vectors.
+ * beta == 0 never reads C, so NaN or garbage in C does not reach the result.
+ */
+inline void gemm_tile(const uint m, const uint n, const uint k, const float alpha,
+                      const float beta, __global const float *a, const uint lda,
+                      __global const float *b, const uint ldb, __global float *c, const uint ldc,
+                      const bool ta, const bool tb)
+{
+    const uint j0 = (uint)get_global_id(0) * GEMM_NW;
+    const uint i0 = (uint)get_global_id(1) * GEMM_TM;
+    const uint a_is = ta ? 1 : lda, a_ps = ta ? lda : 1;
+    const uint b_js = tb ? ldb : 1, b_ps = tb ? 1 : ldb;
+
+    __global const float *arow[GEMM_TM];
+#pragma unroll
+    for (int r = 0; r < GEMM_TM; r++)
+        arow[r] = a + min(i0 + (uint)r, m - 1) * a_is;
+
+    realv acc[GEMM_TM][GEMM_NV];
+#pragma unroll
+    for (int r = 0; r < GEMM_TM; r++)
+#pragma unroll
+        for (int v = 0; v < GEMM_NV; v++)
+            acc[r][v] = (realv)(0.0f);
+
+    const bool full_n = j0 + GEMM_NW <= n;
+    if (!tb && full_n) {
+        __global const float *bp = b + j0;
+        for (uint p = 0; p < k; p++, bp += b_ps) {
+            realv bv[GEMM_NV];
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++)
+                bv[v] = vloadv(0, bp + v * GEMM_VW);
+#pragma unroll
+            for (int r = 0; r < GEMM_TM; r++) {
+                const realv av = (realv)(arow[r][p * a_ps]);
+#pragma unroll
+                for (int v = 0; v < GEMM_NV; v++)
+                    acc[r][v] = fma(av, bv[v], acc[r][v]);
+            }
+        }
+    } else {
+        /* A transposed B or a partial column tile: gather B lane by lane. */
+        __global const float *bcol[GEMM_NW];
+#pragma unroll
+        for (int l = 0; l < GEMM_NW; l++)
+            bcol[l] = b + min(j0 + (uint)l, n - 1) * b_js;
+        for (uint p = 0; p < k; p++) {
+            float lanes[GEMM_NW];
+#pragma unroll
+            for (int l = 0; l < GEMM_NW; l++)
+                lanes[l] = bcol[l][p * b_ps];
+            realv bv[GEMM_NV];
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++)
+                bv[v] = vloadv(v, lanes);
+#pragma unroll
+            for (int r = 0; r < GEMM_TM; r++) {
+                const realv av = (realv)(arow[r][p * a_ps]);
+#pragma unroll
+                for (int v = 0; v < GEMM_NV; v++)
+                    acc[r][v] = fma(av, bv[v], acc[r][v]);
+            }
+        }
+    }
+
+#pragma unroll
+    for (int r = 0; r < GEMM_TM; r++) {
+        const uint i = i0 + (uint)r;
+        if (i >= m)
+            break;
+        __global float *crow = c + i * ldc + j0;
+        if (full_n) {
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++) {
+                realv out = (realv)(alpha) * acc[r][v];
+                if (beta != 0.0f)
+                    out = fma((realv)(beta), vloadv(v, crow), out);
+                vstorev(out, v, crow);
+            }
+        } else {
+            float lanes[GEMM_NW];
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++)
+                vstorev(acc[r][v], v, lanes);
+            for (uint l = 0; l < n - j0; l++) {
+                const float out = alpha * lanes[l];
+                crow[l] = beta != 0.0f ? fma(beta, crow[l], out) : out;
+            }
+        }
+    }
+}
+
+/* Offsets and batch strides count elements; the third global dimension is the batch entry. */
+#define GEMM_KERNEL(NAME, TA, TB)                                                              \
+    __kernel void NAME(const uint m, const uint n, const uint k, const float alpha,            \
+                       const float beta, __global const float *a, const uint a_offset,         \
+                       const uint lda, const uint a_stride, __global const float *b,           \
+                       const uint b_offset, const uint ldb, const uint b_stride,               \
+                       __global float *c, const uint c_offset, const uint ldc,                 \
+                       const uint c_stride)                                                    \
+    {                                                                                          \
+        const uint q = (uint)get_global_id(2);                                                 \
+        gemm_tile(m, n, k, alpha, beta, a + a_offset + q * a_stride, lda,                      \
+                  b + b_offset + q * b_stride, ldb, c + c_offset + q * c_stride, ldc, TA, TB); \
+    }
+
+GEMM_KERNEL(gemm_nn, false, false)
+GEMM_KERNEL(gemm_nt, false, true)
+GEMM_KERNEL(gemm_tn, true, false)
+GEMM_KERNEL(gemm_tt, true, true)
+
+/* ---- packed operands ---- */
+
+/* Work-items of the packing kernels each copy GEMM_PACK_K consecutive p of one tile. */
+#define GEMM_PACK_K 256
+
+/*
+ * op(A) (m, k) -> ap[q][tile][p][r] = op(A)(tile * GEMM_TM + r, p), rows past m zero. Global
+ * size: (ceil(k / GEMM_PACK_K), ceil(m / GEMM_TM), batch entries packed).
+ */
+__kernel void gemm_pack_a(const uint m, const uint k, __global const float *a, const uint a_offset,
+                          const uint lda, const uint a_stride, const uint ta,
+                          __global float *ap, const uint ap_offset)
+{
+    const uint p0 = (uint)get_global_id(0) * GEMM_PACK_K;
+    const uint t = (uint)get_global_id(1), tiles = (uint)get_global_size(1);
+    const uint q = (uint)get_global_id(2);
+    a += a_offset + q * a_stride;
+    ap += ap_offset + ((q * tiles + t) * k) * GEMM_TM;
+    const uint p1 = min(p0 + GEMM_PACK_K, k);
+    if (!ta) {
+        /* Row by row, so the reads stream along each row and the strided writes stay within the
+         * chunk's few KB: reading the tile's rows side by side would put them in one L1 set
+         * whenever lda is a multiple of 1024 floats. */
+        for (int r = 0; r < GEMM_TM; r++) {
+            const uint i = t * GEMM_TM + (uint)r;
+            for (uint p = p0; p < p1; p++)
+                ap[p * GEMM_TM + r] = i < m ? a[i * lda + p] : 0.0f;
+        }
+        return;
+    }
+    for (uint p = p0; p < p1; p++) {
+#pragma unroll
+        for (int r = 0; r < GEMM_TM; r++) {
+            const uint i = t * GEMM_TM + (uint)r;
+            ap[p * GEMM_TM + r] = i < m ? a[p * lda + i] : 0.0f;
+        }
+    }
+}
+
+/*
+ * op(B) (k, n) -> bp[q][tile][p][l] = op(B)(p, tile * GEMM_NW + l), columns past n zero.
+ * Global size: (ceil(k / GEMM_PACK_K), ceil(n / GEMM_NW), batch entries packed).
+ */
+__kernel void gemm_pack_b(const uint n, const uint k, __global const float *b, const uint b_offset,
+                          const uint ldb, const uint b_stride, const uint tb,
+                          __global float *bp, const uint bp_offset)
+{
+    const uint p0 = (uint)get_global_id(0) * GEMM_PACK_K;
+    const uint t = (uint)get_global_id(1), tiles = (uint)get_global_size(1);
+    const uint q = (uint)get_global_id(2);
+    b += b_offset + q * b_stride;
+    bp += bp_offset + ((q * tiles + t) * k) * GEMM_NW;
+    const uint j0 = t * GEMM_NW;
+    const uint p1 = min(p0 + GEMM_PACK_K, k);
+    if (!tb && j0 + GEMM_NW <= n) {
+        for (uint p = p0; p < p1; p++)
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++)
+                vstorev(vloadv(v, b + p * ldb + j0), v, bp + p * GEMM_NW);
+        return;
+    }
+    if (tb) { /* column by column: each reads one stored row of B (see gemm_pack_a) */
+        for (int l = 0; l < GEMM_NW; l++) {
+            const uint j = j0 + (uint)l;
+            for (uint p = p0; p < p1; p++)
+                bp[p * GEMM_NW + l] = j < n ? b[j * ldb + p] : 0.0f;
+        }
+        return;
+    }
+    for (uint p = p0; p < p1; p++) {
+#pragma unroll
+        for (int l = 0; l < GEMM_NW; l++) {
+            const uint j = j0 + (uint)l;
+            bp[p * GEMM_NW + l] = j < n ? b[p * ldb + j] : 0.0f;
+        }
+    }
+}
+
+/*
+ * C = alpha op(A) op(B) + beta C from packed panels (gemm_pack_a, gemm_pack_b). ap_stride and
+ * bp_stride step between batch entries' panels (0: one packed operand serves every entry).
+ */
+__kernel void gemm_packed(const uint m, const uint n, const uint k, const float alpha,
+                          const float beta, __global const float *ap, const uint ap_offset,
+                          const uint ap_stride, __global const float *bp, const uint bp_offset,
+                          const uint bp_stride, __global float *c, const uint c_offset,
+                          const uint ldc, const uint c_stride)
+{
+    const uint tj = (uint)get_global_id(0), ti = (uint)get_global_id(1);
+    const uint q = (uint)get_global_id(2);
+    const uint j0 = tj * GEMM_NW, i0 = ti * GEMM_TM;
+    __global const float *pa = ap + ap_offset + q * ap_stride + ti * k * GEMM_TM;
+    __global const float *pb = bp + bp_offset + q * bp_stride + tj * k * GEMM_NW;
+    c += c_offset + q * c_stride;
+
+    realv acc[GEMM_TM][GEMM_NV];
+#pragma unroll
+    for (int r = 0; r < GEMM_TM; r++)
+#pragma unroll
+        for (int v = 0; v < GEMM_NV; v++)
+            acc[r][v] = (realv)(0.0f);
+    for (uint p = 0; p < k; p++, pa += GEMM_TM, pb += GEMM_NW) {
+        realv bv[GEMM_NV];
+#pragma unroll
+        for (int v = 0; v < GEMM_NV; v++)
+            bv[v] = vloadv(v, pb);
+#pragma unroll
+        for (int r = 0; r < GEMM_TM; r++) {
+            const realv av = (realv)(pa[r]);
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++)
+                acc[r][v] = fma(av, bv[v], acc[r][v]);
+        }
+    }
+
+    const bool full_n = j0 + GEMM_NW <= n;
+#pragma unroll
+    for (int r = 0; r < GEMM_TM; r++) {
+        const uint i = i0 + (uint)r;
+        if (i >= m)
+            break;
+        __global float *crow = c + i * ldc + j0;
+        if (full_n) {
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++) {
+                realv out = (realv)(alpha) * acc[r][v];
+                if (beta != 0.0f)
+                    out = fma((realv)(beta), vloadv(v, crow), out);
+                vstorev(out, v, crow);
+            }
+        } else {
+            float lanes[GEMM_NW];
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++)
+                vstorev(acc[r][v], v, lanes);
+            for (uint l = 0; l < n - j0; l++) {
+                const float out = alpha * lanes[l];
+                crow[l] = beta != 0.0f ? fma(beta, crow[l], out) : out;
+            }
+        }
+    }
+}
