@@ -24,36 +24,43 @@ inline int4 conv_tap(const int4 o, const int4 k, const uint4 stride, const uint4
 /*
  * cols[r, q] = x[x_offset + (c, d, h, w)] for the input position that tap r = (c, kd, kh, kw)
  * of output position q = (od, oh, ow) reads, 0 where that lies in the zero padding.
- * x: (C, D, H, W) of one sample at x_offset; cols: (K, P); n = K P work-items.
+ * x: (C, D, H, W) of one sample at x_offset; cols: (K, P). One work-item per column-matrix row
+ * segment (r, od, oh), n = K OD OH of them, each writing its OW consecutive elements: the index
+ * arithmetic (divisions by runtime sizes) is done once per segment, not once per element.
  */
 __kernel void conv_fwd_cols(__global const KILN_REAL *x, const uint x_offset,
                             __global KILN_REAL *cols, const uint n, const uint4 size,
                             const uint4 out, const uint4 ksize, const uint4 stride, const uint4 pad,
                             const uint4 dilation)
 {
-    const uint i = (uint)get_global_id(0);
-    if (i >= n)
+    const uint row = (uint)get_global_id(0);
+    if (row >= n)
         return;
-    const uint n_cols = out.s1 * out.s2 * out.s3;
-    uint q = i % n_cols;
-    uint r = i / n_cols;
-    int4 o = (int4)(0, 0, 0, (int)(q % out.s3));
-    q /= out.s3;
-    o.s2 = (int)(q % out.s2);
-    o.s1 = (int)(q / out.s2);
-    int4 k = (int4)(0, 0, 0, (int)(r % ksize.s3));
+    uint rest = row;
+    const int oh = (int)(rest % out.s2);
+    rest /= out.s2;
+    const int od = (int)(rest % out.s1);
+    uint r = rest / out.s1;
+    const int kw = (int)(r % ksize.s3);
     r /= ksize.s3;
-    k.s2 = (int)(r % ksize.s2);
+    const int kh = (int)(r % ksize.s2);
     r /= ksize.s2;
-    k.s1 = (int)(r % ksize.s1);
+    const int kd = (int)(r % ksize.s1);
     const uint c = r / ksize.s1;
-    const int4 t = conv_tap(o, k, stride, pad, dilation);
-    KILN_REAL v = 0;
-    if (t.s1 >= 0 && t.s1 < (int)size.s1 && t.s2 >= 0 && t.s2 < (int)size.s2 && t.s3 >= 0 &&
-        t.s3 < (int)size.s3)
-        v = x[x_offset + ((c * size.s1 + (uint)t.s1) * size.s2 + (uint)t.s2) * size.s3 +
-              (uint)t.s3];
-    cols[i] = v;
+    const int4 t = conv_tap((int4)(0, od, oh, 0), (int4)(0, kd, kh, kw), stride, pad, dilation);
+    __global KILN_REAL *dst = cols + (size_t)row * out.s3;
+    const bool inside = t.s1 >= 0 && t.s1 < (int)size.s1 && t.s2 >= 0 && t.s2 < (int)size.s2;
+    if (!inside) {
+        for (uint ow = 0; ow < out.s3; ow++)
+            dst[ow] = 0;
+        return;
+    }
+    __global const KILN_REAL *src =
+        x + x_offset + ((c * size.s1 + (uint)t.s1) * size.s2 + (uint)t.s2) * size.s3;
+    const int w_step = (int)stride.s3;
+    int w = t.s3; /* the input column of ow = 0 */
+    for (uint ow = 0; ow < out.s3; ow++, w += w_step)
+        dst[ow] = w >= 0 && w < (int)size.s3 ? src[w] : (KILN_REAL)0;
 }
 
 /* The output position along one axis that tap k reads input position p from, or -1 when

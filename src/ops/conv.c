@@ -215,11 +215,12 @@ static kiln_status sample_columns(kiln_device *dev, const conv_geometry *g, cons
     }
     *buffer = a->workspace;
     *offset = 0;
-    uint32_t count = (uint32_t)(g->rows * g->cols);
+    /* One work-item per row segment (tap, od, oh) of OW columns (cl/conv.cl). */
+    uint32_t segments = (uint32_t)(g->rows * g->out[1] * g->out[2]);
     kiln__arg args[10] = {KILN__ARG_T(a->inputs[0]), KILN__ARG_UINT(n * g->in_count),
-                          KILN__ARG_BUF(a->workspace), KILN__ARG_UINT(count)};
+                          KILN__ARG_BUF(a->workspace), KILN__ARG_UINT(segments)};
     geometry_args(g, args + 4);
-    return kiln__launch_1d(dev, "conv", "conv_fwd_cols", args, 10, count);
+    return kiln__launch_1d(dev, "conv", "conv_fwd_cols", args, 10, segments);
 }
 
 /* Runs one product, naming the op and the step in error messages. */
