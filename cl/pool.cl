@@ -60,15 +60,20 @@ __kernel void maxpool_fwd(__global const KILN_REAL *x, __global KILN_REAL *y,
     const uint o = (uint)get_global_id(0);
     if (o >= n)
         return;
-    const uint base = window_base(o, in, out, stride);
-    const uint count = size.s0 * size.s1 * size.s2;
-    KILN_REAL best = x[base];
-    uint arg = 0;
-    for (uint k = 1; k < count; k++) {
-        const KILN_REAL v = x[base + window_offset(k, size, in)];
-        if (v > best || isnan(v)) {
-            best = v;
-            arg = k;
+    __global const KILN_REAL *window = x + window_base(o, in, out, stride);
+    KILN_REAL best = window[0];
+    uint arg = 0, k = 0;
+    /* Nested loops in window order, so no division per element. */
+    for (uint kd = 0; kd < size.s0; kd++) {
+        for (uint kh = 0; kh < size.s1; kh++) {
+            __global const KILN_REAL *row = window + (kd * in.s1 + kh) * in.s2;
+            for (uint kw = 0; kw < size.s2; kw++, k++) {
+                const KILN_REAL v = row[kw];
+                if (k > 0 && (v > best || isnan(v))) {
+                    best = v;
+                    arg = k;
+                }
+            }
         }
     }
     y[o] = best;
@@ -139,6 +144,20 @@ __kernel void maxpool_bwd_x(__global const KILN_REAL *g, __global const KILN_REA
     if (i >= n)
         return;
     gx[i] += pool_gather(g, argmax, 1, i, in, out, size, stride);
+}
+
+/* The same when windows do not overlap (stride >= size on every axis), as a scatter: one
+ * work-item per window adds g[o] to the element its argmax names; no two windows share an
+ * element, so nothing races. g, argmax: (P, OD, OH, OW) = (n,); gx: (P, D, H, W). */
+__kernel void maxpool_bwd_x_disjoint(__global const KILN_REAL *g, __global const KILN_REAL *argmax,
+                                     __global KILN_REAL *gx, const uint n, const uint4 in,
+                                     const uint4 out, const uint4 size, const uint4 stride)
+{
+    const uint o = (uint)get_global_id(0);
+    if (o >= n)
+        return;
+    const uint at = window_base(o, in, out, stride) + window_offset((uint)argmax[o], size, in);
+    gx[at] += g[o];
 }
 
 /* gx[i] += (the gradients of the windows containing element i) / window size.

@@ -119,15 +119,21 @@ static kiln_status pool_backward(kiln_device *dev, const kiln_op *op, const kiln
     kiln__arg geometry[] = {kiln__arg_u32x4(g.in), kiln__arg_u32x4(g.out), kiln__arg_u32x4(g.size),
                             kiln__arg_u32x4(g.stride)};
     if (pool_kind(op) == POOL_MAX) {
+        /* Disjoint windows (the usual stride = size): a scatter over the outputs, a quarter of
+         * the work-items of a 2x2 pool's gather over the inputs and no window search. */
+        bool disjoint =
+            g.stride[0] >= g.size[0] && g.stride[1] >= g.size[1] && g.stride[2] >= g.size[2];
+        uint32_t items = disjoint ? (uint32_t)kiln_tensor_count(a->grad_output) : n;
         kiln__arg args[] = {KILN__ARG_T(a->grad_output),
                             KILN__ARG_T(a->saved[0]),
                             KILN__ARG_T(a->grad_inputs[0]),
-                            KILN__ARG_UINT(n),
+                            KILN__ARG_UINT(items),
                             geometry[0],
                             geometry[1],
                             geometry[2],
                             geometry[3]};
-        return kiln__launch_1d(dev, "pool", "maxpool_bwd_x", args, 8, n);
+        return kiln__launch_1d(dev, "pool", disjoint ? "maxpool_bwd_x_disjoint" : "maxpool_bwd_x",
+                               args, 8, items);
     }
     kiln__arg args[] = {KILN__ARG_T(a->grad_output),
                         KILN__ARG_T(a->grad_inputs[0]),
