@@ -120,12 +120,16 @@ __kernel void conv_bwd_x(__global const KILN_REAL *cols, __global KILN_REAL *gx,
     gx[x_offset + i] += sum;
 }
 
-/* y[n, f, ...] += b[f]. y: (N, F, P) with P = n_cols; b: (F,); n = N F P work-items. */
+/* y[n, f, ...] += b[f]. y: (N, F, P) with P = n_cols; b: (F,); one work-item per (n, f) row,
+ * n = N F of them, each adding its bias along the row. */
 __kernel void conv_fwd_bias(__global const KILN_REAL *b, __global KILN_REAL *y, const uint n,
                             const uint n_cols, const uint n_filters)
 {
-    const uint i = (uint)get_global_id(0);
-    if (i >= n)
+    const uint row = (uint)get_global_id(0);
+    if (row >= n)
         return;
-    y[i] += b[(i / n_cols) % n_filters];
+    const KILN_REAL v = b[row % n_filters];
+    __global KILN_REAL *r = y + (size_t)row * n_cols;
+    for (uint j = 0; j < n_cols; j++)
+        r[j] += v;
 }

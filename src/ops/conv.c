@@ -260,10 +260,10 @@ static kiln_status conv_forward(kiln_device *dev, const kiln_op *op, const kiln_
             rc = run_gemm(dev, op, "forward (y = w cols)", &product);
     }
     if (rc == KILN_OK && p->has_bias) {
-        uint32_t count = (uint32_t)(g.batch * f * n_cols);
-        kiln__arg args[] = {KILN__ARG_T(a->inputs[2]), KILN__ARG_T(a->output),
-                            KILN__ARG_UINT(count), KILN__ARG_UINT(n_cols), KILN__ARG_UINT(f)};
-        rc = kiln__launch_1d(dev, "conv", "conv_fwd_bias", args, 5, count);
+        uint32_t rows = (uint32_t)(g.batch * f); /* one work-item per (n, f) row */
+        kiln__arg args[] = {KILN__ARG_T(a->inputs[2]), KILN__ARG_T(a->output), KILN__ARG_UINT(rows),
+                            KILN__ARG_UINT(n_cols), KILN__ARG_UINT(f)};
+        rc = kiln__launch_1d(dev, "conv", "conv_fwd_bias", args, 5, rows);
     }
     return rc;
 }
