@@ -57,27 +57,37 @@ __kernel void maxpool_fwd(__global const KILN_REAL *x, __global KILN_REAL *y,
                           __global KILN_REAL *argmax, const uint n, const uint4 in, const uint4 out,
                           const uint4 size, const uint4 stride)
 {
-    const uint o = (uint)get_global_id(0);
-    if (o >= n)
+    /* One work-item per output row (plane, od, oh): n = P OD OH; its OW windows in a loop, so
+     * the index arithmetic runs once per row and never per window element. */
+    const uint row = (uint)get_global_id(0);
+    if (row >= n)
         return;
-    __global const KILN_REAL *window = x + window_base(o, in, out, stride);
-    KILN_REAL best = window[0];
-    uint arg = 0, k = 0;
-    /* Nested loops in window order, so no division per element. */
-    for (uint kd = 0; kd < size.s0; kd++) {
-        for (uint kh = 0; kh < size.s1; kh++) {
-            __global const KILN_REAL *row = window + (kd * in.s1 + kh) * in.s2;
-            for (uint kw = 0; kw < size.s2; kw++, k++) {
-                const KILN_REAL v = row[kw];
-                if (k > 0 && (v > best || isnan(v))) {
-                    best = v;
-                    arg = k;
+    uint rest = row;
+    const uint oh = rest % out.s1;
+    rest /= out.s1;
+    const uint od = rest % out.s0;
+    const uint plane = rest / out.s0;
+    __global const KILN_REAL *first =
+        x + ((plane * in.s0 + od * stride.s0) * in.s1 + oh * stride.s1) * in.s2;
+    for (uint ow = 0; ow < out.s2; ow++) {
+        __global const KILN_REAL *window = first + ow * stride.s2;
+        KILN_REAL best = window[0];
+        uint arg = 0, k = 0;
+        for (uint kd = 0; kd < size.s0; kd++) {
+            for (uint kh = 0; kh < size.s1; kh++) {
+                __global const KILN_REAL *line = window + (kd * in.s1 + kh) * in.s2;
+                for (uint kw = 0; kw < size.s2; kw++, k++) {
+                    const KILN_REAL v = line[kw];
+                    if (k > 0 && (v > best || isnan(v))) {
+                        best = v;
+                        arg = k;
+                    }
                 }
             }
         }
+        y[row * out.s2 + ow] = best;
+        argmax[row * out.s2 + ow] = (KILN_REAL)arg;
     }
-    y[o] = best;
-    argmax[o] = (KILN_REAL)arg;
 }
 
 /* y[o] = mean over the window (divided by the full window size; no padding exists). Windows

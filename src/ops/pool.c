@@ -90,15 +90,17 @@ static kiln_status pool_forward(kiln_device *dev, const kiln_op *op, const kiln_
     kiln__arg geometry[] = {kiln__arg_u32x4(g.in), kiln__arg_u32x4(g.out), kiln__arg_u32x4(g.size),
                             kiln__arg_u32x4(g.stride)};
     if (pool_kind(op) == POOL_MAX) {
+        /* One work-item per output row (plane, od, oh) (cl/pool.cl). */
+        uint32_t rows = g.planes * g.out[0] * g.out[1];
         kiln__arg args[] = {KILN__ARG_T(a->inputs[0]),
                             KILN__ARG_T(a->output),
                             KILN__ARG_T(a->saved[0]),
-                            KILN__ARG_UINT(n),
+                            KILN__ARG_UINT(rows),
                             geometry[0],
                             geometry[1],
                             geometry[2],
                             geometry[3]};
-        return kiln__launch_1d(dev, "pool", "maxpool_fwd", args, 8, n);
+        return kiln__launch_1d(dev, "pool", "maxpool_fwd", args, 8, rows);
     }
     kiln__arg args[] = {KILN__ARG_T(a->inputs[0]),
                         KILN__ARG_T(a->output),
