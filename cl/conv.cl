@@ -76,29 +76,27 @@ inline int conv_source(const int p, const int k, const uint stride, const uint p
 }
 
 /*
- * gx[x_offset + i] += sum of cols[r, q] over every (tap r, output position q) pair that read
- * input element i = (c, d, h, w) in conv_fwd_cols: the transpose of vol2col written as a
- * gather, so each work-item owns its element and no two work-items write the same place.
- * The sum has at most KD KH KW terms (the kernel's size), a short loop.
- * cols: (K, P) column gradients of one sample; gx: (C, D, H, W) at x_offset; n = C D H W.
+ * gx[x_offset + (c, d, h, w)] += the column gradients of every (tap, output position) pair
+ * that read input element (c, d, h, w) in conv_fwd_cols: the transpose of vol2col written as a
+ * gather, so no two work-items write one element. One work-item per input row (c, d, h), n =
+ * C D H of them: the depth and height taps are resolved once per row, and with stride 1 along
+ * the width the width taps need no division. cols: (K, P); gx: (C, D, H, W) of one sample.
  */
 __kernel void conv_bwd_x(__global const KILN_REAL *cols, __global KILN_REAL *gx,
                          const uint x_offset, const uint n, const uint4 size, const uint4 out,
                          const uint4 ksize, const uint4 stride, const uint4 pad,
                          const uint4 dilation)
 {
-    const uint i = (uint)get_global_id(0);
-    if (i >= n)
+    const uint row = (uint)get_global_id(0);
+    if (row >= n)
         return;
-    uint rest = i;
-    const int w = (int)(rest % size.s3);
-    rest /= size.s3;
+    uint rest = row;
     const int h = (int)(rest % size.s2);
     rest /= size.s2;
     const int d = (int)(rest % size.s1);
     const uint c = rest / size.s1;
     const uint n_cols = out.s1 * out.s2 * out.s3;
-    KILN_REAL sum = 0;
+    __global KILN_REAL *g = gx + x_offset + row * size.s3;
     for (uint kd = 0; kd < ksize.s1; kd++) {
         const int od = conv_source(d, (int)kd, stride.s1, pad.s1, dilation.s1, out.s1);
         if (od < 0)
@@ -107,17 +105,28 @@ __kernel void conv_bwd_x(__global const KILN_REAL *cols, __global KILN_REAL *gx,
             const int oh = conv_source(h, (int)kh, stride.s2, pad.s2, dilation.s2, out.s2);
             if (oh < 0)
                 continue;
+            const uint r0 = ((c * ksize.s1 + kd) * ksize.s2 + kh) * ksize.s3;
+            const uint q0 = ((uint)od * out.s2 + (uint)oh) * out.s3;
             for (uint kw = 0; kw < ksize.s3; kw++) {
-                const int ow = conv_source(w, (int)kw, stride.s3, pad.s3, dilation.s3, out.s3);
-                if (ow < 0)
-                    continue;
-                const uint r = ((c * ksize.s1 + kd) * ksize.s2 + kh) * ksize.s3 + kw;
-                const uint q = ((uint)od * out.s2 + (uint)oh) * out.s3 + (uint)ow;
-                sum += cols[r * n_cols + q];
+                __global const KILN_REAL *src = cols + (r0 + kw) * n_cols + q0;
+                const int shift = (int)pad.s3 - (int)kw * (int)dilation.s3;
+                if (stride.s3 == 1) {
+                    /* ow = w + shift, inside [0, OW): w in [lo, hi). */
+                    const int lo = max(0, -shift);
+                    const int hi = min((int)size.s3, (int)out.s3 - shift);
+                    for (int w = lo; w < hi; w++)
+                        g[w] += src[w + shift];
+                } else {
+                    for (uint w = 0; w < size.s3; w++) {
+                        const int ow = conv_source((int)w, (int)kw, stride.s3, pad.s3,
+                                                   dilation.s3, out.s3);
+                        if (ow >= 0)
+                            g[w] += src[ow];
+                    }
+                }
             }
         }
     }
-    gx[x_offset + i] += sum;
 }
 
 /* y[n, f, ...] += b[f]. y: (N, F, P) with P = n_cols; b: (F,); one work-item per (n, f) row,

@@ -293,11 +293,12 @@ static kiln_status backward_x(kiln_device *dev, const kiln_op *op, const kiln_op
     kiln_status rc = run_gemm(dev, op, "backward (column gradients = w^T g)", &product);
     if (rc != KILN_OK || g->direct)
         return rc;
-    uint32_t count = (uint32_t)g->in_count;
+    /* One work-item per input row (c, d, h) (cl/conv.cl). */
+    uint32_t rows = g->size[0] * g->size[1] * g->size[2];
     kiln__arg args[10] = {KILN__ARG_BUF(a->workspace), KILN__ARG_BUF(gx),
-                          KILN__ARG_UINT(n * g->in_count), KILN__ARG_UINT(count)};
+                          KILN__ARG_UINT(n * g->in_count), KILN__ARG_UINT(rows)};
     geometry_args(g, args + 4);
-    return kiln__launch_1d(dev, "conv", "conv_bwd_x", args, 10, count);
+    return kiln__launch_1d(dev, "conv", "conv_bwd_x", args, 10, rows);
 }
 
 static kiln_status conv_backward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)
