@@ -32,12 +32,20 @@ static uint64_t mix(uint64_t h)
     return h ^ (h >> 31);
 }
 
+/* Four independent lanes (element i feeds lane i % 4), combined at the end: the serial
+ * multiply chain of one lane per element made hashing 70,000 Fashion-MNIST rows ~0.2 s. */
 uint64_t kiln__row_hash(const float *row, int64_t n)
 {
-    uint64_t h = 0x9E3779B97F4A7C15u ^ (uint64_t)n;
-    for (int64_t i = 0; i < n; i++)
-        h = mix(h ^ canonical_bits(row[i])) + (uint64_t)i;
-    return mix(h);
+    uint64_t lane[4] = {0x9E3779B97F4A7C15u ^ (uint64_t)n, 0xC2B2AE3D27D4EB4Fu, 0x165667B19E3779F9u,
+                        0x27D4EB2F165667C5u};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (int l = 0; l < 4; l++)
+            lane[l] = mix(lane[l] ^ canonical_bits(row[i + l])) + (uint64_t)(i + l);
+    }
+    for (; i < n; i++)
+        lane[i % 4] = mix(lane[i % 4] ^ canonical_bits(row[i])) + (uint64_t)i;
+    return mix(mix(mix(lane[0] ^ lane[1]) ^ lane[2]) ^ lane[3]);
 }
 
 bool kiln__row_equal(const float *a, const float *b, int64_t n)
