@@ -6,6 +6,9 @@ optimiser (Adam, lr 1e-3) and batch (128) as Kiln's config, on the same 54000/60
 sizes, with the images scaled by 1/255 and standardised by the training mean and deviation.
 Data loading is not timed. Thread count comes from argv[1]; OPENBLAS_NUM_THREADS and
 OPENBLAS_CORETYPE must be set by the caller (bench/train_fmnist.sh) before Python starts.
+argv[2] picks the model: "config" (the default, above) or "mlp3" (784-256-128-10 without
+dropout, the performance issue's MLP); argv[3] the optimiser: "adam" (lr 1e-3, the default) or
+"sgd" (lr 0.01, momentum 0.9).
 Prints "key value" lines: train_s (the training pass), val_s (a forward pass over the
 validation split, which Kiln counts in its epoch time), train_sps, epoch_sps. Never asserts.
 """
@@ -26,6 +29,8 @@ def load(name, offset):
 
 def main():
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    arch = sys.argv[2] if len(sys.argv) > 2 else "config"
+    optim = sys.argv[3] if len(sys.argv) > 3 else "adam"
     torch.set_num_threads(threads)
     torch.manual_seed(42)
     rng = np.random.default_rng(42)
@@ -41,9 +46,18 @@ def main():
     x_train, y_train = torch.from_numpy(x[train_idx]), torch.from_numpy(y[train_idx])
     x_val, y_val = torch.from_numpy(x[val_idx]), torch.from_numpy(y[val_idx])
 
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(),
-                                torch.nn.Dropout(0.2), torch.nn.Linear(256, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if arch == "mlp3":
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256),
+                                    torch.nn.ReLU(), torch.nn.Linear(256, 128), torch.nn.ReLU(),
+                                    torch.nn.Linear(128, 10))
+    else:
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256),
+                                    torch.nn.ReLU(), torch.nn.Dropout(0.2),
+                                    torch.nn.Linear(256, 10))
+    if optim == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     batch = 128
     n = len(x_train)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The performance issue's MLP measure: Fashion-MNIST 784-256-128-10 (no dropout), batch 128,
+# one epoch with SGD (lr 0.01, momentum 0.9) and with Adam (lr 1e-3), Kiln on an OpenCL device
+# (models/fashion_mnist_mlp.yaml with the layers and optimiser overridden, constant rate) beside
+# PyTorch on this CPU (bench/torch_train_fmnist.py mlp3) at torch/OpenBLAS threads 1/1, 2/2
+# and 1/2; samples/s of the epoch (training plus the validation pass, as Kiln's log.csv counts
+# it) and Kiln over PyTorch's best setting. Ends with one RESULT line.
+# Usage: bench/mlp3_fmnist.sh [KILN_BINARY] [DEVICE_SPEC]
+set -euo pipefail
+bin="${1:-build/kiln}"
+device="${2:-pocl}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+config="$here/../models/fashion_mnist_mlp.yaml"
+layers='[flatten, {dense: {units: 256}}, relu, {dense: {units: 128}}, relu, {dense: {units: 10}}]'
+n_train=54000
+run_dir="$(mktemp -d)"
+trap 'rm -rf "$run_dir"' EXIT
+settings="1:1 2:2 1:2"
+result="RESULT"
+echo "date: $(date -u +%Y-%m-%d), host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "| optimiser | Kiln samples/s | PyTorch 1/1 | PyTorch 2/2 | PyTorch 1/2 | Kiln / best PyTorch |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+for optim in sgd adam; do
+  if [ "$optim" = sgd ]; then opt='{sgd: {lr: 0.01, momentum: 0.9}}'; else opt='{adam: {lr: 0.001}}'; fi
+  rm -rf "$run_dir/$optim"
+  "$bin" train "$config" --device "$device" --quiet --run-dir "$run_dir/$optim" \
+    --set train.epochs=1 --set train.schedule=constant --set "model.layers=$layers" \
+    --set "train.optimizer=$opt" >/dev/null 2>&1
+  epoch_s="$(awk -F, 'NR == 2 { print $NF }' "$run_dir/$optim/log.csv")"
+  kiln_sps="$(awk -v s="$epoch_s" -v n="$n_train" 'BEGIN { printf "%.0f", n / s }')"
+  row="| $optim | $kiln_sps"
+  best=0
+  for s in $settings; do
+    sps="$(OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS="${s#*:}" \
+           /usr/bin/python3 "$here/torch_train_fmnist.py" "${s%%:*}" mlp3 "$optim" 2>/dev/null |
+           awk '$1 == "epoch_sps" { print $2 }')"
+    row="$row | $sps"
+    [ "$sps" -gt "$best" ] && best="$sps"
+  done
+  ratio="$(awk -v k="$kiln_sps" -v b="$best" 'BEGIN { printf "%.3f", k / b }')"
+  echo "$row | $ratio |"
+  result="$result ${optim}_kiln_sps=$kiln_sps ${optim}_torch_best_sps=$best ${optim}_ratio=$ratio"
+done
+echo "$result"
