@@ -39,15 +39,14 @@ inline KILN_REAL dropout_factor(const uint word, const float rate, const KILN_RE
     return u >= rate ? scale : (KILN_REAL)0;
 }
 
-/* Work-item w handles DROPOUT_GROUPS groups of four elements, group j = w * DROPOUT_GROUPS + g
- * covering elements 4j .. 4j + 3 (those below n) with the four words of one Philox call,
- * counter (j, node, step_lo, step_hi): dst[i] = (or +=) src[i] * factor. Inactive: the factor
- * is 1. stream: (unused, node, step_lo, step_hi); key: (seed_lo, seed_hi, -, -). Several
- * groups per work-item amortise the per-work-item cost of CPU devices. */
-#define DROPOUT_GROUPS 16
+/* Work-item w handles `groups` groups of four elements, group j = w * groups + g covering
+ * elements 4j .. 4j + 3 (those below n) with the four words of one Philox call, counter
+ * (j, node, step_lo, step_hi): dst[i] = (or +=) src[i] * factor. Inactive: the factor is 1.
+ * stream: (unused, node, step_lo, step_hi); key: (seed_lo, seed_hi, -, -). Several groups per
+ * work-item amortise the per-work-item cost of CPU devices (src/ops/dropout.c chooses). */
 #define DROPOUT_BODY(STORE)                                                                        \
-    const uint first = (uint)get_global_id(0) * DROPOUT_GROUPS;                                    \
-    for (uint j = first; j < first + DROPOUT_GROUPS; j++) {                                        \
+    const uint first = (uint)get_global_id(0) * groups;                                            \
+    for (uint j = first; j < first + groups; j++) {                                                \
         const uint i0 = 4u * j;                                                                    \
         if (i0 >= n)                                                                               \
             return;                                                                                \
@@ -63,10 +62,10 @@ inline KILN_REAL dropout_factor(const uint word, const float rate, const KILN_RE
             STORE(i0 + k, dropout_factor(words[k], rate, scale));                                  \
     }
 
-/* y = x * factor(i). x, y: (n,); global size ceil(n / (4 DROPOUT_GROUPS)). */
+/* y = x * factor(i). x, y: (n,); global size ceil(n / (4 groups)). */
 __kernel void dropout_fwd(__global const KILN_REAL *x, __global KILN_REAL *y, const uint n,
                           const uint4 stream, const uint4 key, const float rate,
-                          const KILN_REAL scale, const int active)
+                          const KILN_REAL scale, const int active, const uint groups)
 {
 #define FWD_STORE(i, f) y[i] = x[i] * (f)
     DROPOUT_BODY(FWD_STORE)
@@ -76,7 +75,7 @@ __kernel void dropout_fwd(__global const KILN_REAL *x, __global KILN_REAL *y, co
 /* gx += g * factor(i), the same mask regenerated. g, gx: (n,); global size as forward. */
 __kernel void dropout_bwd_x(__global const KILN_REAL *g, __global KILN_REAL *gx, const uint n,
                             const uint4 stream, const uint4 key, const float rate,
-                            const KILN_REAL scale, const int active)
+                            const KILN_REAL scale, const int active, const uint groups)
 {
 #define BWD_STORE(i, f) gx[i] += g[i] * (f)
     DROPOUT_BODY(BWD_STORE)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config_internal.h"
+#include "kiln/synthetic.h"
 
 #define FIELD(struct_, member) .offset = offsetof(struct_, member)
 
@@ -423,18 +424,25 @@ static const cfg_table SPHERES3D_TABLE = CFG_TABLE(SPHERES3D_FIELDS, finish_sphe
 
 void cfg_synthetic_defaults(config_data *d)
 {
+    /* The library's defaults, except the counts: enough volumes for a validation split and a
+     * held-out test split. */
+    kiln_spheres3d_options o;
+    kiln_spheres3d_options_init(&o);
     config_spheres3d *s = &d->spheres3d;
     memset(s, 0, sizeof *s);
     s->n = 200;
     s->test = 40;
-    s->size[0] = s->size[1] = s->size[2] = 16;
-    s->min_objects = 1;
-    s->max_objects = 3;
-    s->min_radius = 2;
-    s->max_radius = 5;
-    s->ellipsoids = 0.5;
-    s->noise = 0.2;
-    s->intensity_variation = 0.3;
+    s->size[0] = (int)o.depth;
+    s->size[1] = (int)o.height;
+    s->size[2] = (int)o.width;
+    s->min_objects = o.min_objects;
+    s->max_objects = o.max_objects;
+    s->min_radius = o.min_radius;
+    s->max_radius = o.max_radius;
+    s->ellipsoids = o.ellipsoids;
+    s->noise = o.noise;
+    s->intensity_variation = o.intensity_variation;
+    s->seed = (int64_t)o.seed;
 }
 
 /* `spheres3d` alone or `{spheres3d: {settings}}`; the only generator so far. */

@@ -128,7 +128,8 @@ typedef enum kiln_program_origin {
 } kiln_program_origin;
 
 /* Builds program `name` for the device now (startup compilation), through the binary cache.
- * `out_origin` may be NULL. Returns KILN_ERR_NOT_FOUND for an unknown name and KILN_ERR_BUILD
+ * A name may carry extra build options after a space ("gemm -DGEMM_TM=8"): that variant of the
+ * source is a program of its own, built and cached once per device. `out_origin` may be NULL. Returns KILN_ERR_NOT_FOUND for an unknown name and KILN_ERR_BUILD
  * with the device, program and full build log when compilation fails. */
 kiln_status kiln_device_prepare(kiln_device *dev, const char *name,
                                 kiln_program_origin *out_origin);

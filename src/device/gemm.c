@@ -147,43 +147,11 @@ static tile choose_tile(kiln_device *dev)
     return t;
 }
 
-/* The gemm program built for tile `t`, registered in the device's program table under a name
- * that carries its options, so each tile is compiled once per device and released with it. */
-static kiln_status tile_program(kiln_device *dev, tile t, char *name, size_t size)
+/* The name of the gemm program built for tile `t`: "gemm" plus its -D options, which the
+ * device's program table builds (through the cache) and keeps as a program of its own. */
+static void tile_program(tile t, char *name, size_t size)
 {
-    kiln_status rc = KILN_OK;
-    kiln_context *ctx = dev->ctx;
-    cl_program program = NULL;
-    char *copy = NULL;
-    static const char prefix[] = "gemm ";
-    snprintf(name, size, "%s-DGEMM_TM=%d -DGEMM_NV=%d -DGEMM_VW=%d", prefix, t.tm, t.nv, t.vw);
-    for (size_t i = 0; i < dev->n_programs; i++)
-        if (strcmp(dev->programs[i].name, name) == 0)
-            return KILN_OK;
-    const kiln__kernel_source *src = NULL;
-    for (size_t i = 0; i < kiln__n_kernel_sources; i++)
-        if (strcmp(kiln__kernel_sources[i].name, "gemm") == 0)
-            src = &kiln__kernel_sources[i];
-    if (src == NULL)
-        KILN_FAIL(ctx, KILN_ERR_INTERNAL, "the gemm kernel source is not built into this Kiln");
-    kiln__program *grown =
-        kiln__realloc(ctx, dev->programs, (dev->n_programs + 1) * sizeof *dev->programs);
-    if (grown == NULL)
-        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory registering program '%s'", name);
-    dev->programs = grown;
-    copy = kiln__strdup(ctx, name);
-    if (copy == NULL)
-        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory registering program '%s'", name);
-    KILN_CHECK(kiln__program_build(dev, "gemm", (const char *)src->bytes, src->n_bytes,
-                                   name + sizeof prefix - 1, &program, NULL));
-    kiln__program *slot = &dev->programs[dev->n_programs++];
-    memset(slot, 0, sizeof *slot);
-    slot->name = copy;
-    slot->program = program;
-    copy = NULL;
-cleanup:
-    kiln__free(ctx, copy);
-    return rc;
+    snprintf(name, size, "gemm -DGEMM_TM=%d -DGEMM_NV=%d -DGEMM_VW=%d", t.tm, t.nv, t.vw);
 }
 
 /* Whether every index the kernel forms fits its 32-bit arithmetic. */
@@ -309,7 +277,7 @@ static kiln_status run_kiln(kiln_device *dev, const kiln__gemm *g, size_t batch)
     kiln_status rc = KILN_OK;
     tile t = choose_tile(dev);
     char program[128];
-    KILN_CHECK(tile_program(dev, t, program, sizeof program));
+    tile_program(t, program, sizeof program);
     if (use_packing(g)) {
         rc = run_packed(dev, program, t, g, batch);
         if (rc != KILN_ERR_UNSUPPORTED)

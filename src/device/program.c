@@ -60,8 +60,8 @@ static kiln_status build_from_source(kiln_device *dev, const char *name, const c
     cl_program program = clCreateProgramWithSource(dev->cl_ctx, 1, &source, &n_source, &err);
     if (err != CL_SUCCESS || program == NULL)
         KILN_FAIL(dev->ctx, KILN_ERR_OPENCL,
-                  "clCreateProgramWithSource for program '%s' on device '%s' failed with %s",
-                  name, dev->info.name, kiln__cl_error_name(err));
+                  "clCreateProgramWithSource for program '%s' on device '%s' failed with %s", name,
+                  dev->info.name, kiln__cl_error_name(err));
     err = clBuildProgram(program, 1, &dev->device, options, NULL, NULL);
     if (err != CL_SUCCESS) {
         rc = kiln__error(dev->ctx, KILN_ERR_BUILD, __func__,
@@ -86,9 +86,9 @@ kiln_status kiln__program_build(kiln_device *dev, const char *name, const char *
 {
     kiln_status rc = KILN_OK;
     kiln_context *ctx = dev->ctx;
-    char *options = kiln__format(ctx, "%s%s%s", dev->build_options,
-                                 extra_options != NULL ? " " : "",
-                                 extra_options != NULL ? extra_options : "");
+    char *options =
+        kiln__format(ctx, "%s%s%s", dev->build_options, extra_options != NULL ? " " : "",
+                     extra_options != NULL ? extra_options : "");
     if (options == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory building program '%s'", name);
     uint8_t key[KILN_SHA256_DIGEST_SIZE];
@@ -146,12 +146,18 @@ static kiln_status prepare(kiln_device *dev, const char *name, kiln__program **o
         *out_program = found;
         return KILN_OK;
     }
-    const kiln__kernel_source *src = find_source(name);
+    /* "gemm -DGEMM_TM=14 ...": source "gemm" built with the options after the first space, a
+     * program of its own (cached and released like any other). */
+    char source_name[64];
+    size_t base = strcspn(name, " ");
+    snprintf(source_name, sizeof source_name, "%.*s", (int)base, name);
+    const char *extra_options = name[base] != '\0' ? name + base + 1 : NULL;
+    const kiln__kernel_source *src = base < sizeof source_name ? find_source(source_name) : NULL;
     if (src == NULL)
         KILN_FAIL(ctx, KILN_ERR_NOT_FOUND,
                   "no kernel program named '%s' is built into this Kiln (%zu programs; "
                   "`kiln compile --list` names them)",
-                  name, kiln__n_kernel_sources);
+                  source_name, kiln__n_kernel_sources);
     kiln__program *grown =
         kiln__realloc(ctx, dev->programs, (dev->n_programs + 1) * sizeof *dev->programs);
     if (grown == NULL)
@@ -160,8 +166,8 @@ static kiln_status prepare(kiln_device *dev, const char *name, kiln__program **o
     copy = kiln__strdup(ctx, name);
     if (copy == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory registering program '%s'", name);
-    KILN_CHECK(kiln__program_build(dev, name, (const char *)src->bytes, src->n_bytes, NULL,
-                                   &program, out_origin));
+    KILN_CHECK(kiln__program_build(dev, source_name, (const char *)src->bytes, src->n_bytes,
+                                   extra_options, &program, out_origin));
     kiln__program *slot = &dev->programs[dev->n_programs++];
     memset(slot, 0, sizeof *slot);
     slot->name = copy;
@@ -176,8 +182,7 @@ cleanup:
     return rc;
 }
 
-kiln_status kiln_device_prepare(kiln_device *dev, const char *name,
-                                kiln_program_origin *out_origin)
+kiln_status kiln_device_prepare(kiln_device *dev, const char *name, kiln_program_origin *out_origin)
 {
     if (dev == NULL || name == NULL)
         return KILN_ERR_INVALID_ARGUMENT;
@@ -186,8 +191,8 @@ kiln_status kiln_device_prepare(kiln_device *dev, const char *name,
 }
 
 /* The kernel object for program:kernel, created once and kept with its program. */
-kiln_status kiln__device_kernel(kiln_device *dev, const char *program_name,
-                                const char *kernel_name, cl_kernel *out)
+kiln_status kiln__device_kernel(kiln_device *dev, const char *program_name, const char *kernel_name,
+                                cl_kernel *out)
 {
     kiln_status rc = KILN_OK;
     kiln_context *ctx = dev->ctx;
@@ -200,8 +205,8 @@ kiln_status kiln__device_kernel(kiln_device *dev, const char *program_name,
             return KILN_OK;
         }
     }
-    kiln__kernel_slot *grown = kiln__realloc(ctx, program->kernels,
-                                             (program->n_kernels + 1) * sizeof *program->kernels);
+    kiln__kernel_slot *grown =
+        kiln__realloc(ctx, program->kernels, (program->n_kernels + 1) * sizeof *program->kernels);
     if (grown == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory creating kernel '%s'", kernel_name);
     program->kernels = grown;

@@ -31,11 +31,12 @@ static kiln_status launch(kiln_device *dev, const kiln_op_args *a, const char *k
     uint32_t key[4] = {(uint32_t)a->seed, (uint32_t)(a->seed >> 32), 0, 0};
     float scale = (float)(1.0 / (1.0 - (double)p->rate));
     uint32_t n = (uint32_t)kiln_tensor_count(dst);
-    kiln__arg args[] = {KILN__ARG_T(src),        KILN__ARG_T(dst),     KILN__ARG_UINT(n),
-                        kiln__arg_u32x4(stream), kiln__arg_u32x4(key), KILN__ARG_FLOAT(p->rate),
-                        KILN__ARG_FLOAT(scale),  KILN__ARG_INT(active)};
-    /* cl/dropout.cl: each work-item covers 16 groups of 4 elements (DROPOUT_GROUPS). */
-    return kiln__launch_1d(dev, "dropout", kernel, args, 8, ((size_t)n + 63) / 64);
+    enum { GROUPS = 16 }; /* groups of four elements per work-item (cl/dropout.cl) */
+    kiln__arg args[] = {KILN__ARG_T(src),        KILN__ARG_T(dst),      KILN__ARG_UINT(n),
+                        kiln__arg_u32x4(stream), kiln__arg_u32x4(key),  KILN__ARG_FLOAT(p->rate),
+                        KILN__ARG_FLOAT(scale),  KILN__ARG_INT(active), KILN__ARG_UINT(GROUPS)};
+    return kiln__launch_1d(dev, "dropout", kernel, args, 9,
+                           ((size_t)n + 4 * GROUPS - 1) / (4 * GROUPS));
 }
 
 static kiln_status dropout_forward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)
