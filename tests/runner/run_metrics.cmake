@@ -13,12 +13,10 @@ set(sets)
 if(MODE STREQUAL "classes")
   set(sets --set "metrics=[accuracy, {top_k: 2}, precision, recall, f1]")
 endif()
-execute_process(COMMAND "${KILN}" train "${CONFIG}" --device pocl --run-dir "${RUN_DIR}" ${sets}
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-set(all "${out}${err}")
-if(NOT rc STREQUAL "0")
-  message(FATAL_ERROR "kiln train: exit status ${rc}, expected 0\n${all}")
-endif()
+include("${CMAKE_CURRENT_LIST_DIR}/train_helpers.cmake")
+kiln_train(all --run-dir "${RUN_DIR}" ${sets})
+set(out "${all_stdout}")
+set(err "${all_stderr}")
 
 # "0.9583" -> 9583, "1.0000" -> 10000: the printed value in units of 1e-4.
 function(to_units text out_var)

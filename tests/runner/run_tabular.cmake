@@ -10,12 +10,10 @@
 # -DKILN=path -DCONFIG=path -DRUN_DIR=path -DTRAIN_CSV=path -DMETRIC=name -DCOMPARE=op -DBAR=x
 # -DDUPLICATES=n
 file(REMOVE_RECURSE "${RUN_DIR}")
-execute_process(COMMAND "${KILN}" train "${CONFIG}" --device pocl --run-dir "${RUN_DIR}"
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-set(all "${out}${err}")
-if(NOT rc STREQUAL "0")
-  message(FATAL_ERROR "kiln train: exit status ${rc}, expected 0\n${all}")
-endif()
+include("${CMAKE_CURRENT_LIST_DIR}/train_helpers.cmake")
+kiln_train(all --run-dir "${RUN_DIR}")
+set(out "${all_stdout}")
+set(err "${all_stderr}")
 
 if(NOT out MATCHES "test: loss [0-9.e+-]+[^\n]* ${METRIC} ([0-9.e+-]+)")
   message(FATAL_ERROR "kiln train: no test ${METRIC} on stdout:\n${all}")

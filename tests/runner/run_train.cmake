@@ -3,12 +3,10 @@
 # plot.svg curves and summary.json).
 # -DKILN=path -DCONFIG=path -DRUN_DIR=path
 file(REMOVE_RECURSE "${RUN_DIR}")
-execute_process(COMMAND "${KILN}" train "${CONFIG}" --device pocl --run-dir "${RUN_DIR}"
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-set(all "${out}${err}")
-if(NOT rc STREQUAL "0")
-  message(FATAL_ERROR "kiln train: exit status ${rc}, expected 0\n${all}")
-endif()
+include("${CMAKE_CURRENT_LIST_DIR}/train_helpers.cmake")
+kiln_train(all --run-dir "${RUN_DIR}")
+set(out "${all_stdout}")
+set(err "${all_stderr}")
 foreach(re "epoch 1/2  loss [0-9.e+-]+  accuracy [0-9.]+  val_loss [0-9.e+-]+  val_accuracy"
            "epoch 2/2  loss" "test: loss [0-9.e+-]+ accuracy")
   if(NOT out MATCHES "${re}")

@@ -1,6 +1,7 @@
 # Shared by the `kiln train` test scripts: kiln_train(OUT_VAR ARGS...) runs
 # `kiln train CONFIG --device pocl ARGS...`, fails the test on a non-zero exit status, and sets
-# OUT_VAR to stdout followed by stderr. Needs KILN and CONFIG.
+# OUT_VAR to stdout followed by stderr, OUT_VAR_stdout and OUT_VAR_stderr to each alone.
+# Needs KILN and CONFIG.
 function(kiln_train out_var)
   execute_process(COMMAND "${KILN}" train "${CONFIG}" --device pocl ${ARGN}
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -8,4 +9,6 @@ function(kiln_train out_var)
     message(FATAL_ERROR "kiln train ${ARGN}: exit status ${rc}, expected 0\n${out}${err}")
   endif()
   set(${out_var} "${out}${err}" PARENT_SCOPE)
+  set(${out_var}_stdout "${out}" PARENT_SCOPE)
+  set(${out_var}_stderr "${err}" PARENT_SCOPE)
 endfunction()
