@@ -34,6 +34,7 @@ extern const cli_command cli_train_command;
 extern const cli_command cli_eval_command;
 extern const cli_command cli_test_command;
 extern const cli_command cli_predict_command;
+extern const cli_command cli_tune_command;
 
 /* A context that logs warnings (or everything with KILN_LOG=debug) to stderr. NULL on failure,
  * after printing why. */

@@ -10,6 +10,7 @@
 static const cli_command *const COMMANDS[] = {
     &cli_devices_command, &cli_compile_command, &cli_cache_command, &cli_selftest_command,
     &cli_train_command,   &cli_eval_command,    &cli_test_command,  &cli_predict_command,
+    &cli_tune_command,
 };
 enum { N_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
 

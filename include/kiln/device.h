@@ -115,6 +115,65 @@ const char *kiln_device_get_cache_dir(const kiln_device *dev);
 /* Waits for all queued work on the device. */
 kiln_status kiln_device_finish(kiln_device *dev);
 
+/* ---- GEMM implementations and tuning (docs/DEVICES.md) ---- */
+
+/* One matrix product as the device runs it: row-major C (m, n) = op(A) (m, k) op(B) (k, n),
+ * `batch` products per call (1 for a single one). */
+typedef struct kiln_gemm_shape {
+    bool transpose_a, transpose_b;
+    size_t m, n, k;
+    size_t batch;
+} kiln_gemm_shape;
+
+/* Starts (clearing what was recorded) or stops recording the shapes of the GEMMs the device
+ * runs; each distinct shape is kept once, in first-run order. */
+kiln_status kiln_device_record_gemm_shapes(kiln_device *dev, bool on);
+/* The shapes recorded so far; valid until the next GEMM or record call. */
+void kiln_device_get_gemm_shapes(const kiln_device *dev, const kiln_gemm_shape **shapes,
+                                 size_t *n_shapes);
+
+/* Which implementation the device runs `shape` with now, as text ("clblast", or Kiln's kernel
+ * "kiln 14x2x16" with its register tile and " packed" when it packs the operands), into `out`;
+ * *tuned (may be NULL) says whether it comes from tuning results. */
+void kiln_device_gemm_choice(kiln_device *dev, const kiln_gemm_shape *shape, char *out,
+                             size_t capacity, bool *tuned);
+
+/* The file holding this device's tuning results: "<cache dir>/<key>.ktune", the key hashed
+ * like a program binary's (device, platform and driver identity, the GEMM kernel's source), so
+ * a driver or kernel change starts afresh. NULL when the cache is disabled. */
+const char *kiln_device_get_tuning_path(const kiln_device *dev);
+
+/* One shape's outcome. */
+typedef struct kiln_gemm_tune_row {
+    kiln_gemm_shape shape;
+    char best[48];        /* the fastest correct implementation (kiln_device_gemm_choice's form) */
+    char before[48];      /* what ran the shape before this tuning */
+    double best_gflops;   /* its rate; 0 when nothing was timed */
+    double before_gflops; /* the earlier implementation's rate */
+    int n_timed, n_wrong; /* implementations timed; those rejected for wrong results */
+    bool done;            /* false when the budget ran out before the shape was timed */
+} kiln_gemm_tune_row;
+
+typedef struct kiln_gemm_tune_options {
+    double
+        budget_seconds; /* the whole search stops after this (<= 0: 300); checked between timings */
+    bool skip_clblast;  /* time Kiln's kernels only (CLBlast compiles for ~40 s on PoCL) */
+    /* Called with a line of progress (no newline) as the search goes (may be NULL). */
+    void (*progress)(void *user, const char *line);
+    void *user;
+} kiln_gemm_tune_options;
+
+/* Times every implementation this device offers for each shape (Kiln's kernel over a set of
+ * register tiles, packed and not, and CLBlast with its default parameters and with a set of
+ * overrides for CPUs, through CLBlastOverrideParameters), checks each result against a
+ * double-precision host reference on sampled entries, and keeps the fastest correct one. The
+ * results take effect at once on `dev` and are merged into the tuning file (when the cache is
+ * enabled), which every later device for the same hardware and driver reads at creation.
+ * `rows` receives n_shapes rows. Returns KILN_ERR_INVALID_ARGUMENT for an empty or zero-sized
+ * shape, KILN_ERR_IO when the file cannot be written. */
+kiln_status kiln_device_tune_gemm(kiln_device *dev, const kiln_gemm_shape *shapes, size_t n_shapes,
+                                  const kiln_gemm_tune_options *options, kiln_gemm_tune_row *rows);
+
 /* ---- Programs: the embedded cl/<name>.cl sources ---- */
 
 size_t kiln_program_count(void);
@@ -129,8 +188,9 @@ typedef enum kiln_program_origin {
 
 /* Builds program `name` for the device now (startup compilation), through the binary cache.
  * A name may carry extra build options after a space ("gemm -DGEMM_TM=8"): that variant of the
- * source is a program of its own, built and cached once per device. `out_origin` may be NULL. Returns KILN_ERR_NOT_FOUND for an unknown name and KILN_ERR_BUILD
- * with the device, program and full build log when compilation fails. */
+ * source is a program of its own, built and cached once per device. `out_origin` may be NULL.
+ * Returns KILN_ERR_NOT_FOUND for an unknown name and KILN_ERR_BUILD with the device, program and
+ * full build log when compilation fails. */
 kiln_status kiln_device_prepare(kiln_device *dev, const char *name,
                                 kiln_program_origin *out_origin);
 

@@ -91,8 +91,7 @@ char *kiln__cache_entry_path(kiln_context *ctx, const char *dir,
     return kiln__format(ctx, "%s/%s.kpb", dir, hex);
 }
 
-kiln_status kiln_cache_get_dir(kiln_context *ctx, const char *override, char *out,
-                               size_t capacity)
+kiln_status kiln_cache_get_dir(kiln_context *ctx, const char *override, char *out, size_t capacity)
 {
     kiln_status rc = KILN_OK;
     int n = 0;
@@ -169,20 +168,20 @@ static kiln_status read_entry(kiln_context *ctx, const char *path, uint8_t **out
     if (f == NULL) {
         if (errno == ENOENT)
             return kiln__error(ctx, KILN_ERR_NOT_FOUND, __func__, "no cache entry %s", path);
-        return kiln__error(ctx, KILN_ERR_CORRUPT, __func__, "cannot open cache entry %s: %s",
-                           path, strerror(errno));
+        return kiln__error(ctx, KILN_ERR_CORRUPT, __func__, "cannot open cache entry %s: %s", path,
+                           strerror(errno));
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
         KILN_FAIL(ctx, KILN_ERR_CORRUPT, "cache entry %s is not a regular file", path);
     if (st.st_size < HEADER_BYTES || st.st_size > (off_t)HEADER_BYTES + MAX_PAYLOAD_BYTES)
-        KILN_FAIL(ctx, KILN_ERR_CORRUPT, "cache entry %s has an impossible size (%lld bytes)",
-                  path, (long long)st.st_size);
+        KILN_FAIL(ctx, KILN_ERR_CORRUPT, "cache entry %s has an impossible size (%lld bytes)", path,
+                  (long long)st.st_size);
     size_t n = (size_t)st.st_size;
     data = kiln__alloc(ctx, n);
     if (data == NULL)
-        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory reading cache entry %s (%zu bytes)",
-                  path, n);
+        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory reading cache entry %s (%zu bytes)", path,
+                  n);
     if (fread(data, 1, n, f) != n)
         KILN_FAIL(ctx, KILN_ERR_CORRUPT, "cache entry %s: short read", path);
     *out = data;
@@ -212,8 +211,7 @@ kiln_status kiln__cache_load(kiln_device *dev, const uint8_t key[KILN_SHA256_DIG
         KILN_FAIL(ctx, KILN_ERR_CORRUPT, "cache entry %s: format %u, expected %u", path,
                   (unsigned)get_u32(data + 8), (unsigned)KILN__CACHE_FORMAT);
     if (memcmp(data + 16, key, KILN_SHA256_DIGEST_SIZE) != 0)
-        KILN_FAIL(ctx, KILN_ERR_CORRUPT, "cache entry %s: stored key differs from its name",
-                  path);
+        KILN_FAIL(ctx, KILN_ERR_CORRUPT, "cache entry %s: stored key differs from its name", path);
     uint64_t n_payload = get_u64(data + 16 + KILN_SHA256_DIGEST_SIZE);
     if (n_payload != (uint64_t)(n - HEADER_BYTES))
         KILN_FAIL(ctx, KILN_ERR_CORRUPT,
@@ -236,8 +234,8 @@ kiln_status kiln__cache_load(kiln_device *dev, const uint8_t key[KILN_SHA256_DIG
                   path, kiln__cl_error_name(err != CL_SUCCESS ? err : binary_status));
     err = clBuildProgram(program, 1, &dev->device, options, NULL, NULL);
     if (err != CL_SUCCESS)
-        KILN_FAIL(ctx, KILN_ERR_CORRUPT, "cache entry %s: building the binary failed with %s",
-                  path, kiln__cl_error_name(err));
+        KILN_FAIL(ctx, KILN_ERR_CORRUPT, "cache entry %s: building the binary failed with %s", path,
+                  kiln__cl_error_name(err));
     *out = program;
     program = NULL;
 cleanup:
@@ -248,17 +246,19 @@ cleanup:
     return rc;
 }
 
-/* Writes header + payload to a temporary file beside `path` and renames it into place. */
-static kiln_status write_atomically(kiln_context *ctx, const char *path, const uint8_t *header,
-                                    const uint8_t *payload, size_t n_payload)
+kiln_status kiln__cache_write_file(kiln_context *ctx, const char *dir, const char *path,
+                                   const void *head, size_t n_head, const void *body, size_t n_body)
 {
     kiln_status rc = KILN_OK;
     FILE *f = NULL;
     int fd = -1;
     bool created = false;
     char *temp = kiln__format(ctx, "%s.tmp-XXXXXX", path);
-    if (temp == NULL)
+    char *dirs = kiln__strdup(ctx, dir);
+    if (temp == NULL || dirs == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory");
+    if (make_dirs(dirs) != 0)
+        KILN_FAIL(ctx, KILN_ERR_IO, "cannot create cache directory %s: %s", dir, strerror(errno));
     fd = mkstemp(temp);
     if (fd < 0)
         KILN_FAIL(ctx, KILN_ERR_IO, "cannot create %s: %s", temp, strerror(errno));
@@ -267,9 +267,8 @@ static kiln_status write_atomically(kiln_context *ctx, const char *path, const u
     if (f == NULL)
         KILN_FAIL(ctx, KILN_ERR_IO, "cannot open %s: %s", temp, strerror(errno));
     fd = -1;
-    if (fwrite(header, 1, HEADER_BYTES, f) != HEADER_BYTES ||
-        fwrite(payload, 1, n_payload, f) != n_payload || fflush(f) != 0 ||
-        fsync(fileno(f)) != 0)
+    if (fwrite(head, 1, n_head, f) != n_head || fwrite(body, 1, n_body, f) != n_body ||
+        fflush(f) != 0 || fsync(fileno(f)) != 0)
         KILN_FAIL(ctx, KILN_ERR_IO, "cannot write %s: %s", temp, strerror(errno));
     int closed = fclose(f);
     f = NULL;
@@ -278,6 +277,7 @@ static kiln_status write_atomically(kiln_context *ctx, const char *path, const u
     if (rename(temp, path) != 0)
         KILN_FAIL(ctx, KILN_ERR_IO, "cannot rename %s to %s: %s", temp, path, strerror(errno));
     kiln__free(ctx, temp);
+    kiln__free(ctx, dirs);
     return KILN_OK;
 cleanup:
     if (f != NULL)
@@ -287,6 +287,7 @@ cleanup:
     if (created)
         unlink(temp);
     kiln__free(ctx, temp);
+    kiln__free(ctx, dirs);
     return rc;
 }
 
@@ -296,13 +297,12 @@ void kiln__cache_store(kiln_device *dev, const uint8_t key[KILN_SHA256_DIGEST_SI
     kiln_status rc = KILN_OK;
     kiln_context *ctx = dev->ctx;
     unsigned char *binary = NULL;
-    char *dir = NULL;
     char *path = kiln__cache_entry_path(ctx, dev->cache_dir, key);
     if (path == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory");
     size_t n_binary = 0;
-    cl_int err = clGetProgramInfo(program, CL_PROGRAM_BINARY_SIZES, sizeof n_binary, &n_binary,
-                                  NULL);
+    cl_int err =
+        clGetProgramInfo(program, CL_PROGRAM_BINARY_SIZES, sizeof n_binary, &n_binary, NULL);
     if (err != CL_SUCCESS || n_binary == 0 || n_binary > MAX_PAYLOAD_BYTES)
         KILN_FAIL(ctx, KILN_ERR_OPENCL, "the driver offers no program binary (%s, %zu bytes)",
                   kiln__cl_error_name(err), n_binary);
@@ -313,12 +313,6 @@ void kiln__cache_store(kiln_device *dev, const uint8_t key[KILN_SHA256_DIGEST_SI
     if (err != CL_SUCCESS)
         KILN_FAIL(ctx, KILN_ERR_OPENCL, "clGetProgramInfo(CL_PROGRAM_BINARIES) failed with %s",
                   kiln__cl_error_name(err));
-    dir = kiln__strdup(ctx, dev->cache_dir);
-    if (dir == NULL)
-        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory");
-    if (make_dirs(dir) != 0)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot create cache directory %s: %s", dev->cache_dir,
-                  strerror(errno));
     uint8_t header[HEADER_BYTES];
     memcpy(header, MAGIC, sizeof MAGIC);
     put_u32(header + 8, KILN__CACHE_FORMAT);
@@ -326,7 +320,8 @@ void kiln__cache_store(kiln_device *dev, const uint8_t key[KILN_SHA256_DIGEST_SI
     memcpy(header + 16, key, KILN_SHA256_DIGEST_SIZE);
     put_u64(header + 16 + KILN_SHA256_DIGEST_SIZE, (uint64_t)n_binary);
     kiln__sha256_buffer(binary, n_binary, header + 16 + KILN_SHA256_DIGEST_SIZE + 8);
-    KILN_CHECK(write_atomically(ctx, path, header, binary, n_binary));
+    KILN_CHECK(
+        kiln__cache_write_file(ctx, dev->cache_dir, path, header, HEADER_BYTES, binary, n_binary));
     dev->cache_stats.writes++;
 cleanup:
     if (rc != KILN_OK) {
@@ -335,7 +330,6 @@ cleanup:
                   kiln_context_last_error(ctx));
         kiln_context_clear_error(ctx);
     }
-    kiln__free(ctx, dir);
     kiln__free(ctx, binary);
     kiln__free(ctx, path);
 }

@@ -151,6 +151,7 @@ kiln_status kiln_device_create(kiln_context *ctx, const kiln_device_options *opt
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory formatting build options");
     bool disable = options->disable_cache || kiln_cache_disabled_by_env();
     KILN_CHECK(kiln__cache_resolve_dir(ctx, options->cache_dir, disable, &dev->cache_dir));
+    kiln__gemm_table_load(dev);
     kiln__log(ctx, KILN_LOG_DEBUG, "device %zu: '%s' on '%s' (%s), binary cache %s",
               dev->info.index, dev->info.name, dev->info.platform_name, dev->info.driver_version,
               dev->cache_dir != NULL ? dev->cache_dir : "disabled");
@@ -170,6 +171,7 @@ void kiln_device_destroy(kiln_device *dev)
     if (dev->queue != NULL)
         clFinish(dev->queue);
     kiln__gemm_release(dev); /* the workspace's last kernels have run */
+    kiln__gemm_table_release(dev);
     kiln__programs_release(dev);
     kiln__profile_destroy(dev);
     if (dev->queue != NULL)

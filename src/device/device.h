@@ -50,6 +50,7 @@ typedef struct kiln__program {
 } kiln__program;
 
 typedef struct kiln__profile kiln__profile;
+typedef struct kiln__gemm_table kiln__gemm_table;
 
 struct kiln_device {
     kiln_context *ctx;
@@ -66,6 +67,7 @@ struct kiln_device {
     uint64_t allocated_bytes;
     kiln__profile *profile;             /* NULL unless kiln_device_options.profile */
     struct kiln_buffer *gemm_workspace; /* gemm.c's packed operands; see kiln__gemm_release */
+    kiln__gemm_table *gemm_table;       /* tuning results and shape recording (gemm_table.c) */
 };
 
 struct kiln_buffer {
@@ -113,6 +115,12 @@ void kiln__cache_store(kiln_device *dev, const uint8_t key[KILN_SHA256_DIGEST_SI
 /* The entry's file path for `key` (caller frees), or NULL when out of memory. */
 char *kiln__cache_entry_path(kiln_context *ctx, const char *dir,
                              const uint8_t key[KILN_SHA256_DIGEST_SIZE]);
+
+/* Writes `head` then `body` to `path` atomically: creates `dir` (mkdir -p), writes a temporary
+ * file beside `path`, flushes and syncs it, then renames it over `path`. */
+kiln_status kiln__cache_write_file(kiln_context *ctx, const char *dir, const char *path,
+                                   const void *head, size_t n_head, const void *body,
+                                   size_t n_body);
 
 /* Resolves the cache directory for a device: NULL in *out when disabled. */
 kiln_status kiln__cache_resolve_dir(kiln_context *ctx, const char *override, bool disable,

@@ -85,6 +85,108 @@ const char *kiln__gemm_backend_name(kiln__gemm_backend backend)
     return backend == KILN__GEMM_KILN ? "kiln" : "clblast";
 }
 
+static bool valid_tile(int tm, int nv, int vw)
+{
+    return tm >= 1 && tm <= 32 && nv >= 1 && nv <= 8 && (vw == 2 || vw == 4 || vw == 8 || vw == 16);
+}
+
+void kiln__gemm_choice_name(const kiln__gemm_choice *c, char *out, size_t capacity)
+{
+    if (c->backend == KILN__GEMM_CLBLAST)
+        snprintf(out, capacity, "clblast");
+    else
+        snprintf(out, capacity, "kiln %dx%dx%d%s", c->tm, c->nv, c->vw, c->pack ? " packed" : "");
+}
+
+bool kiln__gemm_choice_parse(const char *text, kiln__gemm_choice *out)
+{
+    kiln__gemm_choice c = {.backend = KILN__GEMM_CLBLAST};
+    if (strcmp(text, "clblast") == 0) {
+        *out = c;
+        return true;
+    }
+    char packed[8] = "";
+    int used = 0;
+    int n = sscanf(text, "kiln %dx%dx%d%n %7s", &c.tm, &c.nv, &c.vw, &used, packed);
+    if (n < 3 || !valid_tile(c.tm, c.nv, c.vw))
+        return false;
+    if (n == 3 && text[used] != '\0')
+        return false;
+    if (n == 4 && strcmp(packed, "packed") != 0)
+        return false;
+    c.backend = KILN__GEMM_KILN;
+    c.pack = n == 4;
+    *out = c;
+    return true;
+}
+
+/* The device's native float vector width (16 on PoCL with AVX-512, 8 with AVX2). */
+static cl_uint native_float_width(const kiln_device *dev)
+{
+    cl_uint width = 0;
+    if (clGetDeviceInfo(dev->device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof width, &width,
+                        NULL) != CL_SUCCESS)
+        return 4;
+    return width;
+}
+
+/* Whether Kiln's kernel should pack the operands. Products of at least 2^23 multiply-adds
+ * pack, except an untransposed one whose B fits in ~2 MB: measured on PoCL
+ * (docs/PERFORMANCE.md), transposed operands and large leading dimensions (cache-set conflicts
+ * between a tile's rows) lose up to 3.5x unpacked, while small products and the MLP's forward
+ * ones lose more to the two packing passes than they gain. */
+static bool default_packing(const kiln__gemm *g)
+{
+    if ((double)g->m * (double)g->n * (double)g->k < (double)(1 << 23))
+        return false;
+    return g->transpose_a || g->transpose_b || g->k * g->n > ((size_t)1 << 19);
+}
+
+/* Kiln's kernel with the device class's tile: 16-wide, 14x2 float16 accumulators, measured
+ * best with AVX-512 (28 of 32 zmm registers); narrower, 6x2 float8 (12 of AVX2's 16 ymm
+ * registers), not measured. */
+static kiln__gemm_choice default_kiln(const kiln_device *dev, const kiln__gemm *g)
+{
+    kiln__gemm_choice c = {.backend = KILN__GEMM_KILN, .tm = 14, .nv = 2, .vw = 16};
+    if (native_float_width(dev) < 16)
+        c.tm = 6, c.vw = 8;
+    c.pack = default_packing(g);
+    return c;
+}
+
+kiln__gemm_choice kiln__gemm_default_choice(kiln_device *dev, const kiln__gemm *g)
+{
+    kiln__gemm_choice c = {.backend = KILN__GEMM_CLBLAST};
+    if (dev->info.type == KILN_DEVICE_TYPE_CPU)
+        c = default_kiln(dev, g);
+    kiln__gemm_apply_env(dev, g, &c);
+    return c;
+}
+
+void kiln__gemm_apply_env(kiln_device *dev, const kiln__gemm *g, kiln__gemm_choice *c)
+{
+    const char *backend = getenv("KILN_GEMM");
+    if (backend != NULL && (strcmp(backend, "kiln") == 0 || strcmp(backend, "clblast") == 0))
+        c->backend = kiln__gemm_get_backend(dev);
+    if (c->backend == KILN__GEMM_KILN && c->tm == 0) /* CLBlast's choice, overridden */
+        *c = default_kiln(dev, g);
+    const char *tile = getenv("KILN_GEMM_TILE");
+    if (tile != NULL) {
+        int tm = 0, nv = 0, vw = 0;
+        char end = 0;
+        if (sscanf(tile, "%dx%dx%d%c", &tm, &nv, &vw, &end) == 3 && valid_tile(tm, nv, vw))
+            c->tm = tm, c->nv = nv, c->vw = vw;
+        else
+            kiln__log(dev->ctx, KILN_LOG_WARN,
+                      "KILN_GEMM_TILE='%s' is not TMxNVxVW (TM 1-32, NV 1-8, VW 2/4/8/16); "
+                      "ignored",
+                      tile);
+    }
+    const char *pack = getenv("KILN_GEMM_PACK");
+    if (pack != NULL && (strcmp(pack, "0") == 0 || strcmp(pack, "1") == 0))
+        c->pack = pack[0] == '1';
+}
+
 /* ---- CLBlast ---- */
 
 static kiln_status run_clblast(kiln_device *dev, const char *what, const kiln__gemm *g,
@@ -124,34 +226,11 @@ cleanup:
 
 /* ---- Kiln's kernel (cl/gemm.cl) ---- */
 
-typedef struct tile {
-    int tm, nv, vw; /* rows, vectors per row, vector width */
-} tile;
-
-/* The tile KILN_GEMM_TILE names ("14x2x16"), else the default measured best on PoCL with
- * AVX-512 (docs/PERFORMANCE.md). A malformed value is ignored, with a log line. */
-static tile choose_tile(kiln_device *dev)
-{
-    tile t = {14, 2, 16};
-    const char *env = getenv("KILN_GEMM_TILE");
-    if (env == NULL)
-        return t;
-    tile e = {0, 0, 0};
-    char end = 0;
-    if (sscanf(env, "%dx%dx%d%c", &e.tm, &e.nv, &e.vw, &end) == 3 && e.tm >= 1 && e.tm <= 32 &&
-        e.nv >= 1 && e.nv <= 8 && (e.vw == 2 || e.vw == 4 || e.vw == 8 || e.vw == 16))
-        return e;
-    kiln__log(dev->ctx, KILN_LOG_WARN,
-              "KILN_GEMM_TILE='%s' is not TMxNVxVW (TM 1-32, NV 1-8, VW 2/4/8/16); using %dx%dx%d",
-              env, t.tm, t.nv, t.vw);
-    return t;
-}
-
-/* The name of the gemm program built for tile `t`: "gemm" plus its -D options, which the
+/* The name of the gemm program built for `c`'s tile: "gemm" plus its -D options, which the
  * device's program table builds (through the cache) and keeps as a program of its own. */
-static void tile_program(tile t, char *name, size_t size)
+static void tile_program(const kiln__gemm_choice *c, char *name, size_t size)
 {
-    snprintf(name, size, "gemm -DGEMM_TM=%d -DGEMM_NV=%d -DGEMM_VW=%d", t.tm, t.nv, t.vw);
+    snprintf(name, size, "gemm -DGEMM_TM=%d -DGEMM_NV=%d -DGEMM_VW=%d", c->tm, c->nv, c->vw);
 }
 
 /* Whether every index the kernel forms fits its 32-bit arithmetic. */
@@ -204,14 +283,14 @@ cleanup:
 /* Packs op(A) and op(B) into the workspace as zero-padded micro-panels and multiplies the
  * panels (cl/gemm.cl). An operand with batch stride 0 is packed once for every entry.
  * Returns KILN_ERR_UNSUPPORTED, touching nothing, when the packed indices overflow 32 bits. */
-static kiln_status run_packed(kiln_device *dev, const char *program, tile t, const kiln__gemm *g,
-                              size_t batch)
+static kiln_status run_packed(kiln_device *dev, const char *program, const kiln__gemm_choice *t,
+                              const kiln__gemm *g, size_t batch)
 {
     kiln_status rc = KILN_OK;
-    size_t nw = (size_t)(t.nv * t.vw);
-    size_t tiles_m = (g->m + (size_t)t.tm - 1) / (size_t)t.tm, tiles_n = (g->n + nw - 1) / nw;
+    size_t nw = (size_t)(t->nv * t->vw);
+    size_t tiles_m = (g->m + (size_t)t->tm - 1) / (size_t)t->tm, tiles_n = (g->n + nw - 1) / nw;
     size_t batch_a = g->a_stride == 0 ? 1 : batch, batch_b = g->b_stride == 0 ? 1 : batch;
-    size_t panel_a = tiles_m * (size_t)t.tm * g->k, panel_b = tiles_n * nw * g->k;
+    size_t panel_a = tiles_m * (size_t)t->tm * g->k, panel_b = tiles_n * nw * g->k;
     size_t n_a = batch_a * panel_a, n_b = batch_b * panel_b;
     if (n_a + n_b > UINT32_MAX)
         return KILN_ERR_UNSUPPORTED;
@@ -255,30 +334,13 @@ cleanup:
     return rc;
 }
 
-/* Whether to pack the operands. KILN_GEMM_PACK=0 or 1 forces the choice (to compare). Else
- * products of at least 2^23 multiply-adds pack, except an untransposed one whose B fits in ~2
- * MB: measured on PoCL (docs/PERFORMANCE.md), transposed operands and large leading dimensions
- * (cache-set conflicts between a tile's rows) lose up to 3.5x unpacked, while small products
- * and the MLP's forward ones lose more to the two packing passes than they gain. */
-static bool use_packing(const kiln__gemm *g)
-{
-    if (g->k == 0 || g->alpha == 0.0f)
-        return false;
-    const char *env = getenv("KILN_GEMM_PACK");
-    if (env != NULL && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
-        return env[0] == '1';
-    if ((double)g->m * (double)g->n * (double)g->k < (double)(1 << 23))
-        return false;
-    return g->transpose_a || g->transpose_b || g->k * g->n > ((size_t)1 << 19);
-}
-
-static kiln_status run_kiln(kiln_device *dev, const kiln__gemm *g, size_t batch)
+static kiln_status run_kiln(kiln_device *dev, const kiln__gemm *g, const kiln__gemm_choice *t,
+                            size_t batch)
 {
     kiln_status rc = KILN_OK;
-    tile t = choose_tile(dev);
     char program[128];
     tile_program(t, program, sizeof program);
-    if (use_packing(g)) {
+    if (t->pack && g->k > 0 && g->alpha != 0.0f) {
         rc = run_packed(dev, program, t, g, batch);
         if (rc != KILN_ERR_UNSUPPORTED)
             return rc;
@@ -299,8 +361,8 @@ static kiln_status run_kiln(kiln_device *dev, const kiln__gemm *g, size_t batch)
         KILN__ARG_UINT(g->c_offset), KILN__ARG_UINT(g->ldc),
         KILN__ARG_UINT(g->c_stride),
     };
-    size_t nw = (size_t)(t.nv * t.vw);
-    size_t global[3] = {(g->n + nw - 1) / nw, (g->m + (size_t)t.tm - 1) / (size_t)t.tm, batch};
+    size_t nw = (size_t)(t->nv * t->vw);
+    size_t global[3] = {(g->n + nw - 1) / nw, (g->m + (size_t)t->tm - 1) / (size_t)t->tm, batch};
     size_t local[3] = {1, 1, 1};
     KILN_CHECK(kiln__launch(dev, program, kernels[g->transpose_a][g->transpose_b], args,
                             sizeof args / sizeof args[0], 3, global, local));
@@ -308,7 +370,8 @@ cleanup:
     return rc;
 }
 
-kiln_status kiln__gemm_run(kiln_device *dev, const char *what, const kiln__gemm *g)
+kiln_status kiln__gemm_run_choice(kiln_device *dev, const char *what, const kiln__gemm *g,
+                                  const kiln__gemm_choice *c)
 {
     size_t batch = g->batch == 0 ? 1 : g->batch;
     if (g->m == 0 || g->n == 0)
@@ -329,10 +392,17 @@ kiln_status kiln__gemm_run(kiln_device *dev, const char *what, const kiln__gemm 
     KILN_CHECK(
         check_operand(dev, what, 'C', g->m, g->n, g->ldc, g->c_offset, g->c_stride, batch, g->c));
     size_t c_span = span(g->m, g->n, g->ldc, g->c_offset, g->c_stride, batch);
-    /* CLBlast rejects k = 0 (C = beta C); our kernel does it on any device. */
-    if ((kiln__gemm_get_backend(dev) == KILN__GEMM_KILN || g->k == 0) &&
-        fits_u32(g, a_span, b_span, c_span)) {
-        rc = run_kiln(dev, g, batch);
+    KILN_CHECK(kiln__gemm_table_record(dev, g));
+    /* CLBlast rejects k = 0 (C = beta C); our kernel does it on any device, with the device
+     * class's tile when CLBlast was the choice. */
+    kiln__gemm_choice k0 = *c;
+    if (g->k == 0 && c->backend == KILN__GEMM_CLBLAST) {
+        k0 = kiln__gemm_default_choice(dev, g);
+        if (k0.backend != KILN__GEMM_KILN || k0.tm == 0)
+            k0 = (kiln__gemm_choice){.backend = KILN__GEMM_KILN, .tm = 4, .nv = 1, .vw = 4};
+    }
+    if (k0.backend == KILN__GEMM_KILN && fits_u32(g, a_span, b_span, c_span)) {
+        rc = run_kiln(dev, g, &k0, batch);
         if (rc != KILN_OK)
             kiln__error_append(
                 dev->ctx, " (in %s: GEMM m %zu, n %zu, k %zu, batch %zu, trans %c%c)", what, g->m,
@@ -342,4 +412,14 @@ kiln_status kiln__gemm_run(kiln_device *dev, const char *what, const kiln__gemm 
     return run_clblast(dev, what, g, batch);
 cleanup:
     return rc;
+}
+
+kiln_status kiln__gemm_run(kiln_device *dev, const char *what, const kiln__gemm *g)
+{
+    kiln__gemm_choice c;
+    if (kiln__gemm_table_find(dev, g, &c))
+        kiln__gemm_apply_env(dev, g, &c);
+    else
+        c = kiln__gemm_default_choice(dev, g);
+    return kiln__gemm_run_choice(dev, what, g, &c);
 }

@@ -49,4 +49,64 @@ void kiln__gemm_release(kiln_device *dev);
 /* "kiln" or "clblast". */
 const char *kiln__gemm_backend_name(kiln__gemm_backend backend);
 
+/* ---- choices: which implementation runs a product ---- */
+
+/* One way to run a product: CLBlast, or Kiln's kernel with a register tile of `tm` rows by
+ * `nv` vectors of `vw` floats, reading its operands in place or from packed panels. */
+typedef struct kiln__gemm_choice {
+    kiln__gemm_backend backend;
+    int tm, nv, vw; /* Kiln's kernel only: 1-32, 1-8, 2/4/8/16 */
+    bool pack;      /* Kiln's kernel only */
+} kiln__gemm_choice;
+
+/* The choice for `g` on `dev` without tuning results: the shipped default of the device's
+ * class (Kiln's kernel on CPUs, with the tile measured best for the device's native float
+ * vector width; CLBlast on GPUs and accelerators), then the environment's overrides
+ * (KILN_GEMM, KILN_GEMM_TILE, KILN_GEMM_PACK). kiln__gemm_run uses the device's tuning table
+ * (gemm_table.c) before this. */
+kiln__gemm_choice kiln__gemm_default_choice(kiln_device *dev, const kiln__gemm *g);
+
+/* Applies the environment's overrides to `c` (the environment always wins, for comparisons). */
+void kiln__gemm_apply_env(kiln_device *dev, const kiln__gemm *g, kiln__gemm_choice *c);
+
+/* kiln__gemm_run with the implementation fixed to `c` (the tuner times each choice through
+ * this; products whose indices overflow 32 bits still go to CLBlast). */
+kiln_status kiln__gemm_run_choice(kiln_device *dev, const char *what, const kiln__gemm *g,
+                                  const kiln__gemm_choice *c);
+
+/* "clblast", or "kiln 14x2x16" with " packed" when it packs, into `out`. */
+void kiln__gemm_choice_name(const kiln__gemm_choice *c, char *out, size_t capacity);
+/* Parses kiln__gemm_choice_name's form; false when `text` is not one. */
+bool kiln__gemm_choice_parse(const char *text, kiln__gemm_choice *out);
+
+/* ---- the tuning table (gemm_table.c) ---- */
+
+/* The tuned choice for `g`: an entry for exactly this shape (transposes, m, n, k, batched or
+ * not), else one whose m, n and k fall in the same power-of-two classes. False when the
+ * device has no tuning results or none fits. */
+bool kiln__gemm_table_find(const kiln_device *dev, const kiln__gemm *g, kiln__gemm_choice *out);
+/* Reads the device's tuning file from the cache directory, if any, at device creation. A
+ * missing file is normal; an unreadable or malformed one is logged as a warning naming it and
+ * ignored (defaults are used): tuning results never stop a run. */
+void kiln__gemm_table_load(kiln_device *dev);
+/* Adds `g`'s shape to the device's recording when one is on (kiln_device_record_gemm_shapes). */
+kiln_status kiln__gemm_table_record(kiln_device *dev, const kiln__gemm *g);
+void kiln__gemm_table_release(kiln_device *dev);
+/* Sets `shape`'s entry (replacing one for the same shape). */
+kiln_status kiln__gemm_table_put(kiln_device *dev, const kiln_gemm_shape *shape,
+                                 const kiln__gemm_choice *choice, double gflops);
+/* The CLBlast parameter set tuning chose ("" for CLBlast's defaults), and setting it. */
+const char *kiln__gemm_table_clblast_params(const kiln_device *dev);
+kiln_status kiln__gemm_table_set_clblast_params(kiln_device *dev, const char *name);
+/* Writes the table to the device's tuning file atomically; nothing when the cache is off. */
+kiln_status kiln__gemm_table_save(kiln_device *dev);
+
+/* ---- CLBlast's parameter sets (gemm_tune.c) ---- */
+
+/* Whether `name` is one of the parameter sets the tuner tries. */
+bool kiln__gemm_tune_clblast_params_known(const char *name);
+/* Passes the table's CLBlast parameter set to CLBlastOverrideParameters (a failure is logged;
+ * CLBlast then keeps its defaults). Nothing when the table holds none. */
+void kiln__gemm_tune_apply_clblast_params(kiln_device *dev);
+
 #endif

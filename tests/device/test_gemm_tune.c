@@ -1,0 +1,267 @@
+/*
+ * GEMM tuning (src/device/gemm_tune.c, gemm_table.c): kiln_device_tune_gemm on small awkward
+ * shapes (Kiln's kernels only; CLBlast's compile is test_gemm's) times implementations, finds
+ * none wrong, and stores its choices in the cache directory; a new device for the same
+ * hardware reads them and runs each shape, and shapes of the same power-of-two classes, with
+ * them, while other shapes keep the defaults; a malformed tuning file is ignored with a
+ * warning naming it; bad shapes are refused; shape recording keeps each distinct product once;
+ * choice names round-trip and malformed ones are refused; a disabled cache keeps results in
+ * memory only. Nothing here is timed: the rates are only checked to be positive.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device/gemm.h"
+#include "support/kiln_test.h"
+
+static char WARNINGS[2048];
+
+static void capture(kiln_log_level level, const char *message, void *user)
+{
+    (void)user;
+    if (level >= KILN_LOG_WARN)
+        snprintf(WARNINGS + strlen(WARNINGS), sizeof WARNINGS - strlen(WARNINGS), "%s\n", message);
+}
+
+static kiln_context *capturing_context(void)
+{
+    kiln_context_options options = {.log = capture, .log_level = KILN_LOG_WARN};
+    kiln_context *ctx = NULL;
+    assert_int_equal(kiln_context_create(&options, &ctx), KILN_OK);
+    WARNINGS[0] = '\0';
+    return ctx;
+}
+
+static const kiln_gemm_shape SHAPES[] = {
+    {false, false, 33, 17, 9, 1}, /* odd sizes, smaller than a tile */
+    {true, false, 5, 40, 3, 2},   /* transposed A, batched */
+    {false, true, 1, 70, 31, 1},  /* one row, transposed B */
+};
+enum { N_SHAPES = sizeof SHAPES / sizeof SHAPES[0] };
+
+static void test_tune_store_and_reload(void **state)
+{
+    (void)state;
+    char *dir = kiln_test_make_temp_dir("gemm-tune");
+    kiln_context *ctx = kiln_test_context();
+    kiln_device *dev = kiln_test_open_device(ctx, dir);
+    const char *path = kiln_device_get_tuning_path(dev);
+    assert_non_null(path);
+    assert_contains(path, dir);
+    assert_contains(path, ".ktune");
+    kiln_gemm_tune_row rows[N_SHAPES];
+    kiln_gemm_tune_options options = {.budget_seconds = 600, .skip_clblast = true};
+    assert_int_equal(kiln_device_tune_gemm(dev, SHAPES, N_SHAPES, &options, rows), KILN_OK);
+    for (int i = 0; i < N_SHAPES; i++) {
+        assert_true(rows[i].done);
+        assert_int_equal(rows[i].n_wrong, 0);
+        assert_true(rows[i].n_timed >= 2); /* the baseline and at least one challenger */
+        assert_true(rows[i].best_gflops > 0 && rows[i].before_gflops > 0);
+        assert_contains(rows[i].best, "kiln ");
+        char now[48];
+        bool tuned = false;
+        kiln_device_gemm_choice(dev, &SHAPES[i], now, sizeof now, &tuned);
+        assert_true(tuned);
+        assert_string_equal(now, rows[i].best);
+    }
+    kiln_device_destroy(dev);
+
+    /* A new device reads the file: the same choices, for the shapes and their neighbours. */
+    dev = kiln_test_open_device(ctx, dir);
+    for (int i = 0; i < N_SHAPES; i++) {
+        char now[48];
+        bool tuned = false;
+        kiln_device_gemm_choice(dev, &SHAPES[i], now, sizeof now, &tuned);
+        assert_true(tuned);
+        assert_string_equal(now, rows[i].best);
+    }
+    kiln_gemm_shape near = {false, false, 40, 30, 12, 1}; /* classes of 33, 17, 9: 6, 5, 4 */
+    char choice[48];
+    bool tuned = false;
+    kiln_device_gemm_choice(dev, &near, choice, sizeof choice, &tuned);
+    assert_true(tuned);
+    assert_string_equal(choice, rows[0].best);
+    kiln_gemm_shape far = {false, false, 1000, 1000, 1000, 1};
+    kiln_device_gemm_choice(dev, &far, choice, sizeof choice, &tuned);
+    assert_false(tuned);
+    kiln_gemm_shape unbatched = {true, false, 5, 40, 3, 1}; /* SHAPES[1] without its batch */
+    kiln_device_gemm_choice(dev, &unbatched, choice, sizeof choice, &tuned);
+    assert_false(tuned);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+    kiln_test_remove_dir(dir);
+    free(dir);
+}
+
+static void test_malformed_file_ignored(void **state)
+{
+    (void)state;
+    char *dir = kiln_test_make_temp_dir("gemm-tune-bad");
+    kiln_context *ctx = capturing_context();
+    kiln_device *dev = kiln_test_open_device(ctx, dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s", kiln_device_get_tuning_path(dev));
+    kiln_device_destroy(dev);
+    const char *bad[] = {
+        "not a tuning file\n",
+        "kiln-gemm-tuning 1\ngemm NN 33 17 9 1 10.0 kiln 99x2x16\n",    /* tile out of range */
+        "kiln-gemm-tuning 1\ngemm XN 33 17 9 1 10.0 clblast\n",         /* transpose letter */
+        "kiln-gemm-tuning 1\ngemm NN 33 17 9 1 10.0 kiln 14x2x16 pk\n", /* trailing word */
+        "kiln-gemm-tuning 1\nclblast-params no-such-set\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(bad[i], f);
+        fclose(f);
+        WARNINGS[0] = '\0';
+        dev = kiln_test_open_device(ctx, dir);
+        assert_contains(WARNINGS, path);
+        assert_contains(WARNINGS, "ignoring the file");
+        char choice[48];
+        bool tuned = true;
+        kiln_device_gemm_choice(dev, &SHAPES[0], choice, sizeof choice, &tuned);
+        assert_false(tuned);
+        kiln_device_destroy(dev);
+    }
+    /* A well-formed file by hand is read. */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("kiln-gemm-tuning 1\n# comment\ngemm NN 33 17 9 1 10.0 kiln 4x1x8 packed\n", f);
+    fclose(f);
+    WARNINGS[0] = '\0';
+    dev = kiln_test_open_device(ctx, dir);
+    assert_string_equal(WARNINGS, "");
+    char choice[48];
+    bool tuned = false;
+    kiln_device_gemm_choice(dev, &SHAPES[0], choice, sizeof choice, &tuned);
+    assert_true(tuned);
+    assert_string_equal(choice, "kiln 4x1x8 packed");
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+    kiln_test_remove_dir(dir);
+    free(dir);
+}
+
+static void test_bad_shapes(void **state)
+{
+    (void)state;
+    kiln_context *ctx = kiln_test_context();
+    kiln_device *dev = kiln_test_open_device(ctx, NULL);
+    assert_null(kiln_device_get_tuning_path(dev));
+    kiln_gemm_tune_row rows[2];
+    assert_int_equal(kiln_device_tune_gemm(dev, SHAPES, 0, NULL, rows), KILN_ERR_INVALID_ARGUMENT);
+    assert_contains(kiln_context_last_error(ctx), "no shapes");
+    kiln_gemm_shape zero[2] = {SHAPES[0], {false, false, 4, 0, 3, 1}};
+    assert_int_equal(kiln_device_tune_gemm(dev, zero, 2, NULL, rows), KILN_ERR_INVALID_ARGUMENT);
+    assert_contains(kiln_context_last_error(ctx), "shape 1 (m 4, n 0, k 3, batch 1)");
+    /* Without a cache the results hold in memory. */
+    kiln_gemm_tune_options options = {.skip_clblast = true};
+    assert_int_equal(kiln_device_tune_gemm(dev, SHAPES, 1, &options, rows), KILN_OK);
+    char choice[48];
+    bool tuned = false;
+    kiln_device_gemm_choice(dev, &SHAPES[0], choice, sizeof choice, &tuned);
+    assert_true(tuned);
+    assert_string_equal(choice, rows[0].best);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+}
+
+static void test_recording(void **state)
+{
+    (void)state;
+    kiln_context *ctx = kiln_test_context();
+    kiln_device *dev = kiln_test_open_device(ctx, NULL);
+    kiln_buffer *buf = NULL;
+    assert_int_equal(kiln_buffer_create(dev, 4096 * sizeof(float), "recording", &buf), KILN_OK);
+    kiln__gemm g = {.m = 8,
+                    .n = 9,
+                    .k = 10,
+                    .alpha = 1,
+                    .a = buf,
+                    .lda = 10,
+                    .b = buf,
+                    .ldb = 9,
+                    .c = buf,
+                    .c_offset = 2048,
+                    .ldc = 9};
+    assert_int_equal(kiln__gemm_run(dev, "test", &g), KILN_OK);
+    const kiln_gemm_shape *shapes = NULL;
+    size_t n = 7;
+    kiln_device_get_gemm_shapes(dev, &shapes, &n);
+    assert_int_equal(n, 0); /* nothing recorded before recording starts */
+    assert_int_equal(kiln_device_record_gemm_shapes(dev, true), KILN_OK);
+    assert_int_equal(kiln__gemm_run(dev, "test", &g), KILN_OK);
+    assert_int_equal(kiln__gemm_run(dev, "test", &g), KILN_OK);
+    kiln__gemm t = g;
+    t.transpose_b = true;
+    t.ldb = 10;
+    assert_int_equal(kiln__gemm_run(dev, "test", &t), KILN_OK);
+    assert_int_equal(kiln_device_record_gemm_shapes(dev, false), KILN_OK);
+    assert_int_equal(kiln__gemm_run(dev, "test",
+                                    &(kiln__gemm){.m = 2,
+                                                  .n = 2,
+                                                  .k = 2,
+                                                  .alpha = 1,
+                                                  .a = buf,
+                                                  .lda = 2,
+                                                  .b = buf,
+                                                  .ldb = 2,
+                                                  .c = buf,
+                                                  .ldc = 2}),
+                     KILN_OK);
+    kiln_device_get_gemm_shapes(dev, &shapes, &n);
+    assert_int_equal(n, 2);
+    assert_false(shapes[0].transpose_b);
+    assert_true(shapes[1].transpose_b);
+    assert_int_equal(shapes[1].m, 8);
+    assert_int_equal(shapes[1].n, 9);
+    assert_int_equal(shapes[1].k, 10);
+    assert_int_equal(shapes[1].batch, 1);
+    assert_int_equal(kiln_device_finish(dev), KILN_OK);
+    kiln_buffer_destroy(buf);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+}
+
+static void test_choice_names(void **state)
+{
+    (void)state;
+    const char *good[] = {"clblast", "kiln 14x2x16", "kiln 4x1x8 packed", "kiln 32x8x2"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        kiln__gemm_choice c;
+        assert_true(kiln__gemm_choice_parse(good[i], &c));
+        char name[48];
+        kiln__gemm_choice_name(&c, name, sizeof name);
+        assert_string_equal(name, good[i]);
+    }
+    const char *bad[] = {"",
+                         "kiln",
+                         "kiln 14x2",
+                         "kiln 0x2x16",
+                         "kiln 14x9x16",
+                         "kiln 14x2x3",
+                         "kiln 14x2x16 fast",
+                         "kiln 14x2x16x",
+                         "CLBlast"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kiln__gemm_choice c;
+        if (kiln__gemm_choice_parse(bad[i], &c))
+            fail_msg("'%s' parsed as a GEMM choice", bad[i]);
+    }
+}
+
+int main(void)
+{
+    kiln_test_require_device();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_choice_names),
+        cmocka_unit_test(test_recording),
+        cmocka_unit_test(test_bad_shapes),
+        cmocka_unit_test(test_malformed_file_ignored),
+        cmocka_unit_test(test_tune_store_and_reload),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
