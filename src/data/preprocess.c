@@ -204,19 +204,22 @@ static kiln_status fit_step(kiln_preprocess *pp, size_t k, const kiln_dataset *d
     if (step->kind == KILN_PREPROCESS_SCALE || step->kind == KILN_PREPROCESS_DROP_MISSING)
         goto cleanup;
     /* a: sum (then mean) or min; b: squared deviations or max; count: values seen. */
+    /* Loops run statistic by statistic over its `inner` features (no division per value);
+     * each statistic still sees its values in sample-then-feature order. */
     for (int64_t i = 0; i < n; i++) {
         const float *x = ds->features + i * F;
-        for (int64_t f = 0; f < F; f++) {
-            if (isnan(x[f]))
-                continue;
-            int64_t j = f / inner;
-            if (step->kind == KILN_PREPROCESS_MINMAX) {
-                a[j] = count[j] == 0 || x[f] < a[j] ? x[f] : a[j];
-                b[j] = count[j] == 0 || x[f] > b[j] ? x[f] : b[j];
-            } else {
-                a[j] += x[f];
+        for (int64_t j = 0; j < width; j++) {
+            for (int64_t f = j * inner; f < (j + 1) * inner; f++) {
+                if (isnan(x[f]))
+                    continue;
+                if (step->kind == KILN_PREPROCESS_MINMAX) {
+                    a[j] = count[j] == 0 || x[f] < a[j] ? x[f] : a[j];
+                    b[j] = count[j] == 0 || x[f] > b[j] ? x[f] : b[j];
+                } else {
+                    a[j] += x[f];
+                }
+                count[j]++;
             }
-            count[j]++;
         }
     }
     for (int64_t j = 0; j < width; j++) {
@@ -236,10 +239,12 @@ static kiln_status fit_step(kiln_preprocess *pp, size_t k, const kiln_dataset *d
         /* Two passes: the deviations from the mean avoid cancellation in E[x^2] - E[x]^2. */
         for (int64_t i = 0; i < n; i++) {
             const float *x = ds->features + i * F;
-            for (int64_t f = 0; f < F; f++) {
-                int64_t j = f / inner;
-                if (!isnan(x[f]))
-                    b[j] += (x[f] - a[j]) * (x[f] - a[j]);
+            for (int64_t j = 0; j < width; j++) {
+                double mean = a[j], sum = b[j];
+                for (int64_t f = j * inner; f < (j + 1) * inner; f++)
+                    if (!isnan(x[f]))
+                        sum += (x[f] - mean) * (x[f] - mean);
+                b[j] = sum;
             }
         }
         for (int64_t j = 0; j < width; j++) {
@@ -314,11 +319,13 @@ static kiln_status apply_step(const kiln_preprocess *pp, size_t k, kiln_dataset 
     case KILN_PREPROCESS_STANDARDIZE:
     case KILN_PREPROCESS_STANDARDIZE_FEATURES:
     case KILN_PREPROCESS_STANDARDIZE_CHANNELS: {
-        int64_t inner = F / stat_width(step, F); /* features per statistic */
+        int64_t width = stat_width(step, F), inner = F / width; /* features per statistic */
         for (int64_t i = 0; i < n; i++) {
-            for (int64_t f = 0; f < F; f++) {
-                int64_t j = f / inner;
-                x[i * F + f] = (x[i * F + f] - stat[0].values[j]) / stat[1].values[j];
+            for (int64_t j = 0; j < width; j++) {
+                float mean = stat[0].values[j], std = stat[1].values[j];
+                float *row = x + i * F + j * inner;
+                for (int64_t f = 0; f < inner; f++)
+                    row[f] = (row[f] - mean) / std;
             }
         }
         return KILN_OK;
