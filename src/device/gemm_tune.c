@@ -360,7 +360,7 @@ static kiln_status search_clblast(search *s, problem *problems, kiln_gemm_tune_r
     double best_total = INFINITY;
     const kiln__gemm_choice clblast = {.backend = KILN__GEMM_CLBLAST};
     for (int set = -1; set < (int)N_CLBLAST_SETS && !s->out_of_time; set++) {
-        const char *name = set < 0 ? "defaults" : CLBLAST_SETS[set].name;
+        const char *name = set < 0 ? "default" : CLBLAST_SETS[set].name;
         if (set >= 0 && override_clblast(s->dev, &CLBLAST_SETS[set]) != KILN_OK) {
             say(s, "CLBlast %s: %s", name, kiln_context_last_error(s->dev->ctx));
             kiln_context_clear_error(s->dev->ctx);
