@@ -4,7 +4,9 @@
  * metrics), evaluates the validation and test splits in eval mode, and acts on the callbacks'
  * decisions: early stopping, restoring the best weights from a host copy, checkpoints.
  * Evaluation pads the last partial batch (the batcher zero-fills it) and counts only its real
- * rows: the loss is computed on the host from the read-back output (train_fit.c).
+ * rows: the loss is computed on the host from the read-back output (train_fit.c). Every loop
+ * over batches goes through trainer_run_batches, which queues a batch's work before it waits for
+ * the previous batch's results, so the host waits once per step and never idles the device.
  */
 #include <assert.h>
 #include <math.h>
