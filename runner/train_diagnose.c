@@ -34,6 +34,29 @@ static kiln_status save_buffers(trainer *t, saved_buffers *s, config_error *err)
     return rc == KILN_OK ? trainer_copy_state(t, s->values, s->data, s->n, false) : rc;
 }
 
+/* score's loop state: the executor and the sum of the batch losses. */
+typedef struct score_state {
+    kiln_executor *ex;
+    double sum;
+} score_state;
+
+static kiln_status score_enqueue(trainer *t, trainer_slot *s, void *state)
+{
+    score_state *st = state;
+    kiln_status rc = kiln_executor_forward(st->ex, t->step);
+    return rc == KILN_OK
+               ? kiln_executor_read_async(st->ex, t->loss, &s->loss, 1, trainer_slot_ticket(s))
+               : rc;
+}
+
+static kiln_status score_consume(trainer *t, const trainer_slot *s, int64_t index, void *state)
+{
+    (void)t;
+    (void)index;
+    ((score_state *)state)->sum += s->loss;
+    return KILN_OK;
+}
+
 /* The mean of the device's batch loss over the training split's full batches, in order, run
  * through `ex` (forward only). */
 static kiln_status score(trainer *t, kiln_executor *ex, double *out)
@@ -44,19 +67,11 @@ static kiln_status score(trainer *t, kiln_executor *ex, double *out)
     if (rc != KILN_OK)
         return rc;
     int64_t n_batches = kiln_batcher_n_batches(b);
-    double sum = 0;
-    for (int64_t i = 0; i < n_batches && rc == KILN_OK; i++) {
-        int64_t n_rows = 0;
-        float loss = 0;
-        rc = trainer_load_batch(t, b, t->data->train, ex, 0, i, &n_rows);
-        if (rc == KILN_OK)
-            rc = kiln_executor_forward(ex, t->step);
-        if (rc == KILN_OK)
-            rc = kiln_executor_read(ex, t->loss, &loss, 1);
-        sum += loss;
-    }
+    score_state st = {ex, 0};
+    trainer_batch_fns fns = {.enqueue = score_enqueue, .consume = score_consume};
+    rc = trainer_run_batches(t, b, t->data->train, ex, 0, &fns, &st);
     kiln_batcher_destroy(b);
-    *out = n_batches > 0 ? sum / (double)n_batches : NAN;
+    *out = n_batches > 0 ? st.sum / (double)n_batches : NAN;
     return rc;
 }
 

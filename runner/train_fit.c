@@ -21,7 +21,7 @@ bool trainer_host_loss_exact(const trainer *t)
            k == KILN_LOSS_MSE || k == KILN_LOSS_L1;
 }
 
-double trainer_host_loss(const trainer *t, int64_t n_rows, float device_loss)
+double trainer_host_loss(const trainer *t, const trainer_slot *s, int64_t n_rows, float device_loss)
 {
     int64_t c = t->out_per_row;
     double sum = 0;
@@ -29,7 +29,7 @@ double trainer_host_loss(const trainer *t, int64_t n_rows, float device_loss)
     case KILN_LOSS_SOFTMAX_CROSS_ENTROPY: {
         double eps = t->cfg->loss.label_smoothing;
         for (int64_t r = 0; r < n_rows; r++) {
-            const float *z = t->outputs + r * c;
+            const float *z = s->outputs + r * c;
             double max = z[0], total = 0, mean_z = 0;
             for (int64_t j = 1; j < c; j++)
                 max = z[j] > max ? z[j] : max;
@@ -39,7 +39,7 @@ double trainer_host_loss(const trainer *t, int64_t n_rows, float device_loss)
             }
             double lse = max + log(total);
             mean_z /= (double)c;
-            sum += (1 - eps) * (lse - z[t->classes[r]]) + eps * (lse - mean_z);
+            sum += (1 - eps) * (lse - z[s->classes[r]]) + eps * (lse - mean_z);
         }
         return sum;
     }
@@ -47,7 +47,7 @@ double trainer_host_loss(const trainer *t, int64_t n_rows, float device_loss)
     case KILN_LOSS_MSE:
     case KILN_LOSS_L1:
         for (int64_t i = 0; i < n_rows * c; i++) {
-            double z = t->outputs[i], y = t->ftargets[i];
+            double z = s->outputs[i], y = s->ftargets[i];
             if (t->cfg->loss.kind == KILN_LOSS_MSE)
                 sum += (z - y) * (z - y);
             else if (t->cfg->loss.kind == KILN_LOSS_L1)

@@ -4,8 +4,11 @@
  * metrics), evaluates the validation and test splits in eval mode, and acts on the callbacks'
  * decisions: early stopping, restoring the best weights from a host copy, checkpoints.
  * Evaluation pads the last partial batch (the batcher zero-fills it) and counts only its real
- * rows: the loss is computed on the host from the read-back output (train_fit.c).
+ * rows: the loss is computed on the host from the read-back output (train_fit.c). Every loop
+ * over batches goes through trainer_run_batches, which queues a batch's work before it waits for
+ * the previous batch's results, so the host waits once per step and never idles the device.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,11 +70,14 @@ static kiln_status setup(trainer *t, kiln_device *dev, bool training, bool infer
                            ds->name, ds->n_classes, (long long)t->out_per_row);
     bool failed = false;
     size_t b = (size_t)t->batch;
-    t->features = alloc_zero(b * (size_t)t->n_features, sizeof(float), &failed);
-    t->classes = alloc_zero(b, sizeof(int32_t), &failed);
-    t->targets = alloc_zero(b * (size_t)t->out_per_row, sizeof(float), &failed);
-    t->ftargets = alloc_zero(b * (size_t)t->out_per_row, sizeof(float), &failed);
-    t->outputs = alloc_zero(b * (size_t)t->out_per_row, sizeof(float), &failed);
+    for (int k = 0; k < 2; k++) {
+        trainer_slot *slot = &t->slots[k];
+        slot->features = alloc_zero(b * (size_t)t->n_features, sizeof(float), &failed);
+        slot->classes = alloc_zero(b, sizeof(int32_t), &failed);
+        slot->targets = alloc_zero(b * (size_t)t->out_per_row, sizeof(float), &failed);
+        slot->ftargets = alloc_zero(b * (size_t)t->out_per_row, sizeof(float), &failed);
+        slot->outputs = alloc_zero(b * (size_t)t->out_per_row, sizeof(float), &failed);
+    }
     if (failed)
         return train_error(err, KILN_ERR_NO_MEMORY, "out of memory for the batch buffers");
 
@@ -126,43 +132,118 @@ static kiln_status setup(trainer *t, kiln_device *dev, bool training, bool infer
     return rc;
 }
 
-kiln_status trainer_load_batch(trainer *t, kiln_batcher *b, const kiln_dataset *ds,
-                               kiln_executor *ex, int64_t epoch, int64_t index, int64_t *n_rows)
+kiln_transfer **trainer_slot_ticket(trainer_slot *s)
 {
-    kiln_batch batch = {.features = t->features, .classes = t->classes, .targets = t->targets};
-    kiln_status rc = kiln_batcher_fill(b, epoch, index, &batch, n_rows);
+    /* A slot holds at most a batch's two uploads and two reads before it is settled. */
+    assert(s->n_transfers < TRAINER_SLOT_TRANSFERS);
+    return &s->transfers[s->n_transfers++];
+}
+
+/* Waits for (when `report`, reporting the first failure) and releases every transfer of `s`;
+ * afterwards its memory is the host's again. Without `report` nothing is recorded in the
+ * context, so that an earlier failure's message stays. */
+static kiln_status slot_settle(trainer_slot *s, bool report)
+{
+    kiln_status rc = KILN_OK;
+    for (int k = 0; k < s->n_transfers; k++) {
+        if (report && rc == KILN_OK)
+            rc = kiln_transfer_wait(s->transfers[k]);
+        kiln_transfer_release(s->transfers[k]);
+        s->transfers[k] = NULL;
+    }
+    s->n_transfers = 0;
+    return rc;
+}
+
+/* Fills `s` with batch `index` of `epoch` from `b` and queues its upload into `ex`'s inputs.
+ * The slot's earlier transfers must have been settled. */
+static kiln_status prepare_batch(trainer *t, trainer_slot *s, kiln_batcher *b,
+                                 const kiln_dataset *ds, kiln_executor *ex, int64_t epoch,
+                                 int64_t index)
+{
+    kiln_batch batch = {.features = s->features, .classes = s->classes, .targets = s->targets};
+    kiln_status rc = kiln_batcher_fill(b, epoch, index, &batch, &s->n_rows);
     if (rc != KILN_OK)
         return rc;
     int64_t n_out = t->batch * t->out_per_row;
     if (ds->label_kind == KILN_LABELS_CLASS && !t->class_target) {
         for (int64_t i = 0; i < t->batch; i++)
-            t->ftargets[i] = (float)t->classes[i];
+            s->ftargets[i] = (float)s->classes[i];
     } else if (ds->label_kind == KILN_LABELS_TARGET) {
-        memcpy(t->ftargets, t->targets, (size_t)n_out * sizeof(float));
+        memcpy(s->ftargets, s->targets, (size_t)n_out * sizeof(float));
     }
-    rc = kiln_executor_set_input(ex, t->input, t->features, t->batch * t->n_features);
+    rc = kiln_executor_set_input_async(ex, t->input, s->features, t->batch * t->n_features,
+                                       trainer_slot_ticket(s));
     if (rc == KILN_OK && t->class_target)
-        rc = kiln_executor_set_input(ex, t->target, t->classes, t->batch);
+        rc = kiln_executor_set_input_async(ex, t->target, s->classes, t->batch,
+                                           trainer_slot_ticket(s));
     else if (rc == KILN_OK)
-        rc = kiln_executor_set_input(ex, t->target, t->ftargets, n_out);
+        rc = kiln_executor_set_input_async(ex, t->target, s->ftargets, n_out,
+                                           trainer_slot_ticket(s));
     return rc;
 }
 
-static kiln_status update_metrics(trainer *t, int64_t n_rows)
+/* Waits for the results of the batch in `s` and hands them to fns->consume. */
+static kiln_status consume_batch(trainer *t, trainer_slot *s, int64_t index,
+                                 const trainer_batch_fns *fns, void *state)
+{
+    kiln_status rc = slot_settle(s, true);
+    return rc == KILN_OK ? fns->consume(t, s, index, state) : rc;
+}
+
+kiln_status trainer_run_batches(trainer *t, kiln_batcher *b, const kiln_dataset *ds,
+                                kiln_executor *ex, int64_t epoch, const trainer_batch_fns *fns,
+                                void *state)
+{
+    int64_t n_batches = kiln_batcher_n_batches(b), queued = 0;
+    double start = train_now();
+    kiln_status rc = n_batches > 0 ? prepare_batch(t, &t->slots[0], b, ds, ex, epoch, 0) : KILN_OK;
+    double prepare_seconds = train_now() - start;
+    /* Batch i lives in slot i % 2. Queue its step behind its upload; while the device runs
+     * it, consume batch i - 1 and refill that slot with batch i + 1, whose upload queues
+     * behind step i and so cannot overwrite the inputs step i reads. */
+    for (int64_t i = 0; i < n_batches && rc == KILN_OK; i++) {
+        if (fns->interruptible && train_interrupt) {
+            t->cut_short = true; /* the batch before this one was the last */
+            break;
+        }
+        rc = fns->enqueue(t, &t->slots[i % 2], state);
+        queued = i + 1;
+        if (rc == KILN_OK && i > 0)
+            rc = consume_batch(t, &t->slots[(i - 1) % 2], i - 1, fns, state);
+        if (rc == KILN_OK && i + 1 < n_batches) {
+            start = train_now();
+            rc = prepare_batch(t, &t->slots[(i + 1) % 2], b, ds, ex, epoch, i + 1);
+            prepare_seconds += train_now() - start;
+        }
+    }
+    if (rc == KILN_OK && queued > 0)
+        rc = consume_batch(t, &t->slots[(queued - 1) % 2], queued - 1, fns, state);
+    /* After a failure, or an interruption with the next batch's upload queued: nothing may
+     * still be copying into or out of the slots once this returns. */
+    slot_settle(&t->slots[0], false);
+    slot_settle(&t->slots[1], false);
+    if (fns->load_seconds != NULL)
+        *fns->load_seconds += prepare_seconds;
+    return rc;
+}
+
+static kiln_status update_metrics(trainer *t, const trainer_slot *s)
 {
     kiln_status rc = KILN_OK;
+    int64_t n_rows = s->n_rows;
     for (int i = 0; i < t->n_metrics && rc == KILN_OK; i++) {
         switch (kiln_metric_get_info(t->metrics[i])->input) {
         case KILN_METRIC_INPUT_CLASSES:
-            rc = kiln_metric_update_classes(t->metrics[i], t->outputs, t->classes, n_rows,
+            rc = kiln_metric_update_classes(t->metrics[i], s->outputs, s->classes, n_rows,
                                             t->out_per_row);
             break;
         case KILN_METRIC_INPUT_VALUES:
-            rc = kiln_metric_update_values(t->metrics[i], t->outputs, t->ftargets,
+            rc = kiln_metric_update_values(t->metrics[i], s->outputs, s->ftargets,
                                            n_rows * t->out_per_row);
             break;
         case KILN_METRIC_INPUT_MASKS:
-            rc = kiln_metric_update_masks(t->metrics[i], t->outputs, t->ftargets, n_rows,
+            rc = kiln_metric_update_masks(t->metrics[i], s->outputs, s->ftargets, n_rows,
                                           t->out_per_row);
             break;
         }
@@ -208,10 +289,54 @@ static void progress_metrics(trainer *t, char *out, size_t capacity)
     }
 }
 
+/* A training epoch's running totals (train_epoch's loop state). */
+typedef struct train_state {
+    int64_t epoch, n_batches;
+    train_epoch_values *v;
+    double loss_sum;
+    char metrics_text[256];
+} train_state;
+
+/* One training step: the learning rate for it, forward, backward and the optimiser's update,
+ * then the reads of the loss and the output. */
+static kiln_status train_enqueue(trainer *t, trainer_slot *s, void *state)
+{
+    train_state *st = state;
+    kiln_status rc = KILN_OK;
+    double lr = kiln_schedule_lr(&t->schedule, (int64_t)kiln_optimizer_get_step(t->opt), st->epoch);
+    if ((float)lr != kiln_optimizer_get_lr(t->opt))
+        rc = kiln_optimizer_set_lr(t->opt, (float)lr);
+    st->v->lr = lr;
+    if (rc == KILN_OK)
+        rc = kiln_executor_forward(t->train_ex, t->step++);
+    if (rc == KILN_OK)
+        rc = kiln_executor_backward(t->train_ex);
+    if (rc == KILN_OK)
+        rc = kiln_optimizer_step(t->opt, t->train_ex);
+    if (rc == KILN_OK)
+        rc = kiln_executor_read_async(t->train_ex, t->loss, &s->loss, 1, trainer_slot_ticket(s));
+    if (rc == KILN_OK)
+        rc = kiln_executor_read_async(t->train_ex, t->output, s->outputs, t->batch * t->out_per_row,
+                                      trainer_slot_ticket(s));
+    return rc;
+}
+
+static kiln_status train_consume(trainer *t, const trainer_slot *s, int64_t index, void *state)
+{
+    train_state *st = state;
+    kiln_status rc = update_metrics(t, s);
+    st->loss_sum += s->loss;
+    if (rc == KILN_OK && train_log_progress_due(t->log))
+        progress_metrics(t, st->metrics_text, sizeof st->metrics_text);
+    train_log_progress(t->log, st->epoch, t->cfg->train.epochs, index + 1, st->n_batches,
+                       st->loss_sum / (double)(index + 1), st->metrics_text);
+    return rc;
+}
+
 /* One training epoch: every full batch, and the final smaller one unless train.drop_last. The
  * graph's batch size is fixed, so that batch repeats its samples to fill it (repeat_last):
- * the step averages over them only. The loss and output are read back after each step for
- * the epoch's loss and metrics. */
+ * the step averages over them only. Each step's loss and output are read back, without
+ * waiting, for the epoch's loss and metrics (trainer_run_batches). */
 static kiln_status train_epoch(trainer *t, int64_t epoch, train_epoch_values *v, config_error *err)
 {
     const config *cfg = t->cfg;
@@ -233,45 +358,49 @@ static kiln_status train_epoch(trainer *t, int64_t epoch, train_epoch_values *v,
                            cfg->source, (long long)t->batch, (long long)t->data->train->n);
     }
     reset_metrics(t);
-    double loss_sum = 0;
-    char metrics_text[256] = "";
     t->cut_short = false;
-    for (int64_t i = 0; i < n_batches && rc == KILN_OK; i++) {
-        if (train_interrupt) {
-            t->cut_short = true; /* the step before this one was the last */
-            break;
-        }
-        double lr = kiln_schedule_lr(&t->schedule, (int64_t)kiln_optimizer_get_step(t->opt), epoch);
-        if ((float)lr != kiln_optimizer_get_lr(t->opt))
-            rc = kiln_optimizer_set_lr(t->opt, (float)lr);
-        v->lr = lr;
-        int64_t n_rows = 0;
-        float loss = 0;
-        double load_start = train_now();
-        if (rc == KILN_OK)
-            rc = trainer_load_batch(t, b, t->data->train, t->train_ex, epoch, i, &n_rows);
-        t->batch_load_seconds += train_now() - load_start;
-        if (rc == KILN_OK)
-            rc = kiln_executor_forward(t->train_ex, t->step++);
-        if (rc == KILN_OK)
-            rc = kiln_executor_backward(t->train_ex);
-        if (rc == KILN_OK)
-            rc = kiln_optimizer_step(t->opt, t->train_ex);
-        if (rc == KILN_OK)
-            rc = kiln_executor_read(t->train_ex, t->loss, &loss, 1);
-        if (rc == KILN_OK)
-            rc = kiln_executor_read(t->train_ex, t->output, t->outputs, t->batch * t->out_per_row);
-        if (rc == KILN_OK)
-            rc = update_metrics(t, n_rows);
-        loss_sum += loss;
-        if (rc == KILN_OK && train_log_progress_due(t->log))
-            progress_metrics(t, metrics_text, sizeof metrics_text);
-        train_log_progress(t->log, epoch, cfg->train.epochs, i + 1, n_batches,
-                           loss_sum / (double)(i + 1), metrics_text);
-    }
+    train_state st = {.epoch = epoch, .n_batches = n_batches, .v = v};
+    trainer_batch_fns fns = {.enqueue = train_enqueue,
+                             .consume = train_consume,
+                             .interruptible = true,
+                             .load_seconds = &t->batch_load_seconds};
+    rc = trainer_run_batches(t, b, t->data->train, t->train_ex, epoch, &fns, &st);
     kiln_batcher_destroy(b);
     if (rc == KILN_OK && !t->cut_short)
-        rc = add_results(t, "", loss_sum / (double)n_batches, v);
+        rc = add_results(t, "", st.loss_sum / (double)n_batches, v);
+    return rc;
+}
+
+/* An evaluation's running totals (trainer_evaluate's loop state). */
+typedef struct eval_state {
+    double loss_sum;
+    int64_t n_total;
+} eval_state;
+
+static kiln_status eval_enqueue(trainer *t, trainer_slot *s, void *state)
+{
+    (void)state;
+    kiln_status rc = kiln_executor_forward(t->eval_ex, 0);
+    if (rc == KILN_OK)
+        rc = kiln_executor_read_async(t->eval_ex, t->output, s->outputs, t->batch * t->out_per_row,
+                                      trainer_slot_ticket(s));
+    s->loss = 0;
+    if (rc == KILN_OK && !trainer_host_loss_exact(t))
+        rc = kiln_executor_read_async(t->eval_ex, t->loss, &s->loss, 1, trainer_slot_ticket(s));
+    return rc;
+}
+
+static kiln_status eval_consume(trainer *t, const trainer_slot *s, int64_t index, void *state)
+{
+    (void)index;
+    eval_state *st = state;
+    kiln_status rc = update_metrics(t, s);
+    if (rc == KILN_OK && t->confusion != NULL)
+        rc = kiln_metric_update_classes(t->confusion, s->outputs, s->classes, s->n_rows,
+                                        t->out_per_row);
+    if (rc == KILN_OK)
+        st->loss_sum += trainer_host_loss(t, s, s->n_rows, s->loss);
+    st->n_total += s->n_rows;
     return rc;
 }
 
@@ -286,31 +415,12 @@ kiln_status trainer_evaluate(trainer *t, const kiln_dataset *ds, const char *pre
     reset_metrics(t);
     if (t->confusion != NULL)
         kiln_metric_reset(t->confusion);
-    int64_t n_batches = kiln_batcher_n_batches(b);
-    double loss_sum = 0;
-    int64_t n_total = 0;
-    for (int64_t i = 0; i < n_batches && rc == KILN_OK; i++) {
-        int64_t n_rows = 0;
-        float device_loss = 0;
-        rc = trainer_load_batch(t, b, ds, t->eval_ex, 0, i, &n_rows);
-        if (rc == KILN_OK)
-            rc = kiln_executor_forward(t->eval_ex, 0);
-        if (rc == KILN_OK)
-            rc = kiln_executor_read(t->eval_ex, t->output, t->outputs, t->batch * t->out_per_row);
-        if (rc == KILN_OK && !trainer_host_loss_exact(t))
-            rc = kiln_executor_read(t->eval_ex, t->loss, &device_loss, 1);
-        if (rc == KILN_OK)
-            rc = update_metrics(t, n_rows);
-        if (rc == KILN_OK && t->confusion != NULL)
-            rc = kiln_metric_update_classes(t->confusion, t->outputs, t->classes, n_rows,
-                                            t->out_per_row);
-        if (rc == KILN_OK)
-            loss_sum += trainer_host_loss(t, n_rows, device_loss);
-        n_total += n_rows;
-    }
+    eval_state st = {0, 0};
+    trainer_batch_fns fns = {.enqueue = eval_enqueue, .consume = eval_consume};
+    rc = trainer_run_batches(t, b, ds, t->eval_ex, 0, &fns, &st);
     kiln_batcher_destroy(b);
     if (rc == KILN_OK)
-        rc = add_results(t, prefix, loss_sum / (double)(n_total > 0 ? n_total : 1), v);
+        rc = add_results(t, prefix, st.loss_sum / (double)(st.n_total > 0 ? st.n_total : 1), v);
     return rc;
 }
 
@@ -359,11 +469,14 @@ static void trainer_deinit(trainer *t)
         free(t->best_state[i]);
     free(t->best_state);
     free(t->state_values);
-    free(t->features);
-    free(t->classes);
-    free(t->targets);
-    free(t->ftargets);
-    free(t->outputs);
+    for (int k = 0; k < 2; k++) {
+        trainer_slot *slot = &t->slots[k];
+        free(slot->features);
+        free(slot->classes);
+        free(slot->targets);
+        free(slot->ftargets);
+        free(slot->outputs);
+    }
 }
 
 kiln_status train_run(const config *cfg, kiln_context *ctx, kiln_device *dev,
@@ -467,16 +580,19 @@ kiln_status train_predict(const config *cfg, kiln_context *ctx, kiln_device *dev
     for (int64_t i = 0; i < n_batches && rc == KILN_OK; i++) {
         /* The last batch is zero-padded to the graph's batch size; only its real rows count. */
         int64_t n_rows = 0;
-        kiln_batch batch = {.features = t.features, .classes = t.classes, .targets = t.targets};
+        trainer_slot *slot = &t.slots[0];
+        kiln_batch batch = {
+            .features = slot->features, .classes = slot->classes, .targets = slot->targets};
         rc = kiln_batcher_fill(b, 0, i, &batch, &n_rows);
         if (rc == KILN_OK)
-            rc = kiln_executor_set_input(t.infer_ex, t.input, t.features, t.batch * t.n_features);
+            rc = kiln_executor_set_input(t.infer_ex, t.input, slot->features,
+                                         t.batch * t.n_features);
         if (rc == KILN_OK)
             rc = kiln_executor_forward(t.infer_ex, 0);
         if (rc == KILN_OK)
-            rc = kiln_executor_read(t.infer_ex, t.output, t.outputs, t.batch * t.out_per_row);
+            rc = kiln_executor_read(t.infer_ex, t.output, slot->outputs, t.batch * t.out_per_row);
         if (rc == KILN_OK)
-            memcpy(values + done * t.out_per_row, t.outputs,
+            memcpy(values + done * t.out_per_row, slot->outputs,
                    (size_t)(n_rows * t.out_per_row) * sizeof(float));
         done += n_rows;
     }

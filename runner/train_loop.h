@@ -11,6 +11,20 @@
 #include "kiln/train.h"
 #include "trainer.h"
 
+/* One batch's host memory: what the batcher fills and uploads, and what the step's reads land
+ * in. The loops keep two, so that the device runs one batch's step while the host uses the
+ * previous batch's results and prepares the next (train_loop.c, run_batches). */
+enum { TRAINER_SLOT_TRANSFERS = 4 };
+typedef struct trainer_slot {
+    float *features, *targets, *ftargets, *outputs;
+    int32_t *classes;
+    float loss;     /* the device's batch loss, when the loop reads it */
+    int64_t n_rows; /* the batch's real rows (the rest are zero or repeated) */
+    /* transfers queued from or into this memory, not yet released */
+    kiln_transfer *transfers[TRAINER_SLOT_TRANSFERS];
+    int n_transfers;
+} trainer_slot;
+
 typedef struct trainer {
     const config *cfg;
     kiln_context *ctx;
@@ -28,10 +42,9 @@ typedef struct trainer {
     kiln_metric *confusion; /* classification: the confusion matrix of an evaluation */
     int64_t batch, n_features, out_per_row;
     bool class_target; /* the target input is i32 class indices */
-    float *features, *targets, *ftargets, *outputs;
-    int32_t *classes;
+    trainer_slot slots[2];
     uint64_t step;
-    double batch_load_seconds; /* time in trainer_load_batch during training steps */
+    double batch_load_seconds; /* training steps: time spent preparing and queuing batches */
     /* restore_best: host copies of every parameter and buffer at the best epoch */
     kiln_value *state_values;
     float **best_state;
@@ -42,10 +55,27 @@ typedef struct trainer {
     kiln_safetensors *resume; /* the file resumed from, until trainer_fit has read it */
 } trainer;
 
-/* Uploads batch `index` of `epoch` from `b` into `ex`'s inputs; *n_rows receives its real
- * rows (the rest are zero). */
-kiln_status trainer_load_batch(trainer *t, kiln_batcher *b, const kiln_dataset *ds,
-                               kiln_executor *ex, int64_t epoch, int64_t index, int64_t *n_rows);
+/* What a loop over batches does with each (run by trainer_run_batches): `enqueue` queues the
+ * batch's device work through `ex` (its inputs are already queued) and the reads of its results
+ * into the slot, with trainer_slot_ticket; `consume` uses those results, which have arrived, for
+ * batch `index`. Either returns a failure to stop the loop. */
+typedef struct trainer_batch_fns {
+    kiln_status (*enqueue)(trainer *t, trainer_slot *s, void *state);
+    kiln_status (*consume)(trainer *t, const trainer_slot *s, int64_t index, void *state);
+    bool interruptible;   /* stop before a batch once train_interrupt is set (t->cut_short) */
+    double *load_seconds; /* when not NULL, receives the time spent preparing batches */
+} trainer_batch_fns;
+
+/* Runs every batch of `b` (over `ds`, for `epoch`) through `ex`, pipelined: batch i's work is
+ * queued before batch i-1's results are waited for and consumed and batch i+1 is filled and its
+ * upload queued, so the device never waits for the host between batches. Device commands run in
+ * the same order as a loop that waits after each batch, so the results are the same. Every
+ * transfer has completed when it returns, also after a failure. */
+kiln_status trainer_run_batches(trainer *t, kiln_batcher *b, const kiln_dataset *ds,
+                                kiln_executor *ex, int64_t epoch, const trainer_batch_fns *fns,
+                                void *state);
+/* A place for the ticket of a transfer from or into `s` (released by trainer_run_batches). */
+kiln_transfer **trainer_slot_ticket(trainer_slot *s);
 kiln_status trainer_epoch(trainer *t, int64_t epoch, train_epoch_values *v, config_error *err);
 kiln_status trainer_evaluate(trainer *t, const kiln_dataset *ds, const char *prefix,
                              train_epoch_values *v);
@@ -94,7 +124,8 @@ kiln_status trainer_resume_callbacks(trainer *t, kiln_early_stopping *es, kiln_c
 /* Whether trainer_host_loss computes the loss exactly from the outputs (else it weights the
  * device's batch-mean loss by the real rows, approximate on a padded batch). */
 bool trainer_host_loss_exact(const trainer *t);
-/* The loss summed over the first n_rows rows of t->outputs. */
-double trainer_host_loss(const trainer *t, int64_t n_rows, float device_loss);
+/* The loss summed over the first n_rows rows of s->outputs (against s's labels). */
+double trainer_host_loss(const trainer *t, const trainer_slot *s, int64_t n_rows,
+                         float device_loss);
 
 #endif

@@ -239,6 +239,36 @@ kiln_status kiln_buffer_write(kiln_buffer *buffer, size_t offset, const void *so
                               size_t n_bytes);
 kiln_status kiln_buffer_read(kiln_buffer *buffer, size_t offset, void *destination, size_t n_bytes);
 
+/* ---- Non-blocking transfers ---- */
+
+/* A transfer queued on the device: a ticket to wait on before the host memory is used. */
+typedef struct kiln_transfer kiln_transfer;
+
+/* Queue a copy between host memory and the buffer behind the work already queued on the
+ * device, and return at once; the range must lie inside the buffer. The host memory must stay
+ * valid and untouched (not written for a write, neither read nor written for a read) until the
+ * transfer has completed: until kiln_transfer_wait on its ticket has returned KILN_OK, or
+ * kiln_transfer_release has returned, or kiln_device_finish has. The device's queue is in
+ * order, so a transfer completes before anything queued after it runs, and waiting for a later
+ * one also waits for it.
+ * `out_transfer` receives the ticket, which the caller releases with kiln_transfer_release; it
+ * may be NULL when the caller synchronises otherwise (kiln_device_finish, a later ticket).
+ * Errors: KILN_ERR_INVALID_ARGUMENT (NULL buffer, NULL host memory, a range outside the
+ * buffer), KILN_ERR_OPENCL when the device refuses the command, KILN_ERR_NO_MEMORY; on an
+ * error nothing was queued and *out_transfer is NULL. */
+kiln_status kiln_buffer_write_async(kiln_buffer *buffer, size_t offset, const void *source,
+                                    size_t n_bytes, kiln_transfer **out_transfer);
+kiln_status kiln_buffer_read_async(kiln_buffer *buffer, size_t offset, void *destination,
+                                   size_t n_bytes, kiln_transfer **out_transfer);
+/* Waits until the transfer has completed. KILN_ERR_OPENCL, naming the direction, bytes, offset,
+ * buffer size and device, when it failed; KILN_ERR_INVALID_ARGUMENT for NULL. Waiting again on
+ * a completed ticket returns at once. */
+kiln_status kiln_transfer_wait(kiln_transfer *transfer);
+/* Waits for the transfer if it is still in flight (ignoring its outcome: wait first to learn
+ * it), then frees the ticket; afterwards the host memory may be reused or freed. NULL is a
+ * no-op. Release every ticket before destroying its device. */
+void kiln_transfer_release(kiln_transfer *transfer);
+
 /* Bytes currently allocated on the device through kiln_buffer_create. */
 uint64_t kiln_device_get_allocated_bytes(const kiln_device *dev);
 

@@ -26,8 +26,7 @@ typedef struct kiln_executor kiln_executor;
 
 /* Allocates every parameter and buffer of `graph` on `dev` and initialises them from `seed`.
  * The graph is borrowed and must outlive the model. */
-kiln_status kiln_model_create(kiln_graph *graph, kiln_device *dev, uint64_t seed,
-                              kiln_model **out);
+kiln_status kiln_model_create(kiln_graph *graph, kiln_device *dev, uint64_t seed, kiln_model **out);
 void kiln_model_destroy(kiln_model *model);
 kiln_graph *kiln_model_get_graph(const kiln_model *model);
 kiln_device *kiln_model_get_device(const kiln_model *model);
@@ -78,6 +77,12 @@ void kiln_executor_destroy(kiln_executor *ex);
 /* Uploads an input's data (blocking copy from host memory). */
 kiln_status kiln_executor_set_input(kiln_executor *ex, kiln_value input, const void *host,
                                     int64_t n);
+/* Queues the upload behind the work already queued (kiln_buffer_write_async's rules: `host`
+ * stays valid and untouched until the transfer has completed); `out_transfer` (may be NULL)
+ * receives the ticket to wait on and release. Queued before the next forward, it is what that
+ * forward reads; queued after a forward, it does not disturb it (the queue is in order). */
+kiln_status kiln_executor_set_input_async(kiln_executor *ex, kiln_value input, const void *host,
+                                          int64_t n, kiln_transfer **out_transfer);
 /* Queues the forward pass. `step` keys dropout masks (with the model's seed and node index). */
 kiln_status kiln_executor_forward(kiln_executor *ex, uint64_t step);
 /* Train mode: queues the backward pass from d(loss) = 1, leaving each parameter's gradient
@@ -85,6 +90,11 @@ kiln_status kiln_executor_forward(kiln_executor *ex, uint64_t step);
 kiln_status kiln_executor_backward(kiln_executor *ex);
 /* Blocking read of a readable value (an input, parameter, buffer, or kept node output). */
 kiln_status kiln_executor_read(kiln_executor *ex, kiln_value value, void *host, int64_t n);
+/* Queues the read behind the work already queued (kiln_buffer_read_async's rules): `host`
+ * holds the value once the ticket in *out_transfer (may be NULL) has been waited on. Same
+ * argument errors as kiln_executor_read. */
+kiln_status kiln_executor_read_async(kiln_executor *ex, kiln_value value, void *host, int64_t n,
+                                     kiln_transfer **out_transfer);
 /* The gradient tensor of a parameter after backward (train mode), or NULL. */
 kiln_tensor *kiln_executor_get_grad(const kiln_executor *ex, kiln_value param);
 /* Device bytes this executor planned: activations, saved tensors, gradients and workspace

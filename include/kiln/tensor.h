@@ -1,7 +1,8 @@
 /*
  * Tensors: a shape and dtype over device memory. A tensor is contiguous and row-major; a view
  * (reshape, flatten) shares its base's memory and keeps the base alive. Host transfers are
- * blocking. Shapes are value types usable without a device.
+ * blocking, or queued with a ticket (the _async forms). Shapes are value types usable without
+ * a device.
  */
 #ifndef KILN_TENSOR_H
 #define KILN_TENSOR_H
@@ -64,6 +65,13 @@ int64_t kiln_tensor_count(const kiln_tensor *tensor);
 /* Blocking copies of the whole tensor; `n_elements` must equal the tensor's count. */
 kiln_status kiln_tensor_upload(kiln_tensor *tensor, const void *host, int64_t n_elements);
 kiln_status kiln_tensor_download(const kiln_tensor *tensor, void *host, int64_t n_elements);
+/* Queued copies of the whole tensor, with kiln_buffer_write_async's and kiln_buffer_read_async's
+ * rules: the host array stays valid and untouched until the transfer has completed;
+ * `out_transfer` (may be NULL) receives the ticket to wait on and release. */
+kiln_status kiln_tensor_upload_async(kiln_tensor *tensor, const void *host, int64_t n_elements,
+                                     kiln_transfer **out_transfer);
+kiln_status kiln_tensor_download_async(const kiln_tensor *tensor, void *host, int64_t n_elements,
+                                       kiln_transfer **out_transfer);
 
 #ifdef __cplusplus
 }

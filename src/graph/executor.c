@@ -605,14 +605,33 @@ static kiln_tensor *tensor_of(const kiln_executor *ex, kiln_value v)
     return ex->values[v];
 }
 
+/* The tensor of input `input`, or NULL with the error recorded. */
+static kiln_tensor *input_tensor(const kiln_executor *ex, kiln_value input, const char *function)
+{
+    const kiln__value *v = kiln__graph_value(ex->g, input);
+    if (v == NULL || v->kind != KILN_VALUE_INPUT) {
+        kiln__error(ex->g->ctx, KILN_ERR_INVALID_ARGUMENT, function,
+                    "value %d is not an input of the graph", (int)input);
+        return NULL;
+    }
+    return ex->values[input];
+}
+
 kiln_status kiln_executor_set_input(kiln_executor *ex, kiln_value input, const void *host,
                                     int64_t n)
 {
-    const kiln__value *v = kiln__graph_value(ex->g, input);
-    if (v == NULL || v->kind != KILN_VALUE_INPUT)
-        return kiln__error(ex->g->ctx, KILN_ERR_INVALID_ARGUMENT, __func__,
-                           "value %d is not an input of the graph", (int)input);
-    return kiln_tensor_upload(ex->values[input], host, n);
+    kiln_tensor *t = input_tensor(ex, input, __func__);
+    return t != NULL ? kiln_tensor_upload(t, host, n) : KILN_ERR_INVALID_ARGUMENT;
+}
+
+kiln_status kiln_executor_set_input_async(kiln_executor *ex, kiln_value input, const void *host,
+                                          int64_t n, kiln_transfer **out_transfer)
+{
+    if (out_transfer != NULL)
+        *out_transfer = NULL;
+    kiln_tensor *t = input_tensor(ex, input, __func__);
+    return t != NULL ? kiln_tensor_upload_async(t, host, n, out_transfer)
+                     : KILN_ERR_INVALID_ARGUMENT;
 }
 
 static void node_args(kiln_executor *ex, size_t i, uint64_t step, kiln_tensor **inputs,
@@ -710,18 +729,38 @@ kiln_status kiln_executor_backward(kiln_executor *ex)
     return KILN_OK;
 }
 
-kiln_status kiln_executor_read(kiln_executor *ex, kiln_value v, void *host, int64_t n)
+/* The tensor holding readable value v, or NULL with the error recorded. */
+static kiln_tensor *readable_tensor(const kiln_executor *ex, kiln_value v, const char *function)
 {
     const kiln__value *val = kiln__graph_value(ex->g, v);
-    if (val == NULL)
-        return kiln__error(ex->g->ctx, KILN_ERR_INVALID_ARGUMENT, __func__, "no value %d", (int)v);
-    if (val->kind == KILN_VALUE_NODE && ex->plan && !ex->kept[v])
-        return kiln__error(ex->g->ctx, KILN_ERR_INVALID_ARGUMENT, __func__,
-                           "'%s' is an intermediate value whose buffer the memory plan reuses; "
-                           "read graph outputs or the loss, or create the executor without "
-                           "plan_memory",
-                           val->name);
-    return kiln_tensor_download(tensor_of(ex, v), host, n);
+    if (val == NULL) {
+        kiln__error(ex->g->ctx, KILN_ERR_INVALID_ARGUMENT, function, "no value %d", (int)v);
+        return NULL;
+    }
+    if (val->kind == KILN_VALUE_NODE && ex->plan && !ex->kept[v]) {
+        kiln__error(ex->g->ctx, KILN_ERR_INVALID_ARGUMENT, function,
+                    "'%s' is an intermediate value whose buffer the memory plan reuses; read "
+                    "graph outputs or the loss, or create the executor without plan_memory",
+                    val->name);
+        return NULL;
+    }
+    return tensor_of(ex, v);
+}
+
+kiln_status kiln_executor_read(kiln_executor *ex, kiln_value v, void *host, int64_t n)
+{
+    kiln_tensor *t = readable_tensor(ex, v, __func__);
+    return t != NULL ? kiln_tensor_download(t, host, n) : KILN_ERR_INVALID_ARGUMENT;
+}
+
+kiln_status kiln_executor_read_async(kiln_executor *ex, kiln_value v, void *host, int64_t n,
+                                     kiln_transfer **out_transfer)
+{
+    if (out_transfer != NULL)
+        *out_transfer = NULL;
+    kiln_tensor *t = readable_tensor(ex, v, __func__);
+    return t != NULL ? kiln_tensor_download_async(t, host, n, out_transfer)
+                     : KILN_ERR_INVALID_ARGUMENT;
 }
 
 kiln_tensor *kiln_executor_get_grad(const kiln_executor *ex, kiln_value param)

@@ -35,13 +35,13 @@ kiln_status kiln_tensor_create(kiln_device *dev, const kiln_shape *shape, kiln_d
     t->name = kiln__strdup(ctx, name != NULL ? name : "unnamed");
     if (t->name == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory creating tensor '%s'", name);
-    char *purpose = kiln__format(ctx, "tensor '%s' %s %s", t->name,
-                                 kiln_shape_format(shape, text, sizeof text),
-                                 kiln_dtype_name(dtype));
+    char *purpose =
+        kiln__format(ctx, "tensor '%s' %s %s", t->name, kiln_shape_format(shape, text, sizeof text),
+                     kiln_dtype_name(dtype));
     if (purpose == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory creating tensor '%s'", t->name);
-    rc = kiln_buffer_create(dev, (size_t)kiln_shape_count(shape) * kiln_dtype_size(dtype),
-                            purpose, &t->buffer);
+    rc = kiln_buffer_create(dev, (size_t)kiln_shape_count(shape) * kiln_dtype_size(dtype), purpose,
+                            &t->buffer);
     kiln__free(ctx, purpose);
     if (rc != KILN_OK)
         goto cleanup;
@@ -174,30 +174,55 @@ static kiln_status check_count(const kiln_tensor *tensor, int64_t n, const char 
     char text[96];
     if (n != kiln_shape_count(&tensor->shape))
         return kiln__error(tensor->dev->ctx, KILN_ERR_SHAPE, function,
-                           "tensor '%s' %s has %lld elements, the host array %lld",
-                           tensor->name, kiln_shape_format(&tensor->shape, text, sizeof text),
+                           "tensor '%s' %s has %lld elements, the host array %lld", tensor->name,
+                           kiln_shape_format(&tensor->shape, text, sizeof text),
                            (long long)kiln_shape_count(&tensor->shape), (long long)n);
     return KILN_OK;
 }
 
-kiln_status kiln_tensor_upload(kiln_tensor *tensor, const void *host, int64_t n_elements)
+/* The tensor's bytes for a host array of n_elements, after checking the count. */
+static kiln_status host_bytes(const kiln_tensor *tensor, const void *host, int64_t n_elements,
+                              const char *function, size_t *out)
 {
     if (tensor == NULL || host == NULL)
         return KILN_ERR_INVALID_ARGUMENT;
-    kiln_status rc = check_count(tensor, n_elements, __func__);
-    if (rc != KILN_OK)
-        return rc;
-    return kiln_buffer_write(tensor->buffer, 0, host,
-                             (size_t)n_elements * kiln_dtype_size(tensor->dtype));
+    kiln_status rc = check_count(tensor, n_elements, function);
+    *out = (size_t)n_elements * kiln_dtype_size(tensor->dtype);
+    return rc;
+}
+
+kiln_status kiln_tensor_upload(kiln_tensor *tensor, const void *host, int64_t n_elements)
+{
+    size_t n_bytes = 0;
+    kiln_status rc = host_bytes(tensor, host, n_elements, __func__, &n_bytes);
+    return rc == KILN_OK ? kiln_buffer_write(tensor->buffer, 0, host, n_bytes) : rc;
 }
 
 kiln_status kiln_tensor_download(const kiln_tensor *tensor, void *host, int64_t n_elements)
 {
-    if (tensor == NULL || host == NULL)
-        return KILN_ERR_INVALID_ARGUMENT;
-    kiln_status rc = check_count(tensor, n_elements, __func__);
-    if (rc != KILN_OK)
-        return rc;
-    return kiln_buffer_read(tensor->buffer, 0, host,
-                            (size_t)n_elements * kiln_dtype_size(tensor->dtype));
+    size_t n_bytes = 0;
+    kiln_status rc = host_bytes(tensor, host, n_elements, __func__, &n_bytes);
+    return rc == KILN_OK ? kiln_buffer_read(tensor->buffer, 0, host, n_bytes) : rc;
+}
+
+kiln_status kiln_tensor_upload_async(kiln_tensor *tensor, const void *host, int64_t n_elements,
+                                     kiln_transfer **out_transfer)
+{
+    size_t n_bytes = 0;
+    if (out_transfer != NULL)
+        *out_transfer = NULL;
+    kiln_status rc = host_bytes(tensor, host, n_elements, __func__, &n_bytes);
+    return rc == KILN_OK ? kiln_buffer_write_async(tensor->buffer, 0, host, n_bytes, out_transfer)
+                         : rc;
+}
+
+kiln_status kiln_tensor_download_async(const kiln_tensor *tensor, void *host, int64_t n_elements,
+                                       kiln_transfer **out_transfer)
+{
+    size_t n_bytes = 0;
+    if (out_transfer != NULL)
+        *out_transfer = NULL;
+    kiln_status rc = host_bytes(tensor, host, n_elements, __func__, &n_bytes);
+    return rc == KILN_OK ? kiln_buffer_read_async(tensor->buffer, 0, host, n_bytes, out_transfer)
+                         : rc;
 }

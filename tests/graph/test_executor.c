@@ -2,7 +2,8 @@
  * The executor on a small MLP (dense, relu, dense, softmax cross-entropy): every parameter's
  * backward gradient against central differences of the eval-mode loss on the same model; the
  * same loss and gradients bit for bit with and without memory planning; eval changes no
- * parameter; errors for backward outside train mode and for reading a reused intermediate.
+ * parameter; errors for backward outside train mode and for reading a reused intermediate;
+ * a step queued with the non-blocking upload and reads gives the blocking step's values.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -66,7 +67,8 @@ static void test_gradients_match_finite_differences(void **state)
     kiln_model *model = NULL;
     assert_int_equal(kiln_model_create(m.g, dev, 42, &model), KILN_OK);
     kiln_executor *train = NULL, *eval = NULL;
-    kiln_executor_options to = {.mode = KILN_MODE_TRAIN, .plan_memory = true}, eo = {.mode = KILN_MODE_EVAL, .plan_memory = false};
+    kiln_executor_options to = {.mode = KILN_MODE_TRAIN, .plan_memory = true},
+                          eo = {.mode = KILN_MODE_EVAL, .plan_memory = false};
     assert_int_equal(kiln_executor_create(model, &to, &train), KILN_OK);
     assert_int_equal(kiln_executor_create(model, &eo, &eval), KILN_OK);
     feed(train, &m);
@@ -168,7 +170,8 @@ static void test_modes(void **state)
     kiln_model *model = NULL;
     assert_int_equal(kiln_model_create(m.g, dev, 3, &model), KILN_OK);
     kiln_executor *eval = NULL, *infer = NULL;
-    kiln_executor_options eo = {.mode = KILN_MODE_EVAL, .plan_memory = true}, io = {.mode = KILN_MODE_INFER, .plan_memory = true};
+    kiln_executor_options eo = {.mode = KILN_MODE_EVAL, .plan_memory = true},
+                          io = {.mode = KILN_MODE_INFER, .plan_memory = true};
     assert_int_equal(kiln_executor_create(model, &eo, &eval), KILN_OK);
     assert_int_equal(kiln_executor_create(model, &io, &infer), KILN_OK);
     assert_int_equal(kiln_executor_backward(eval), KILN_ERR_INVALID_ARGUMENT);
@@ -210,8 +213,8 @@ static void test_edges(void **state)
     assert_int_equal(kiln_model_create(g, dev, 1, &model), KILN_OK);
     kiln_executor *ex = NULL;
     kiln_value keep[1] = {r};
-    kiln_executor_options o = {.mode = KILN_MODE_TRAIN, .plan_memory = true, .keep = keep,
-                               .n_keep = 1};
+    kiln_executor_options o = {
+        .mode = KILN_MODE_TRAIN, .plan_memory = true, .keep = keep, .n_keep = 1};
     assert_int_equal(kiln_executor_create(model, &o, &ex), KILN_OK);
     float in[6] = {-1, 2, -3, 4, 5, -6}, out[6], total = 0;
     assert_int_equal(kiln_executor_set_input(ex, x, in, 6), KILN_OK);
@@ -220,6 +223,27 @@ static void test_edges(void **state)
     assert_int_equal(kiln_executor_read(ex, r, out, 6), KILN_OK); /* kept, so readable */
     assert_int_equal(kiln_executor_read(ex, loss, &total, 1), KILN_OK);
     assert_true(out[1] == 2 && out[0] == 0 && total == 11);
+    /* The same step queued: upload, forward and reads without waiting, then one wait (the
+     * queue is in order, so the last read's ticket covers the rest). */
+    float in2[6] = {1, 1, 1, -1, 2, 3}, out2[6] = {0}, total2 = 0;
+    kiln_transfer *up = NULL, *read_r = NULL, *read_loss = NULL;
+    assert_int_equal(kiln_executor_set_input_async(ex, x, in2, 6, &up), KILN_OK);
+    assert_int_equal(kiln_executor_forward(ex, 1), KILN_OK);
+    assert_int_equal(kiln_executor_read_async(ex, r, out2, 6, &read_r), KILN_OK);
+    assert_int_equal(kiln_executor_read_async(ex, loss, &total2, 1, &read_loss), KILN_OK);
+    assert_int_equal(kiln_transfer_wait(read_loss), KILN_OK);
+    assert_true(out2[0] == 1 && out2[3] == 0 && out2[5] == 3 && total2 == 8);
+    kiln_transfer_release(up);
+    kiln_transfer_release(read_r);
+    kiln_transfer_release(read_loss);
+    /* Their argument errors are the blocking forms': no ticket, a message. */
+    up = (kiln_transfer *)(uintptr_t)1;
+    assert_int_equal(kiln_executor_set_input_async(ex, r, in2, 6, &up), KILN_ERR_INVALID_ARGUMENT);
+    assert_null(up);
+    assert_contains(kiln_context_last_error(ctx), "not an input");
+    assert_int_equal(kiln_executor_read_async(ex, loss, out2, 6, &read_r), KILN_ERR_SHAPE);
+    assert_null(read_r);
+    assert_contains(kiln_context_last_error(ctx), "kiln_tensor_download_async");
     kiln_executor_destroy(ex);
     kiln_model_destroy(model);
     kiln_graph_destroy(g);
