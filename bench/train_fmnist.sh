@@ -17,7 +17,7 @@ n_train=54000
 now() { date +%s.%N; }
 t0="$(now)"
 "$bin" train "$config" --device "$device" --set train.epochs=1 --set train.schedule=constant \
-  --run-dir "$run_dir" |
+  --set "train.callbacks.checkpoint.path=$run_dir/best.safetensors" --run-dir "$run_dir" |
   while IFS= read -r line; do echo "$(now) $line"; done > "$stamped"
 sed 's/^[0-9.]* //' "$stamped" >&2
 t_header="$(awk '$2 == "training" { print $1; exit }' "$stamped")"
