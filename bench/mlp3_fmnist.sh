@@ -25,7 +25,8 @@ for optim in sgd adam; do
   rm -rf "$run_dir/$optim"
   "$bin" train "$config" --device "$device" --quiet --run-dir "$run_dir/$optim" \
     --set train.epochs=1 --set train.schedule=constant --set "model.layers=$layers" \
-    --set "train.optimizer=$opt" >/dev/null 2>&1
+    --set "train.optimizer=$opt" --set "train.callbacks.checkpoint.path=$run_dir/$optim/best.safetensors" \
+    >/dev/null 2>&1
   epoch_s="$(awk -F, 'NR == 2 { print $NF }' "$run_dir/$optim/log.csv")"
   kiln_sps="$(awk -v s="$epoch_s" -v n="$n_train" 'BEGIN { printf "%.0f", n / s }')"
   row="| $optim | $kiln_sps"

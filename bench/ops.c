@@ -3,8 +3,9 @@
  * key per row so bench/ops.sh can set it beside PyTorch/OpenBLAS on the same CPU:
  *   copy and elementwise add (GB/s, bytes read + written),
  *   SGEMM through the internal GEMM interface at the shapes of a batch-128 MLP
- *   (784-256-128-10) and of the runner's Fashion-MNIST CNN (batch 64), forward and both
- *   backward products, plus 1024^3 as the "best GEMM" ceiling,
+ *   (784-256-128-10) and of the runner's Fashion-MNIST CNN (batch 64: the convolutions'
+ *   per-sample im2col products and the dense layers), forward and both backward products,
+ *   plus 1024^3 as the "best GEMM" ceiling,
  *   conv2d and conv3d forward and backward through the op table (GFLOP/s).
  * Each row is the median of 5 timed batches of back-to-back launches (no wait between
  * launches, one clFinish per batch), after a warm-up that also compiles every kernel.
@@ -107,6 +108,20 @@ static void bench_dense_layer(const char *name, size_t batch, size_t in, size_t 
     bench_gemm(key, batch, in, out, false, true);
 }
 
+/* A convolution's products for one sample, as src/ops/conv.c runs them (F filters, K = C x
+ * kernel window, P output positions): forward y (F, P) = w (F, K) cols (K, P); backward
+ * gw (F, K) = g (F, P) cols^T and column gradients (K, P) = w^T g. */
+static void bench_conv_gemms(const char *name, size_t f, size_t k, size_t p)
+{
+    char key[32];
+    snprintf(key, sizeof key, "gemm_%s_fwd", name);
+    bench_gemm(key, f, p, k, false, false);
+    snprintf(key, sizeof key, "gemm_%s_dw", name);
+    bench_gemm(key, f, k, p, false, true);
+    snprintf(key, sizeof key, "gemm_%s_dx", name);
+    bench_gemm(key, k, p, f, true, false);
+}
+
 /* ---- convolution through the op table ---- */
 
 static void bench_conv(const char *key, const char *op_name, const kiln_shape *xs,
@@ -164,10 +179,12 @@ int main(int argc, char **argv)
     bench_dense_layer("mlp1", 128, 784, 256);
     bench_dense_layer("mlp2", 128, 256, 128);
     bench_dense_layer("mlp3", 128, 128, 10);
+    /* models/fashion_mnist_cnn.yaml at batch 64: its convolutions' im2col products per
+     * sample (F x K x P: 32 x 9 x 784, 64 x 288 x 196) and its two dense layers. */
+    bench_conv_gemms("cnn_conv1", 32, 9, 784);
+    bench_conv_gemms("cnn_conv2", 64, 288, 196);
     bench_dense_layer("cnn_fc1", 64, 3136, 128);
-    /* The CNN's convolutions as im2col GEMMs for one batch of 64 (F x C*9 by C*9 x N*HW). */
-    bench_gemm("gemm_cnn_conv1", 32, 64 * 784, 9, false, false);
-    bench_gemm("gemm_cnn_conv2", 64, 64 * 196, 288, false, false);
+    bench_dense_layer("cnn_fc2", 64, 128, 10);
     kiln_conv_params c2 = {.n_spatial = 2, .stride = {1, 1}, .padding = {1, 1}, .dilation = {1, 1}};
     kiln_shape x1 = {4, {64, 1, 28, 28}}, w1 = {4, {32, 1, 3, 3}};
     kiln_shape x2 = {4, {64, 32, 14, 14}}, w2 = {4, {64, 32, 3, 3}};

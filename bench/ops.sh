@@ -1,17 +1,34 @@
 #!/usr/bin/env bash
-# Runs bench/ops (Kiln on an OpenCL device) and bench/torch_ops.py (PyTorch/OpenBLAS on this
-# CPU) one after the other and prints one table: each Kiln rate beside the device's own
-# ceiling (copy bandwidth for bandwidth rows, the best GEMM row for compute rows) and beside
-# the CPU library's rate, as ratios. Usage: bench/ops.sh [BENCH_OPS_BINARY] [DEVICE_SPEC]
+# Runs bench/ops (Kiln on an OpenCL device), bench/ops again with KILN_GEMM=clblast for its GEMM
+# rows (CLBlast with its default parameters on the same device), and bench/torch_ops.py
+# (PyTorch/OpenBLAS on this CPU, OPENBLAS_CORETYPE=SkylakeX) one after the other and prints one
+# table: each Kiln rate beside the device's own ceiling (copy bandwidth for bandwidth rows, the
+# best GEMM row for compute rows), beside the CPU library's rate and, for GEMM rows, beside
+# CLBlast's, as ratios. KILN_BENCH_ONLY=PREFIX keeps the rows whose key starts with it on every
+# side (`KILN_BENCH_ONLY=gemm` is the GEMM benchmark, `bench-gemm`). When there are GEMM rows it
+# ends with one line (ratios are Kiln's rate over the other's; "min" is the worst row, "_at"
+# names it, "geomean" is over every GEMM row):
+#   RESULT gemm_1024_vs_openblas=R gemm_min_vs_openblas=R gemm_min_vs_openblas_at=KEY
+#          gemm_geomean_vs_openblas=R gemm_1024_vs_clblast=R gemm_min_vs_clblast=R
+#          gemm_min_vs_clblast_at=KEY gemm_geomean_vs_clblast=R
+# A ratio is "-" when its column is empty. Usage: bench/ops.sh [BENCH_OPS_BINARY] [DEVICE_SPEC]
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1  # bench/timing.py is imported; leave no __pycache__ in the tree
 bin="${1:-build/bench/bench_ops}"
 device="${2:-pocl}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-kiln_out="$(mktemp)"; torch_out="$(mktemp)"
-trap 'rm -f "$kiln_out" "$torch_out"' EXIT
+kiln_out="$(mktemp)"; clblast_out="$(mktemp)"; torch_out="$(mktemp)"
+trap 'rm -f "$kiln_out" "$clblast_out" "$torch_out"' EXIT
 
 "$bin" "$device" | tee "$kiln_out" >&2
+# CLBlast runs the GEMM rows only: those the filter keeps when it names GEMM rows, else all.
+only="${KILN_BENCH_ONLY:-}"
+clblast_only=""
+if [[ "$only" == gemm* ]]; then clblast_only="$only"; elif [[ gemm == "$only"* ]]; then clblast_only=gemm; fi
+if [ -n "$clblast_only" ]; then
+  echo "# CLBlast (KILN_GEMM=clblast), default parameters:" >&2
+  KILN_GEMM=clblast KILN_BENCH_ONLY="$clblast_only" "$bin" "$device" | tee "$clblast_out" >&2
+fi
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
   /usr/bin/python3 "$here/torch_ops.py" > "$torch_out"
 else
@@ -20,22 +37,46 @@ fi
 
 echo "date: $(date -u +%Y-%m-%d), host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 grep '^# device' "$kiln_out" || true
-awk -v torch_file="$torch_out" '
-  BEGIN { while ((getline line < torch_file) > 0) { split(line, f, " "); cpu[f[1]] = f[2] } }
+awk -v torch_file="$torch_out" -v clblast_file="$clblast_out" '
+  BEGIN {
+    while ((getline line < torch_file) > 0) { split(line, f, " "); cpu[f[1]] = f[2] }
+    while ((getline line < clblast_file) > 0) {
+      nf = split(line, f, " ")
+      if (line !~ /^#/ && f[1] != "key" && nf >= 5) clb[f[1]] = f[nf - 1]
+    }
+  }
+  function ratio(a, b) { return (b + 0 > 0) ? sprintf("%.3f", a / b) : "-" }
+  # " gemm_1024_vs_NAME=R gemm_min_vs_NAME=R gemm_min_vs_NAME_at=KEY gemm_geomean_vs_NAME=R":
+  # Kiln over `other` at 1024^3, at its worst GEMM row (named) and as a geometric mean.
+  function summary(name, other,    i, k, r, n_r, log_sum, min_r, min_k, at_1024) {
+    n_r = 0; log_sum = 0; min_r = -1; min_k = "-"
+    for (i = 1; i <= n; i++) {
+      k = order[i]
+      if (k !~ /^gemm_/ || !(k in other) || other[k] + 0 <= 0) continue
+      r = rate[k] / other[k]; n_r++; log_sum += log(r)
+      if (min_r < 0 || r < min_r) { min_r = r; min_k = k }
+    }
+    at_1024 = ("gemm_1024" in rate && "gemm_1024" in other) ? ratio(rate["gemm_1024"], other["gemm_1024"]) : "-"
+    return sprintf(" gemm_1024_vs_%s=%s gemm_min_vs_%s=%s gemm_min_vs_%s_at=%s gemm_geomean_vs_%s=%s",
+                   name, at_1024, name, n_r > 0 ? sprintf("%.3f", min_r) : "-", name, min_k,
+                   name, n_r > 0 ? sprintf("%.3f", exp(log_sum / n_r)) : "-")
+  }
   /^#/ || /^key/ { next }
   NF >= 5 { key = $1; rate[key] = $(NF-1); unit[key] = $NF; order[++n] = key
             shape[key] = ""; for (i = 2; i <= NF - 3; i++) shape[key] = shape[key] (i > 2 ? " " : "") $i }
   END {
-    printf "| row | shape | kiln | unit | of device ceiling | CPU library | kiln / CPU |\n"
-    printf "| --- | --- | ---: | --- | ---: | ---: | ---: |\n"
-    best_gemm = 0
-    for (i = 1; i <= n; i++) if (order[i] ~ /^gemm_/ && rate[order[i]] + 0 > best_gemm) best_gemm = rate[order[i]] + 0
+    printf "| row | shape | kiln | unit | of device ceiling | CPU library | kiln / CPU | CLBlast | kiln / CLBlast |\n"
+    printf "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n"
+    best_gemm = 0; n_gemm = 0
+    for (i = 1; i <= n; i++) if (order[i] ~ /^gemm_/) { n_gemm++; if (rate[order[i]] + 0 > best_gemm) best_gemm = rate[order[i]] + 0 }
     for (i = 1; i <= n; i++) {
       k = order[i]
       ceil = (unit[k] == "GB/s") ? rate["copy"] : best_gemm
       frac = (ceil > 0) ? sprintf("%.2f", rate[k] / ceil) : "-"
       c = (k in cpu) ? cpu[k] : "-"
-      ratio = (k in cpu && cpu[k] > 0) ? sprintf("%.2f", rate[k] / cpu[k]) : "-"
-      printf "| %s | %s | %s | %s | %s | %s | %s |\n", k, shape[k], rate[k], unit[k], frac, c, ratio
+      b = (k in clb) ? clb[k] : "-"
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", k, shape[k], rate[k], unit[k], frac,
+             c, (k in cpu) ? ratio(rate[k], cpu[k]) : "-", b, (k in clb) ? ratio(rate[k], clb[k]) : "-"
     }
+    if (n_gemm > 0) print "RESULT" summary("openblas", cpu) summary("clblast", clb)
   }' "$kiln_out"

@@ -19,11 +19,21 @@ import torch  # noqa: E402
 torch.set_num_threads(int(os.environ.get("KILN_BENCH_TORCH_THREADS", "2")))
 
 
+ONLY = os.environ.get("KILN_BENCH_ONLY", "")
+
+
+def wanted(key):
+    """Whether the row `key` is wanted (KILN_BENCH_ONLY, a key prefix, as bench/ops reads it)."""
+    return key.startswith(ONLY)
+
+
 def row(key, amount, seconds, unit):
     print(f"{key} {amount / seconds / 1e9:.2f} {unit}", flush=True)
 
 
 def bandwidth():
+    if not wanted("copy") and not wanted("add"):
+        return
     n = 32 << 20
     a = torch.rand(n)
     b = torch.rand(n)
@@ -33,6 +43,8 @@ def bandwidth():
 
 
 def gemm(key, m, n, k, ta=False, tb=False):
+    if not wanted(key):
+        return
     a = np.random.rand(k, m).astype(np.float32) if ta else np.random.rand(m, k).astype(np.float32)
     b = np.random.rand(n, k).astype(np.float32) if tb else np.random.rand(k, n).astype(np.float32)
     c = np.empty((m, n), dtype=np.float32)
@@ -47,7 +59,16 @@ def dense_layer(name, batch, fan_in, fan_out):
     gemm(f"gemm_{name}_dx", batch, fan_in, fan_out, tb=True)
 
 
+def conv_gemms(name, f, k, p):
+    """A convolution's per-sample im2col products, as bench/ops.c's bench_conv_gemms."""
+    gemm(f"gemm_{name}_fwd", f, p, k)
+    gemm(f"gemm_{name}_dw", f, k, p, tb=True)
+    gemm(f"gemm_{name}_dx", k, p, f, ta=True)
+
+
 def conv(key, x_shape, w_shape, dims):
+    if not wanted(key):
+        return
     x = torch.rand(*x_shape, requires_grad=True)
     w = torch.rand(*w_shape, requires_grad=True)
     f = torch.nn.functional.conv2d if dims == 2 else torch.nn.functional.conv3d
@@ -76,9 +97,10 @@ def main():
     dense_layer("mlp1", 128, 784, 256)
     dense_layer("mlp2", 128, 256, 128)
     dense_layer("mlp3", 128, 128, 10)
+    conv_gemms("cnn_conv1", 32, 9, 784)
+    conv_gemms("cnn_conv2", 64, 288, 196)
     dense_layer("cnn_fc1", 64, 3136, 128)
-    gemm("gemm_cnn_conv1", 32, 64 * 784, 9)
-    gemm("gemm_cnn_conv2", 64, 64 * 196, 288)
+    dense_layer("cnn_fc2", 64, 128, 10)
     conv("conv2d_cnn1", (64, 1, 28, 28), (32, 1, 3, 3), 2)
     conv("conv2d_cnn2", (64, 32, 14, 14), (64, 32, 3, 3), 2)
     conv("conv3d_unet", (2, 8, 32, 32, 32), (16, 8, 3, 3, 3), 3)

@@ -1,17 +1,26 @@
 #!/usr/bin/python3
-"""One epoch of the Fashion-MNIST MLP of models/fashion_mnist_mlp.yaml with PyTorch on the CPU.
+"""One epoch of a Fashion-MNIST model of models/ with PyTorch on the CPU.
 
-Same model (flatten, dense 256, relu, dropout 0.2, dense 10), loss (softmax cross-entropy),
-optimiser (Adam, lr 1e-3) and batch (128) as Kiln's config, on the same 54000/6000 split
-sizes, with the images scaled by 1/255 and standardised by the training mean and deviation.
-Data loading is not timed. Thread count comes from argv[1]; OPENBLAS_NUM_THREADS and
-OPENBLAS_CORETYPE must be set by the caller (bench/train_fmnist.sh) before Python starts.
-argv[2] picks the model: "config" (the default, above) or "mlp3" (784-256-128-10 without
-dropout, the performance issue's MLP); argv[3] the optimiser: "adam" (lr 1e-3, the default) or
-"sgd" (lr 0.01, momentum 0.9).
+Usage: torch_train_fmnist.py [THREADS [ARCH [OPTIM]]] [--samples N]
+THREADS is torch's intra-op thread count (default 1); OPENBLAS_NUM_THREADS and
+OPENBLAS_CORETYPE must be set by the caller (bench/*.sh) before Python starts.
+ARCH picks the model:
+  config  models/fashion_mnist_mlp.yaml (the default): flatten, dense 256, relu, dropout 0.2,
+          dense 10; batch 128
+  mlp3    784-256-128-10 without dropout, the performance issue's MLP; batch 128
+  cnn     models/fashion_mnist_cnn.yaml: conv3x3 32 (same), relu, maxpool 2, conv3x3 64 (same),
+          relu, maxpool 2, flatten, dense 128, relu, dense 10; batch 64
+OPTIM: "adam" (lr 1e-3, the default) or "sgd" (lr 0.01, momentum 0.9).
+--samples N keeps the first N samples of the training file (default: all 60000), as the
+benchmarks' truncated files do for Kiln.
+Loss softmax cross-entropy; the split is 90/10 (54000/6000 of the full file), with the images
+scaled by 1/255 and standardised by the training mean and deviation, as Kiln's configs do.
+Data loading is not timed.
 Prints "key value" lines: train_s (the training pass), val_s (a forward pass over the
-validation split, which Kiln counts in its epoch time), train_sps, epoch_sps. Never asserts.
+validation split, which Kiln counts in its epoch time), train_sps, epoch_sps (both over the
+training samples). Never asserts.
 """
+import argparse
 import gzip
 import sys
 import time
@@ -27,16 +36,36 @@ def load(name, offset):
         return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
 
 
+def model_of(arch):
+    nn = torch.nn
+    if arch == "mlp3":
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128),
+                             nn.ReLU(), nn.Linear(128, 10))
+    if arch == "cnn":
+        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
+                             nn.Linear(128, 10))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2),
+                         nn.Linear(256, 10))
+
+
 def main():
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-    arch = sys.argv[2] if len(sys.argv) > 2 else "config"
-    optim = sys.argv[3] if len(sys.argv) > 3 else "adam"
+    parser = argparse.ArgumentParser(description="One epoch of a Fashion-MNIST model in PyTorch")
+    parser.add_argument("threads", nargs="?", type=int, default=1)
+    parser.add_argument("arch", nargs="?", default="config", choices=["config", "mlp3", "cnn"])
+    parser.add_argument("optim", nargs="?", default="adam", choices=["adam", "sgd"])
+    parser.add_argument("--samples", type=int, default=0, help="first N training-file samples")
+    args = parser.parse_args()
+    threads, arch, optim = args.threads, args.arch, args.optim
     torch.set_num_threads(threads)
     torch.manual_seed(42)
     rng = np.random.default_rng(42)
 
     x = load("train-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28).astype(np.float32)
     y = load("train-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    if args.samples > 0:
+        x, y = x[:args.samples], y[:args.samples]
     x *= 0.00392156862
     perm = rng.permutation(len(x))
     n_val = len(x) // 10
@@ -46,20 +75,13 @@ def main():
     x_train, y_train = torch.from_numpy(x[train_idx]), torch.from_numpy(y[train_idx])
     x_val, y_val = torch.from_numpy(x[val_idx]), torch.from_numpy(y[val_idx])
 
-    if arch == "mlp3":
-        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256),
-                                    torch.nn.ReLU(), torch.nn.Linear(256, 128), torch.nn.ReLU(),
-                                    torch.nn.Linear(128, 10))
-    else:
-        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256),
-                                    torch.nn.ReLU(), torch.nn.Dropout(0.2),
-                                    torch.nn.Linear(256, 10))
+    model = model_of(arch)
     if optim == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     else:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
-    batch = 128
+    batch = 64 if arch == "cnn" else 128
     n = len(x_train)
 
     model.train()

@@ -100,9 +100,10 @@ static kiln_status report_profile(kiln_device *dev, const char *dir, config_erro
     return train_write_text(dir, "profile.csv", &csv, err);
 }
 
+/* `started`: train_now() when the command began, for summary.json's first_step_seconds. */
 static int train(const char *path, const char *device, const char *const *overrides,
                  size_t n_overrides, bool quiet, const char *run_dir, const char *resume,
-                 bool profile)
+                 bool profile, double started)
 {
     config cfg;
     config_error err = {{0}};
@@ -155,7 +156,8 @@ static int train(const char *path, const char *device, const char *const *overri
         const char *monitor = tr->early_stopping.enabled ? tr->early_stopping.monitor
                               : tr->checkpoint.enabled   ? tr->checkpoint.monitor
                                                          : NULL;
-        rc = train_summary_write(&log, &result, monitor, train_now() - start, &err);
+        double first_step = log.first_step_end > 0 ? log.first_step_end - started : -1;
+        rc = train_summary_write(&log, &result, monitor, train_now() - start, first_step, &err);
     }
     if (rc == KILN_OK)
         rc = train_confusion_write(dir, &result, &err);
@@ -177,6 +179,7 @@ static int train(const char *path, const char *device, const char *const *overri
 
 static int run(int argc, char **argv)
 {
+    double started = train_now(); /* the process's start, but for the loader's few ms */
     const char *path = NULL, *device = NULL, *run_dir = NULL, *resume = NULL;
     const char *overrides[CONFIG_MAX_OVERRIDES];
     size_t n_overrides = 0;
@@ -215,7 +218,7 @@ static int run(int argc, char **argv)
     }
     if (path == NULL)
         return cli_usage_error(&cli_train_command, "missing CONFIG");
-    return train(path, device, overrides, n_overrides, quiet, run_dir, resume, profile);
+    return train(path, device, overrides, n_overrides, quiet, run_dir, resume, profile, started);
 }
 
 const cli_command cli_train_command = {"train", "train a model from a config file", USAGE, run};

@@ -333,6 +333,8 @@ void train_log_progress(train_log *log, int64_t epoch, int64_t n_epochs, int64_t
                         int64_t n_batches, double loss, const char *metrics)
 {
     double now = train_now();
+    if (log->first_step_end <= 0)
+        log->first_step_end = now;
     if (batch <= 1 || log->epoch_start <= 0)
         log->epoch_start = now;
     if (!train_log_progress_due(log))

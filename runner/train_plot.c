@@ -216,7 +216,8 @@ static void append_json_number(train_text *b, double v)
 }
 
 kiln_status train_summary_write(const train_log *log, const train_result *result,
-                                const char *monitor, double seconds, config_error *err)
+                                const char *monitor, double seconds, double first_step_seconds,
+                                config_error *err)
 {
     train_text b = {0};
     train_append(&b, "{\n  \"epochs_run\": %lld,\n  \"stop_reason\": \"%s\",\n",
@@ -259,7 +260,10 @@ kiln_status train_summary_write(const train_log *log, const train_result *result
                          (long long)result->confusion[i], i % c == c - 1 ? "]" : "");
         train_append(&b, "]");
     }
-    train_append(&b, ",\n  \"seconds\": %.3f,\n  \"batch_load_seconds\": %.3f\n}\n", seconds,
+    train_append(&b, ",\n  \"seconds\": %.3f,\n  \"batch_load_seconds\": %.3f", seconds,
                  result->batch_load_seconds);
+    train_append(&b, ",\n  \"first_step_seconds\": ");
+    append_json_number(&b, first_step_seconds >= 0 ? first_step_seconds : NAN);
+    train_append(&b, "\n}\n");
     return train_write_text(log->dir, "summary.json", &b, err);
 }

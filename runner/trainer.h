@@ -78,6 +78,7 @@ typedef struct train_log {
     bool progress;                     /* stderr is a terminal */
     bool plain;                        /* NO_COLOR: no escape sequences */
     double last_progress, epoch_start; /* train_now() seconds */
+    double first_step_end; /* train_now() when the process's first training step ended, or 0 */
     train_epoch_values *history;
     int64_t n_history, capacity;
 } train_log;
@@ -97,7 +98,8 @@ kiln_status train_log_epoch(train_log *log, const train_epoch_values *values, in
 /* The progress line on stderr while an epoch trains, when stderr is a terminal: epoch,
  * step/total with a bar, ETA, running loss and `metrics` (text such as "  accuracy 0.91", may
  * be NULL). Throttled to five lines a second; train_log_progress_due says whether the next call
- * would print, so that callers format their metrics only then. _end clears the line. */
+ * would print, so that callers format their metrics only then. _end clears the line. Called
+ * after every training step, quiet or not; the first call sets log->first_step_end. */
 bool train_log_progress_due(const train_log *log);
 void train_log_progress(train_log *log, int64_t epoch, int64_t n_epochs, int64_t batch,
                         int64_t n_batches, double loss, const char *metrics);
@@ -154,10 +156,12 @@ kiln_status train_confusion_write(const char *dir, const train_result *r, config
 kiln_status train_plot_write(const train_log *log, config_error *err);
 /* Writes log->dir/summary.json: epochs run, stop reason, best epoch, the best value of
  * `monitor` (NULL when nothing is monitored), the test loss and metrics, the test confusion
- * matrix (when there is one), `seconds` and the part of the training steps spent preparing
- * batches (the device waits meanwhile). */
+ * matrix (when there is one), `seconds`, the part of the training steps spent preparing
+ * batches (the device waits meanwhile) and `first_step_seconds` (null when negative: no step
+ * ran). */
 kiln_status train_summary_write(const train_log *log, const train_result *result,
-                                const char *monitor, double seconds, config_error *err);
+                                const char *monitor, double seconds, double first_step_seconds,
+                                config_error *err);
 
 /* Builds the model on `dev`, trains it for the configured epochs with the callbacks, and
  * evaluates the test split. Every epoch ends by writing log->dir/last.safetensors, the state

@@ -34,4 +34,8 @@ if(NOT summary MATCHES "\"best_epoch\": " OR NOT summary MATCHES "\"test\": {\"l
    OR NOT summary MATCHES "\"epochs_run\": 2,")
   message(FATAL_ERROR "kiln train: summary.json lacks best_epoch, test or epochs_run:\n${summary}")
 endif()
+# Steps ran, so the time from the command's start to the end of its first step is a number.
+if(NOT summary MATCHES "\"first_step_seconds\": [0-9]")
+  message(FATAL_ERROR "kiln train: summary.json lacks first_step_seconds:\n${summary}")
+endif()
 message(STATUS "kiln train: exit 0, epochs and files as expected")
