@@ -27,21 +27,20 @@ inline int4 conv_tap(const int4 o, const int4 k, const uint4 stride, const uint4
  * cols[r, (s, q)] = x[x_offset + (s, c, d, h, w)] for the input position that tap
  * r = (c, kd, kh, kw) of output position q = (od, oh, ow) reads in sample s, 0 where that lies
  * in the zero padding. x: (S, C, D, H, W), the chunk's samples from x_offset; cols: (K, S P).
- * One work-item per column-matrix row segment (r, s, od, oh), n = K S OD OH of them, each
- * writing its OW consecutive elements: the index arithmetic (divisions by runtime sizes) is
- * done once per segment, not once per element.
+ * One work-item per (r, s, od), n = K S OD of them, each writing the OH OW consecutive
+ * elements of its output plane: the index arithmetic (divisions by runtime sizes) is done
+ * once per plane, and each row is a zero prefix, a copy and a zero suffix, the width range
+ * that reads inside the input being worked out once per work-item, not tested per element.
  */
 __kernel void conv_fwd_cols(__global const KILN_REAL *x, const uint x_offset,
                             __global KILN_REAL *cols, const uint n, const uint samples,
-                            const uint4 size, const uint4 out, const uint4 ksize, const uint4 stride,
-                            const uint4 pad, const uint4 dilation)
+                            const uint4 size, const uint4 out, const uint4 ksize,
+                            const uint4 stride, const uint4 pad, const uint4 dilation)
 {
-    const uint row = (uint)get_global_id(0);
-    if (row >= n)
+    const uint item = (uint)get_global_id(0);
+    if (item >= n)
         return;
-    uint rest = row;
-    const int oh = (int)(rest % out.s2);
-    rest /= out.s2;
+    uint rest = item;
     const int od = (int)(rest % out.s1);
     rest /= out.s1;
     const uint s = rest % samples;
@@ -52,21 +51,41 @@ __kernel void conv_fwd_cols(__global const KILN_REAL *x, const uint x_offset,
     r /= ksize.s2;
     const int kd = (int)(r % ksize.s1);
     const uint c = r / ksize.s1;
-    const int4 t = conv_tap((int4)(0, od, oh, 0), (int4)(0, kd, kh, kw), stride, pad, dilation);
-    __global KILN_REAL *dst = cols + (size_t)row * out.s3;
-    const bool inside = t.s1 >= 0 && t.s1 < (int)size.s1 && t.s2 >= 0 && t.s2 < (int)size.s2;
-    if (!inside) {
-        for (uint ow = 0; ow < out.s3; ow++)
-            dst[ow] = 0;
-        return;
+    /* The input position of (od, oh = 0, ow = 0). */
+    const int4 t = conv_tap((int4)(0, od, 0, 0), (int4)(0, kd, kh, kw), stride, pad, dilation);
+    const uint plane = out.s2 * out.s3;
+    __global KILN_REAL *dst = cols + (size_t)item * plane; /* item = (r S + s) OD + od */
+    const bool depth_inside = t.s1 >= 0 && t.s1 < (int)size.s1;
+    /* Output columns [lo, hi) read inside the input's width: w = t.s3 + ow stride >= 0 from
+     * lo on, and w <= W - 1 up to hi - 1. */
+    const int sw = (int)stride.s3, n_ow = (int)out.s3;
+    const int lo = min(n_ow, t.s3 >= 0 ? 0 : (-t.s3 + sw - 1) / sw);
+    const int last = (int)size.s3 - 1 - t.s3;
+    const int hi = clamp(last < 0 ? 0 : last / sw + 1, lo, n_ow);
+    __global const KILN_REAL *sample =
+        x + x_offset + (s * size.s0 + c) * size.s1 * size.s2 * size.s3;
+    for (uint oh = 0; oh < out.s2; oh++) {
+        __global KILN_REAL *row = dst + oh * out.s3;
+        const int h = t.s2 + (int)(oh * stride.s2);
+        if (!depth_inside || h < 0 || h >= (int)size.s2) {
+            for (int ow = 0; ow < n_ow; ow++)
+                row[ow] = 0;
+            continue;
+        }
+        __global const KILN_REAL *src =
+            sample + ((uint)t.s1 * size.s2 + (uint)h) * size.s3 + (t.s3 + lo * sw);
+        for (int ow = 0; ow < lo; ow++)
+            row[ow] = 0;
+        if (sw == 1) {
+            for (int ow = lo; ow < hi; ow++)
+                row[ow] = src[ow - lo];
+        } else {
+            for (int ow = lo; ow < hi; ow++)
+                row[ow] = src[(ow - lo) * sw];
+        }
+        for (int ow = hi; ow < n_ow; ow++)
+            row[ow] = 0;
     }
-    __global const KILN_REAL *src =
-        x + x_offset +
-        (((s * size.s0 + c) * size.s1 + (uint)t.s1) * size.s2 + (uint)t.s2) * size.s3;
-    const int w_step = (int)stride.s3;
-    int w = t.s3; /* the input column of ow = 0 */
-    for (uint ow = 0; ow < out.s3; ow++, w += w_step)
-        dst[ow] = w >= 0 && w < (int)size.s3 ? src[w] : (KILN_REAL)0;
 }
 
 /* The output position along one axis that tap k reads input position p from, or -1 when

@@ -269,13 +269,13 @@ static conv_chunk chunk_at(const conv_geometry *g, size_t n0)
 static kiln_status chunk_columns(kiln_device *dev, const conv_geometry *g, const kiln_op_args *a,
                                  const conv_chunk *c)
 {
-    /* One work-item per row segment (tap, sample, od, oh) of OW columns (cl/conv.cl). */
-    uint32_t segments = (uint32_t)(g->rows * c->count * g->out[1] * g->out[2]);
+    /* One work-item per (tap, sample, od) plane of OH OW columns (cl/conv.cl). */
+    uint32_t planes = (uint32_t)(g->rows * c->count * g->out[1]);
     kiln__arg args[11] = {KILN__ARG_T(a->inputs[0]), KILN__ARG_UINT(c->n0 * g->in_count),
-                          KILN__ARG_BUF(a->workspace), KILN__ARG_UINT(segments),
+                          KILN__ARG_BUF(a->workspace), KILN__ARG_UINT(planes),
                           KILN__ARG_UINT(c->count)};
     geometry_args(g, args + 5);
-    return kiln__launch_1d(dev, "conv", "conv_fwd_cols", args, 11, segments);
+    return kiln__launch_1d(dev, "conv", "conv_fwd_cols", args, 11, planes);
 }
 
 /* Copies the chunk between the workspace's (F, count P) products and the (count, F, P) rows of
