@@ -148,7 +148,7 @@ static void test_bad_params(void **state)
 }
 
 /* The column path asks for a chunk's columns (K, S P) and products (F, S P): the whole
- * batch while that fits in 2 MB, else as many samples as fit (at least one), fewer when
+ * batch while that fits in 1 MB, else as many samples as fit (at least one), fewer when
  * KILN_CONV_CHUNK caps the chunk; the direct 1x1 path asks for nothing. */
 static void test_workspace(void **state)
 {
@@ -171,22 +171,22 @@ static void test_workspace(void **state)
     point.stride[0] = 2;
     assert_int_equal(kiln_op_workspace_bytes(conv2d, &point, x1, 3),
                      2 * (3 + 4) * (4 * 5) * sizeof(float));
-    /* The CNN's second layer: (288 + 64) 196 floats a sample, 7 of which fit in 2 MB; a
-     * batch of 4 fits whole. */
+    /* The CNN's second layer: (288 + 64) 196 floats a sample, 3 of which fit in 1 MB; a
+     * batch of 3 fits whole. */
     size_t cnn2 = (288 + 64) * 196 * sizeof(float);
     kiln_shape batch64[3] = {{4, {64, 32, 14, 14}}, {4, {64, 32, 3, 3}}, {1, {64}}};
-    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 7 * cnn2);
-    assert_true(7 * cnn2 <= (size_t)2 << 20 && 8 * cnn2 > (size_t)2 << 20);
-    kiln_shape batch4[3] = {{4, {4, 32, 14, 14}}, {4, {64, 32, 3, 3}}, {1, {64}}};
-    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch4, 3), 4 * cnn2);
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 3 * cnn2);
+    assert_true(3 * cnn2 <= (size_t)1 << 20 && 4 * cnn2 > (size_t)1 << 20);
+    kiln_shape batch2[3] = {{4, {2, 32, 14, 14}}, {4, {64, 32, 3, 3}}, {1, {64}}};
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch2, 3), 2 * cnn2);
     /* One sample past the bound: (216 + 16) 40^3 floats, ~59 MB, a chunk of one. */
     kiln_shape big[3] = {{5, {2, 8, 40, 40, 40}}, {5, {16, 8, 3, 3, 3}}, {1, {16}}};
     assert_int_equal(kiln_op_workspace_bytes(conv3d, &SAME3, big, 3),
                      (216 + 16) * 64000 * sizeof(float));
-    assert_int_equal(setenv("KILN_CONV_CHUNK", "3", 1), 0);
-    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 3 * cnn2);
+    assert_int_equal(setenv("KILN_CONV_CHUNK", "2", 1), 0);
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 2 * cnn2);
     assert_int_equal(setenv("KILN_CONV_CHUNK", "not a number", 1), 0);
-    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 7 * cnn2);
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 3 * cnn2);
     assert_int_equal(unsetenv("KILN_CONV_CHUNK"), 0);
 }
 
