@@ -15,11 +15,11 @@
  * second layer, streamed through memory by every pass). KILN_CONV_CHUNK=S caps S (read on
  * every call; the tests use it to put chunk boundaries inside small batches).
  *
- * Backward, per chunk: the output gradients g are copied into (F, S P) in the workspace;
- * grad w (F, K) += g (F, S P) cols^T (one GEMM with beta = 1, which also accumulates across
- * chunks); the column gradients (K, S P) = w^T g overwrite the columns and a gather per input
- * element (cl/conv.cl) adds them into grad x. grad b sums g over N and the spatial axes in one
- * kernel of its own.
+ * Backward, per chunk: the output gradients g are copied into (F, S P) in the workspace (a
+ * chunk of one sample reads g in place); grad w (F, K) += g (F, S P) cols^T (one GEMM with
+ * beta = 1, which also accumulates across chunks); the column gradients (K, S P) = w^T g
+ * overwrite the columns and a gather per input element (cl/conv.cl) adds them into grad x.
+ * grad b sums g over N and the spatial axes in one kernel of its own.
  *
  * A 1x1(x1) kernel with stride 1 and no padding needs no columns: x[n] (C, P) already is the
  * matrix, so forward and grad x are one strided-batched GEMM over the whole batch and grad w
