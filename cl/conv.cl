@@ -1,13 +1,15 @@
 /*
- * Convolution helpers around the GEMM (src/ops/conv.c): vol2col (im2col in 2-D) of one input
- * sample into a column matrix, the gather that turns column gradients back into an input
- * gradient (col2im / col2vol), and the bias add. The products themselves are GEMMs.
+ * Convolution helpers around the GEMM (src/ops/conv.c): vol2col (im2col in 2-D) of a chunk of
+ * input samples into one column matrix, the gather that turns column gradients back into an
+ * input gradient (col2im / col2vol), the copy between a chunk's (F, S P) products and the
+ * (S, F, P) rows of y and its gradient, and the bias add. The products themselves are GEMMs.
  *
  * Geometry arrives as uint4s laid out (channels, depth, height, width); a 2-D convolution is
  * a 3-D one with depth 1, kernel depth 1, stride 1, no padding. `size` is one input sample
  * (C, D, H, W); `out` is one output sample (F, OD, OH, OW); `ksize`, `stride`, `pad` and
- * `dilation` use .s1 to .s3 only. The column matrix is (K, P) row-major with K = C KD KH KW
- * (row (c, kd, kh, kw), kernel width fastest) and P = OD OH OW (column (od, oh, ow)).
+ * `dilation` use .s1 to .s3 only. A chunk of S samples has the column matrix (K, S P)
+ * row-major with K = C KD KH KW (row (c, kd, kh, kw), kernel width fastest) and P = OD OH OW
+ * (column (s, od, oh, ow): sample s in columns s P to s P + P - 1).
  */
 #ifndef KILN_REAL
 #define KILN_REAL float
@@ -22,45 +24,68 @@ inline int4 conv_tap(const int4 o, const int4 k, const uint4 stride, const uint4
 }
 
 /*
- * cols[r, q] = x[x_offset + (c, d, h, w)] for the input position that tap r = (c, kd, kh, kw)
- * of output position q = (od, oh, ow) reads, 0 where that lies in the zero padding.
- * x: (C, D, H, W) of one sample at x_offset; cols: (K, P). One work-item per column-matrix row
- * segment (r, od, oh), n = K OD OH of them, each writing its OW consecutive elements: the index
- * arithmetic (divisions by runtime sizes) is done once per segment, not once per element.
+ * cols[r, (s, q)] = x[x_offset + (s, c, d, h, w)] for the input position that tap
+ * r = (c, kd, kh, kw) of output position q = (od, oh, ow) reads in sample s, 0 where that lies
+ * in the zero padding. x: (S, C, D, H, W), the chunk's samples from x_offset; cols: (K, S P).
+ * One work-item per (r, s, od), n = K S OD of them, each writing the OH OW consecutive
+ * elements of its output plane: the index arithmetic (divisions by runtime sizes) is done
+ * once per plane, and each row is a zero prefix, a copy and a zero suffix, the width range
+ * that reads inside the input being worked out once per work-item, not tested per element.
  */
 __kernel void conv_fwd_cols(__global const KILN_REAL *x, const uint x_offset,
-                            __global KILN_REAL *cols, const uint n, const uint4 size,
-                            const uint4 out, const uint4 ksize, const uint4 stride, const uint4 pad,
-                            const uint4 dilation)
+                            __global KILN_REAL *cols, const uint n, const uint samples,
+                            const uint4 size, const uint4 out, const uint4 ksize,
+                            const uint4 stride, const uint4 pad, const uint4 dilation)
 {
-    const uint row = (uint)get_global_id(0);
-    if (row >= n)
+    const uint item = (uint)get_global_id(0);
+    if (item >= n)
         return;
-    uint rest = row;
-    const int oh = (int)(rest % out.s2);
-    rest /= out.s2;
+    uint rest = item;
     const int od = (int)(rest % out.s1);
-    uint r = rest / out.s1;
+    rest /= out.s1;
+    const uint s = rest % samples;
+    uint r = rest / samples;
     const int kw = (int)(r % ksize.s3);
     r /= ksize.s3;
     const int kh = (int)(r % ksize.s2);
     r /= ksize.s2;
     const int kd = (int)(r % ksize.s1);
     const uint c = r / ksize.s1;
-    const int4 t = conv_tap((int4)(0, od, oh, 0), (int4)(0, kd, kh, kw), stride, pad, dilation);
-    __global KILN_REAL *dst = cols + (size_t)row * out.s3;
-    const bool inside = t.s1 >= 0 && t.s1 < (int)size.s1 && t.s2 >= 0 && t.s2 < (int)size.s2;
-    if (!inside) {
-        for (uint ow = 0; ow < out.s3; ow++)
-            dst[ow] = 0;
-        return;
+    /* The input position of (od, oh = 0, ow = 0). */
+    const int4 t = conv_tap((int4)(0, od, 0, 0), (int4)(0, kd, kh, kw), stride, pad, dilation);
+    const uint plane = out.s2 * out.s3;
+    __global KILN_REAL *dst = cols + (size_t)item * plane; /* item = (r S + s) OD + od */
+    const bool depth_inside = t.s1 >= 0 && t.s1 < (int)size.s1;
+    /* Output columns [lo, hi) read inside the input's width: w = t.s3 + ow stride >= 0 from
+     * lo on, and w <= W - 1 up to hi - 1. */
+    const int sw = (int)stride.s3, n_ow = (int)out.s3;
+    const int lo = min(n_ow, t.s3 >= 0 ? 0 : (-t.s3 + sw - 1) / sw);
+    const int last = (int)size.s3 - 1 - t.s3;
+    const int hi = clamp(last < 0 ? 0 : last / sw + 1, lo, n_ow);
+    __global const KILN_REAL *sample =
+        x + x_offset + (s * size.s0 + c) * size.s1 * size.s2 * size.s3;
+    for (uint oh = 0; oh < out.s2; oh++) {
+        __global KILN_REAL *row = dst + oh * out.s3;
+        const int h = t.s2 + (int)(oh * stride.s2);
+        if (!depth_inside || h < 0 || h >= (int)size.s2) {
+            for (int ow = 0; ow < n_ow; ow++)
+                row[ow] = 0;
+            continue;
+        }
+        __global const KILN_REAL *src =
+            sample + ((uint)t.s1 * size.s2 + (uint)h) * size.s3 + (t.s3 + lo * sw);
+        for (int ow = 0; ow < lo; ow++)
+            row[ow] = 0;
+        if (sw == 1) {
+            for (int ow = lo; ow < hi; ow++)
+                row[ow] = src[ow - lo];
+        } else {
+            for (int ow = lo; ow < hi; ow++)
+                row[ow] = src[(ow - lo) * sw];
+        }
+        for (int ow = hi; ow < n_ow; ow++)
+            row[ow] = 0;
     }
-    __global const KILN_REAL *src =
-        x + x_offset + ((c * size.s1 + (uint)t.s1) * size.s2 + (uint)t.s2) * size.s3;
-    const int w_step = (int)stride.s3;
-    int w = t.s3; /* the input column of ow = 0 */
-    for (uint ow = 0; ow < out.s3; ow++, w += w_step)
-        dst[ow] = w >= 0 && w < (int)size.s3 ? src[w] : (KILN_REAL)0;
 }
 
 /* The output position along one axis that tap k reads input position p from, or -1 when
@@ -76,15 +101,16 @@ inline int conv_source(const int p, const int k, const uint stride, const uint p
 }
 
 /*
- * gx[x_offset + (c, d, h, w)] += the column gradients of every (tap, output position) pair
- * that read input element (c, d, h, w) in conv_fwd_cols: the transpose of vol2col written as a
- * gather, so no two work-items write one element. One work-item per input row (c, d, h), n =
- * C D H of them: the depth and height taps are resolved once per row, and with stride 1 along
- * the width the width taps need no division. cols: (K, P); gx: (C, D, H, W) of one sample.
+ * gx[x_offset + (s, c, d, h, w)] += the column gradients of every (tap, output position) pair
+ * that read input element (c, d, h, w) of sample s in conv_fwd_cols: the transpose of vol2col
+ * written as a gather, so no two work-items write one element. One work-item per input row
+ * (s, c, d, h), n = S C D H of them: the depth and height taps are resolved once per row, and
+ * with stride 1 along the width the width taps need no division. cols: (K, S P); gx:
+ * (S, C, D, H, W), the chunk's samples from x_offset.
  */
 __kernel void conv_bwd_x(__global const KILN_REAL *cols, __global KILN_REAL *gx,
-                         const uint x_offset, const uint n, const uint4 size, const uint4 out,
-                         const uint4 ksize, const uint4 stride, const uint4 pad,
+                         const uint x_offset, const uint n, const uint samples, const uint4 size,
+                         const uint4 out, const uint4 ksize, const uint4 stride, const uint4 pad,
                          const uint4 dilation)
 {
     const uint row = (uint)get_global_id(0);
@@ -94,8 +120,11 @@ __kernel void conv_bwd_x(__global const KILN_REAL *cols, __global KILN_REAL *gx,
     const int h = (int)(rest % size.s2);
     rest /= size.s2;
     const int d = (int)(rest % size.s1);
-    const uint c = rest / size.s1;
-    const uint n_cols = out.s1 * out.s2 * out.s3;
+    rest /= size.s1;
+    const uint c = rest % size.s0;
+    const uint s = rest / size.s0;
+    const uint n_cols = out.s1 * out.s2 * out.s3; /* P */
+    const uint ld = samples * n_cols;             /* the column matrix's row length */
     __global KILN_REAL *g = gx + x_offset + row * size.s3;
     for (uint kd = 0; kd < ksize.s1; kd++) {
         const int od = conv_source(d, (int)kd, stride.s1, pad.s1, dilation.s1, out.s1);
@@ -106,9 +135,9 @@ __kernel void conv_bwd_x(__global const KILN_REAL *cols, __global KILN_REAL *gx,
             if (oh < 0)
                 continue;
             const uint r0 = ((c * ksize.s1 + kd) * ksize.s2 + kh) * ksize.s3;
-            const uint q0 = ((uint)od * out.s2 + (uint)oh) * out.s3;
+            const uint q0 = s * n_cols + ((uint)od * out.s2 + (uint)oh) * out.s3;
             for (uint kw = 0; kw < ksize.s3; kw++) {
-                __global const KILN_REAL *src = cols + (r0 + kw) * n_cols + q0;
+                __global const KILN_REAL *src = cols + (r0 + kw) * ld + q0;
                 const int shift = (int)pad.s3 - (int)kw * (int)dilation.s3;
                 if (stride.s3 == 1) {
                     /* ow = w + shift, inside [0, OW): w in [lo, hi). */
@@ -141,4 +170,69 @@ __kernel void conv_fwd_bias(__global const KILN_REAL *b, __global KILN_REAL *y, 
     __global KILN_REAL *r = y + (size_t)row * n_cols;
     for (uint j = 0; j < n_cols; j++)
         r[j] += v;
+}
+
+/*
+ * Moves a chunk of S samples between the GEMM's layout, chunk (F, S P) at chunk_offset, and
+ * the sample-major rows of y or its gradient, rows (S, F, P) at rows_offset: with to_rows,
+ * rows[s, f, :] = chunk[f, s P : s P + P] + (has_bias ? b[f] : 0) after the forward product;
+ * otherwise chunk[f, s P : s P + P] = rows[s, f, :] before the backward ones. One work-item per
+ * (s, f) row of P = n_cols elements, n = S F of them. b: (F,), read only with has_bias.
+ */
+__kernel void conv_chunk_transpose(__global KILN_REAL *chunk, const uint chunk_offset,
+                                   __global KILN_REAL *rows, const uint rows_offset,
+                                   __global const KILN_REAL *b, const uint has_bias,
+                                   const uint to_rows, const uint n, const uint n_cols,
+                                   const uint n_filters, const uint samples)
+{
+    const uint row = (uint)get_global_id(0); /* (s, f) */
+    if (row >= n)
+        return;
+    const uint f = row % n_filters, s = row / n_filters;
+    __global KILN_REAL *c = chunk + chunk_offset + (f * samples + s) * n_cols;
+    __global KILN_REAL *r = rows + rows_offset + row * n_cols;
+    if (to_rows) {
+        const KILN_REAL v = has_bias ? b[f] : (KILN_REAL)0;
+        for (uint j = 0; j < n_cols; j++)
+            r[j] = c[j] + v;
+    } else {
+        for (uint j = 0; j < n_cols; j++)
+            c[j] = r[j];
+    }
+}
+
+/*
+ * gb[f] += the sum of g[n, f, :] over every sample n. g: (N, F, P) with P = n_cols; gb: (F,).
+ * One work-item per filter, n = F of them, reading its N rows of P contiguous elements: each
+ * row is summed in 8 interleaved partial sums (a few hundred terms each at most for the
+ * shapes convolution sees), and the row sums are added with Kahan compensation, so no float
+ * is added to a long running total.
+ */
+__kernel void conv_bwd_b(__global const KILN_REAL *g, __global KILN_REAL *gb, const uint n,
+                         const uint n_cols, const uint batch)
+{
+    const uint f = (uint)get_global_id(0);
+    if (f >= n)
+        return;
+    KILN_REAL sum = 0;
+    KILN_REAL comp = 0;
+    for (uint s = 0; s < batch; s++) {
+        __global const KILN_REAL *row = g + ((size_t)s * n + f) * n_cols;
+        KILN_REAL part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        uint j = 0;
+        for (; j + 8 <= n_cols; j += 8) {
+            for (uint l = 0; l < 8; l++)
+                part[l] += row[j + l];
+        }
+        for (; j < n_cols; j++)
+            part[j % 8] += row[j];
+        const KILN_REAL r = ((part[0] + part[1]) + (part[2] + part[3])) +
+                            ((part[4] + part[5]) + (part[6] + part[7]));
+        const KILN_REAL y = r - comp;
+        const KILN_REAL t = sum + y;
+        /* As in cl/reduce.cl: once the sum is infinite, stop correcting (inf - inf = NaN). */
+        comp = isfinite(t) ? (t - sum) - y : 0;
+        sum = t;
+    }
+    gb[f] += sum;
 }

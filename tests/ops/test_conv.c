@@ -1,14 +1,73 @@
 /*
  * The conv family on the test device: every case of tests/ref/conv.c (forward, backward,
- * reference against finite differences), shapes and parameters that inference must reject
- * with the op and shapes named, and the workspace each path asks for.
+ * reference against finite differences), the multi-sample ones again with chunk boundaries
+ * inside the batch, shapes and parameters that inference must reject with the op and shapes
+ * named, and the workspace each path asks for.
  */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "check/check.h"
 #include "support/kiln_test.h"
 
+/* With the default chunk every case here is one chunk (the whole batch: the chunk bound is
+ * far larger than these batches). */
 static void test_checks(void **state)
 {
     (void)state;
     kiln_test_run_suite("conv");
+}
+
+static void print_failure(const kiln_check_row *row, void *user)
+{
+    if (!row->pass)
+        fprintf(stderr, "FAIL  chunk %s  %s %s %s: abs %.3g rel %.3g %s\n", (const char *)user,
+                row->op, row->shape, row->what, row->max_abs, row->max_rel, row->note);
+}
+
+/* The cases with a batch of 2 or more, rerun with KILN_CONV_CHUNK capping the chunk at
+ * `cap` samples: with 1, every sample is its own chunk; with 3, batches of 4 and 5 end on a
+ * partial chunk and a batch of 3 is one full one. A wrong sample offset in the columns, the
+ * products or the column gradients shows in the forward or backward rows. */
+static void run_chunked(const char *cap)
+{
+    static kiln_check_case cases[32];
+    size_t n = 0;
+    const kiln_check_suite *all = kiln_check_find_suite("conv");
+    assert_non_null(all);
+    for (size_t i = 0; i < all->n_cases; i++) {
+        if (all->cases[i].inputs[0].dim[0] >= 2) {
+            assert_true(n < sizeof cases / sizeof cases[0]);
+            cases[n++] = all->cases[i];
+        }
+    }
+    kiln_check_suite chunked = {.name = "conv chunked", .cases = cases, .n_cases = n};
+    assert_int_equal(setenv("KILN_CONV_CHUNK", cap, 1), 0);
+    kiln_context *ctx = kiln_test_context();
+    kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
+    kiln_check_run run = {.dev = dev, .on_row = print_failure, .user = (void *)cap};
+    kiln_check_run_suite(&run, &chunked);
+    fprintf(stderr, "suite conv, chunks of %s: %d rows, %d failed\n", cap, run.n_rows,
+            run.n_failed);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+    assert_int_equal(unsetenv("KILN_CONV_CHUNK"), 0);
+    assert_true(n >= 4 && run.n_rows > 0);
+    assert_int_equal(run.n_failed, 0);
+}
+
+static void test_chunks_of_one(void **state)
+{
+    (void)state;
+    run_chunked("1");
+}
+
+static void test_chunks_of_three(void **state)
+{
+    (void)state;
+    run_chunked("3");
 }
 
 static const kiln_conv_params SAME2 = {2, {1, 1}, {1, 1}, {1, 1}, true};
@@ -88,7 +147,9 @@ static void test_bad_params(void **state)
                                  "needs parameters");
 }
 
-/* The column path asks for one sample's (K, P) matrix; the direct 1x1 path for nothing. */
+/* The column path asks for a chunk's columns (K, S P) and products (F, S P): the whole
+ * batch while that fits in 1 MB, else as many samples as fit (at least one), fewer when
+ * KILN_CONV_CHUNK caps the chunk; the direct 1x1 path asks for nothing. */
 static void test_workspace(void **state)
 {
     (void)state;
@@ -96,25 +157,46 @@ static void test_workspace(void **state)
     const kiln_op *conv3d = kiln_op_find("conv3d");
     assert_non_null(conv2d);
     assert_non_null(conv3d);
+    /* K = 27, F = 4, P = 35, N = 2. */
     kiln_shape x2[3] = {{4, {2, 3, 7, 5}}, {4, {4, 3, 3, 3}}, {1, {4}}};
-    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, x2, 3), 27 * 35 * sizeof(float));
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, x2, 3),
+                     2 * (27 + 4) * 35 * sizeof(float));
+    /* K = 54, F = 3, P = 210, N = 1. */
     kiln_shape x3[3] = {{5, {1, 2, 5, 6, 7}}, {5, {3, 2, 3, 3, 3}}, {1, {3}}};
-    assert_int_equal(kiln_op_workspace_bytes(conv3d, &SAME3, x3, 3), 54 * 210 * sizeof(float));
+    assert_int_equal(kiln_op_workspace_bytes(conv3d, &SAME3, x3, 3),
+                     (54 + 3) * 210 * sizeof(float));
     kiln_conv_params point = {2, {1, 1}, {0, 0}, {1, 1}, true};
     kiln_shape x1[3] = {{4, {2, 3, 7, 5}}, {4, {4, 3, 1, 1}}, {1, {4}}};
     assert_int_equal(kiln_op_workspace_bytes(conv2d, &point, x1, 3), 0);
     point.stride[0] = 2;
-    assert_int_equal(kiln_op_workspace_bytes(conv2d, &point, x1, 3), 3 * (4 * 5) * sizeof(float));
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &point, x1, 3),
+                     2 * (3 + 4) * (4 * 5) * sizeof(float));
+    /* The CNN's second layer: (288 + 64) 196 floats a sample, 3 of which fit in 1 MB; a
+     * batch of 3 fits whole. */
+    size_t cnn2 = (288 + 64) * 196 * sizeof(float);
+    kiln_shape batch64[3] = {{4, {64, 32, 14, 14}}, {4, {64, 32, 3, 3}}, {1, {64}}};
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 3 * cnn2);
+    assert_true(3 * cnn2 <= (size_t)1 << 20 && 4 * cnn2 > (size_t)1 << 20);
+    kiln_shape batch2[3] = {{4, {2, 32, 14, 14}}, {4, {64, 32, 3, 3}}, {1, {64}}};
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch2, 3), 2 * cnn2);
+    /* One sample past the bound: (216 + 16) 40^3 floats, ~59 MB, a chunk of one. */
+    kiln_shape big[3] = {{5, {2, 8, 40, 40, 40}}, {5, {16, 8, 3, 3, 3}}, {1, {16}}};
+    assert_int_equal(kiln_op_workspace_bytes(conv3d, &SAME3, big, 3),
+                     (216 + 16) * 64000 * sizeof(float));
+    assert_int_equal(setenv("KILN_CONV_CHUNK", "2", 1), 0);
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 2 * cnn2);
+    assert_int_equal(setenv("KILN_CONV_CHUNK", "not a number", 1), 0);
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 3 * cnn2);
+    assert_int_equal(unsetenv("KILN_CONV_CHUNK"), 0);
 }
 
 int main(void)
 {
     kiln_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_checks),
-        cmocka_unit_test(test_bad_shapes),
-        cmocka_unit_test(test_bad_params),
-        cmocka_unit_test(test_workspace),
+        cmocka_unit_test(test_checks),          cmocka_unit_test(test_chunks_of_one),
+        cmocka_unit_test(test_chunks_of_three), cmocka_unit_test(test_bad_shapes),
+        cmocka_unit_test(test_bad_params),      cmocka_unit_test(test_workspace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

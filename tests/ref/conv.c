@@ -183,6 +183,12 @@ static const kiln_check_case CASES[] = {
      * output (2, 6, 3), no bias. */
     CONV_CASE("conv3d", MIXED3_NO_BIAS, "(2,3,4,6,5) k2x3x2 s(2,1,2) p(0,1,1) d(1,1,2)", 36, 72, 2,
               S5(2, 3, 4, 6, 5), S5(2, 3, 2, 3, 2)),
+    /* Batches of 5 and 3 for chunk boundaries: tests/ops/test_conv.c reruns every multi-sample
+     * case with chunks of 1 and 3 samples (5 = 3 + 2, 4 = 3 + 1, 3 = one full chunk). */
+    CONV_CASE("conv2d", STRIDE2, "(5,2,6,5) k3x3 s2 p0", 18, 30, 3, S4(5, 2, 6, 5), S4(3, 2, 3, 3),
+              S1(3)),
+    CONV_CASE("conv3d", STRIDE3, "(3,2,4,5,3) k3x3x3 s2 p1", 54, 54, 3, S5(3, 2, 4, 5, 3),
+              S5(2, 2, 3, 3, 3), S1(2)),
 };
 
 const kiln_check_suite kiln_check_suite_conv = {
