@@ -4,7 +4,7 @@
  *   copy and elementwise add (GB/s, bytes read + written),
  *   SGEMM through the internal GEMM interface at the shapes of a batch-128 MLP
  *   (784-256-128-10) and of the runner's Fashion-MNIST CNN (batch 64: the convolutions'
- *   per-sample im2col products and the dense layers), forward and both backward products,
+ *   im2col products per chunk of samples and the dense layers), forward and both backward products,
  *   plus 1024^3 as the "best GEMM" ceiling,
  *   conv2d and conv3d forward and backward through the op table (GFLOP/s).
  * Each row is the median of 5 timed batches of back-to-back launches (no wait between
@@ -108,9 +108,10 @@ static void bench_dense_layer(const char *name, size_t batch, size_t in, size_t 
     bench_gemm(key, batch, in, out, false, true);
 }
 
-/* A convolution's products for one sample, as src/ops/conv.c runs them (F filters, K = C x
- * kernel window, P output positions): forward y (F, P) = w (F, K) cols (K, P); backward
- * gw (F, K) = g (F, P) cols^T and column gradients (K, P) = w^T g. */
+/* A convolution's products for one chunk of samples, as src/ops/conv.c runs them (F filters,
+ * K = C x kernel window, P output positions of the chunk's samples): forward y (F, P) =
+ * w (F, K) cols (K, P); backward gw (F, K) = g (F, P) cols^T and column gradients
+ * (K, P) = w^T g. */
 static void bench_conv_gemms(const char *name, size_t f, size_t k, size_t p)
 {
     char key[32];
@@ -179,10 +180,11 @@ int main(int argc, char **argv)
     bench_dense_layer("mlp1", 128, 784, 256);
     bench_dense_layer("mlp2", 128, 256, 128);
     bench_dense_layer("mlp3", 128, 128, 10);
-    /* models/fashion_mnist_cnn.yaml at batch 64: its convolutions' im2col products per
-     * sample (F x K x P: 32 x 9 x 784, 64 x 288 x 196) and its two dense layers. */
-    bench_conv_gemms("cnn_conv1", 32, 9, 784);
-    bench_conv_gemms("cnn_conv2", 64, 288, 196);
+    /* models/fashion_mnist_cnn.yaml at batch 64: its convolutions' im2col products per chunk
+     * of samples as src/ops/conv.c runs them (F x K x S P: 8 samples of 784 positions, 3 of
+     * 196) and its two dense layers. */
+    bench_conv_gemms("cnn_conv1", 32, 9, 8 * 784);
+    bench_conv_gemms("cnn_conv2", 64, 288, 3 * 196);
     bench_dense_layer("cnn_fc1", 64, 3136, 128);
     bench_dense_layer("cnn_fc2", 64, 128, 10);
     kiln_conv_params c2 = {.n_spatial = 2, .stride = {1, 1}, .padding = {1, 1}, .dilation = {1, 1}};

@@ -60,7 +60,7 @@ def dense_layer(name, batch, fan_in, fan_out):
 
 
 def conv_gemms(name, f, k, p):
-    """A convolution's per-sample im2col products, as bench/ops.c's bench_conv_gemms."""
+    """A convolution's im2col products for one chunk of samples, as bench/ops.c's."""
     gemm(f"gemm_{name}_fwd", f, p, k)
     gemm(f"gemm_{name}_dw", f, k, p, tb=True)
     gemm(f"gemm_{name}_dx", k, p, f, ta=True)
@@ -97,8 +97,8 @@ def main():
     dense_layer("mlp1", 128, 784, 256)
     dense_layer("mlp2", 128, 256, 128)
     dense_layer("mlp3", 128, 128, 10)
-    conv_gemms("cnn_conv1", 32, 9, 784)
-    conv_gemms("cnn_conv2", 64, 288, 196)
+    conv_gemms("cnn_conv1", 32, 9, 8 * 784)  # per chunk of samples, as src/ops/conv.c
+    conv_gemms("cnn_conv2", 64, 288, 3 * 196)
     dense_layer("cnn_fc1", 64, 3136, 128)
     dense_layer("cnn_fc2", 64, 128, 10)
     conv("conv2d_cnn1", (64, 1, 28, 28), (32, 1, 3, 3), 2)
