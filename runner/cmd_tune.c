@@ -15,7 +15,7 @@
 
 static const char USAGE[] =
     "usage: kiln tune [--device SPEC] [--config YAML [--set KEY=VALUE]...]\n"
-    "                 [--budget SECONDS] [--no-clblast] [--show]\n\n"
+    "                 [--shape T:MxNxK[xB]]... [--budget SECONDS] [--no-clblast] [--show]\n\n"
     "Times every GEMM implementation the device offers (Kiln's kernel over a set of\n"
     "register tiles, packed and not; CLBlast with its default parameters and with\n"
     "CPU-shaped overrides) on each product shape, checks each result against a\n"
@@ -27,9 +27,12 @@ static const char USAGE[] =
     "  --device SPEC     device to tune (default: the config's device, else\n"
     "                    $KILN_DEVICE, else auto)\n"
     "  --config YAML     tune the products of this model (one training step at its\n"
-    "                    batch size); without it, a generic set: 1024^3 and 256^3 with\n"
-    "                    each operand transposed or not\n"
+    "                    batch size); without it or --shape, a generic set: 1024^3\n"
+    "                    and 256^3 with each operand transposed or not\n"
     "  --set KEY=VALUE   override a config key, as for `kiln train`\n"
+    "  --shape T:MxNxK[xB]  also tune this product: T is NN, NT, TN or TT (A, B\n"
+    "                    transposed or not), C is M x N, the sum runs over K, B\n"
+    "                    products per call (default 1); repeatable\n"
     "  --budget SECONDS  stop searching after this long (default 300); shapes not\n"
     "                    reached keep what they had\n"
     "  --no-clblast      time Kiln's kernels only (CLBlast's first use compiles for\n"
@@ -42,6 +45,53 @@ static const kiln_gemm_shape GENERIC[] = {
     {true, false, 1024, 1024, 1024, 1},  {false, false, 256, 256, 256, 1},
     {false, true, 256, 256, 256, 1},     {true, false, 256, 256, 256, 1},
 };
+
+enum { MAX_SHAPES = 64 };
+
+typedef struct tune_args {
+    const char *device, *config_path;
+    const char *overrides[CONFIG_MAX_OVERRIDES];
+    size_t n_overrides;
+    kiln_gemm_shape shapes[MAX_SHAPES]; /* from --shape */
+    size_t n_shapes;
+    double budget;
+    bool no_clblast, show;
+} tune_args;
+
+/* Parses --shape's "NT:128x784x256" or "NN:32x9x784x8"; false when malformed. */
+static bool parse_shape(const char *text, kiln_gemm_shape *out)
+{
+    char ta = 0, tb = 0, end = 0;
+    unsigned long long m = 0, n = 0, k = 0, batch = 1;
+    int got = sscanf(text, "%c%c:%llux%llux%llu%c", &ta, &tb, &m, &n, &k, &end);
+    if (got == 6 && end == 'x')
+        got = sscanf(text, "%c%c:%llux%llux%llux%llu%c", &ta, &tb, &m, &n, &k, &batch, &end) == 6
+                  ? 5
+                  : 0;
+    if (got != 5 || (ta != 'N' && ta != 'T') || (tb != 'N' && tb != 'T') || m == 0 || n == 0 ||
+        k == 0 || batch == 0)
+        return false;
+    *out = (kiln_gemm_shape){
+        .transpose_a = ta == 'T', .transpose_b = tb == 'T', .m = m, .n = n, .k = k, .batch = batch};
+    return true;
+}
+
+/* Appends the --shape products not already in the list. */
+static kiln_status add_shapes(const tune_args *a, kiln_gemm_shape **shapes, size_t *n)
+{
+    kiln_gemm_shape *all = realloc(*shapes, (*n + a->n_shapes + 1) * sizeof *all);
+    if (all == NULL)
+        return KILN_ERR_NO_MEMORY;
+    *shapes = all;
+    for (size_t i = 0; i < a->n_shapes; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < *n && !seen; j++)
+            seen = memcmp(&all[j], &a->shapes[i], sizeof all[j]) == 0;
+        if (!seen)
+            all[(*n)++] = a->shapes[i];
+    }
+    return KILN_OK;
+}
 
 /* One training step of the config's model on zero inputs with the device recording its GEMM
  * shapes; *shapes (malloc'ed copy) receives them. */
@@ -116,7 +166,11 @@ static void shape_text(const kiln_gemm_shape *s, char *out, size_t capacity)
 static void show(kiln_device *dev, const kiln_gemm_shape *shapes, size_t n)
 {
     const char *path = kiln_device_get_tuning_path(dev);
-    printf("tuning results: %s\n", path != NULL ? path : "none (the cache is disabled)");
+    FILE *f = path != NULL ? fopen(path, "r") : NULL;
+    printf("tuning results: %s%s\n", path != NULL ? path : "none (the cache is disabled)",
+           path != NULL && f == NULL ? " (no file yet)" : "");
+    if (f != NULL)
+        fclose(f);
     printf("| shape (trans m x n x k) | runs with | from |\n| --- | --- | --- |\n");
     for (size_t i = 0; i < n; i++) {
         char shape[96], choice[48];
@@ -148,14 +202,6 @@ static void report(const kiln_gemm_tune_row *rows, size_t n, const char *path)
     printf("results stored in %s\n", path != NULL ? path : "memory only (the cache is disabled)");
 }
 
-typedef struct tune_args {
-    const char *device, *config_path;
-    const char *overrides[CONFIG_MAX_OVERRIDES];
-    size_t n_overrides;
-    double budget;
-    bool no_clblast, show;
-} tune_args;
-
 static int tune(const tune_args *a)
 {
     config cfg;
@@ -180,6 +226,8 @@ static int tune(const tune_args *a)
     kiln_status rc = kiln_device_create(ctx, &options, &dev);
     if (rc == KILN_OK && have_config) {
         rc = record_model(&cfg, ctx, dev, &shapes, &n, &err);
+    } else if (rc == KILN_OK && a->n_shapes > 0) {
+        n = 0; /* only the --shape products */
     } else if (rc == KILN_OK) {
         n = sizeof GENERIC / sizeof GENERIC[0];
         shapes = malloc(sizeof GENERIC);
@@ -188,6 +236,8 @@ static int tune(const tune_args *a)
         else
             memcpy(shapes, GENERIC, sizeof GENERIC);
     }
+    if (rc == KILN_OK)
+        rc = add_shapes(a, &shapes, &n);
     int code = CLI_EXIT_OK;
     if (rc == KILN_OK && n == 0) {
         printf("%s runs no matrix products: nothing to tune\n", a->config_path);
@@ -220,7 +270,8 @@ static int tune(const tune_args *a)
 
 static int run(int argc, char **argv)
 {
-    tune_args a = {.budget = 300};
+    static tune_args a; /* MAX_SHAPES shapes: not on the stack */
+    a = (tune_args){.budget = 300};
     for (int i = 1; i < argc; i++) {
         const char *value = NULL;
         int got = cli_option_value(&cli_tune_command, argc, argv, &i, "--device", &a.device);
@@ -232,6 +283,17 @@ static int run(int argc, char **argv)
             if (got > 0 && ((a.budget = strtod(value, &end)) <= 0 || *end != '\0'))
                 return cli_usage_error(&cli_tune_command,
                                        "--budget takes a number of seconds > 0, not '%s'", value);
+        }
+        if (got == 0) {
+            got = cli_option_value(&cli_tune_command, argc, argv, &i, "--shape", &value);
+            if (got > 0 && a.n_shapes == MAX_SHAPES)
+                return cli_usage_error(&cli_tune_command, "more than %d --shape options",
+                                       (int)MAX_SHAPES);
+            if (got > 0 && !parse_shape(value, &a.shapes[a.n_shapes++]))
+                return cli_usage_error(&cli_tune_command,
+                                       "--shape takes T:MxNxK or T:MxNxKxB with T one of NN, NT, "
+                                       "TN, TT and sizes >= 1, not '%s'",
+                                       value);
         }
         if (got == 0) {
             got = cli_option_value(&cli_tune_command, argc, argv, &i, "--set", &value);

@@ -50,6 +50,20 @@ if(NOT corrupt MATCHES "ignoring the file" OR NOT corrupt MATCHES "NN 16x16x4 \\
   message(FATAL_ERROR "kiln tune --show with a corrupt file: no warning or no defaults:\n${corrupt}")
 endif()
 
+# --shape: a product of one's own, tuned and then shown beside the config's.
+kiln_run(0 one tune --device pocl --shape NT:8x9x10x2 --no-clblast --budget 300)
+if(NOT one MATCHES "\\| NT 8x9x10 batched x2 \\| kiln [0-9x]+( packed)? \\| [0-9.]+ \\| kiln")
+  message(FATAL_ERROR "kiln tune --shape: no tuned row:\n${one}")
+endif()
+kiln_run(0 shown tune --device pocl --shape NT:8x9x10x2 --show)
+if(NOT shown MATCHES "NT 8x9x10 batched x2 \\| kiln [^|]+\\| tuning")
+  message(FATAL_ERROR "kiln tune --shape --show: not from tuning:\n${shown}")
+endif()
+kiln_run(2 bad tune --shape NX:1x2x3)
+if(NOT bad MATCHES "--shape takes T:MxNxK")
+  message(FATAL_ERROR "kiln tune --shape NX:1x2x3: wrong message:\n${bad}")
+endif()
+
 kiln_run(2 bad tune --budget 0)
 if(NOT bad MATCHES "--budget takes a number of seconds > 0")
   message(FATAL_ERROR "kiln tune --budget 0: wrong message:\n${bad}")
