@@ -155,9 +155,13 @@ typedef struct kiln_gemm_tune_row {
 } kiln_gemm_tune_row;
 
 typedef struct kiln_gemm_tune_options {
-    double
-        budget_seconds; /* the whole search stops after this (<= 0: 300); checked between timings */
-    bool skip_clblast;  /* time Kiln's kernels only (CLBlast compiles for ~40 s on PoCL) */
+    /* The whole search stops after this many seconds (<= 0: 300), checked between timings. */
+    double budget_seconds;
+    /* Time Kiln's kernels only (CLBlast compiles for ~40 s on PoCL). */
+    bool skip_clblast;
+    /* 0: every register tile; else only the first max_tiles (each new tile is a kernel
+     * variant to compile, ~1-3 s on PoCL: for quick checks and tests). */
+    int max_tiles;
     /* Called with a line of progress (no newline) as the search goes (may be NULL). */
     void (*progress)(void *user, const char *line);
     void *user;

@@ -100,6 +100,12 @@ static const int TILES[][3] = {{14, 2, 16}, {8, 2, 16},  {6, 4, 16}, {4, 4, 16},
                                {8, 4, 8},   {6, 2, 8},   {4, 1, 8}};
 enum { N_TILES = sizeof TILES / sizeof TILES[0] };
 
+/* The tiles a search tries: all, or the first options->max_tiles. */
+static int tile_count(const kiln_gemm_tune_options *options)
+{
+    return options->max_tiles > 0 && options->max_tiles < N_TILES ? options->max_tiles : N_TILES;
+}
+
 /* A challenger replaces what ran a shape before only when this much faster (time ratio). */
 static const double MARGIN = 0.97;
 
@@ -320,7 +326,7 @@ static kiln_status search_kiln(search *s, problem *p, kiln_gemm_tune_row *row,
         row->before_gflops = gflops_of(&row->shape, *best_seconds);
         *best = before;
     }
-    for (int t = 0; t < N_TILES && !s->out_of_time; t++) {
+    for (int t = 0; t < tile_count(s->options) && !s->out_of_time; t++) {
         for (int pack = 0; pack < 2 && !s->out_of_time; pack++) {
             kiln__gemm_choice c = {.backend = KILN__GEMM_KILN,
                                    .tm = TILES[t][0],
@@ -434,7 +440,7 @@ kiln_status kiln_device_tune_gemm(kiln_device *dev, const kiln_gemm_shape *shape
         const kiln_gemm_shape *sh = &shapes[i];
         say(&s, "[%zu/%zu] %c%c m %zu n %zu k %zu batch %zu: Kiln's kernel, %d tiles", i + 1,
             n_shapes, sh->transpose_a ? 'T' : 'N', sh->transpose_b ? 'T' : 'N', sh->m, sh->n, sh->k,
-            sh->batch, N_TILES);
+            sh->batch, tile_count(options));
         KILN_CHECK(search_kiln(&s, &problems[i], &rows[i], &kiln_best[i], &kiln_seconds[i]));
     }
     if (!options->skip_clblast && !s.out_of_time)
