@@ -90,6 +90,42 @@ __kernel void maxpool_fwd(__global const KILN_REAL *x, __global KILN_REAL *y,
     }
 }
 
+/*
+ * maxpool_fwd for the commonest window, 2 x 2 with stride 2 over a 2-D input: a 2-D launch,
+ * get_global_id(0) = ow along an output row and get_global_id(1) = the row (plane, oh), so
+ * neighbouring work-items read neighbouring pairs of floats and a CPU device vectorises the
+ * window reads without gathers or a division per element. Same results, NaN rule and argmax
+ * encoding (window-local index 0-3, row-major) as maxpool_fwd. x: (P, H, W); y, argmax:
+ * (rows = P OH, OW).
+ */
+__kernel void maxpool2x2_fwd(__global const KILN_REAL *x, __global KILN_REAL *y,
+                             __global KILN_REAL *argmax, const uint rows, const uint in_h,
+                             const uint in_w, const uint out_h, const uint out_w)
+{
+    const uint ow = (uint)get_global_id(0);
+    const uint row = (uint)get_global_id(1);
+    if (ow >= out_w || row >= rows)
+        return;
+    const uint plane = row / out_h;
+    const uint oh = row - plane * out_h;
+    __global const KILN_REAL *top = x + (plane * in_h + 2 * oh) * in_w + 2 * ow;
+    /* Branch-free, so the work-items' lanes stay together; the same sequence of tests as
+     * maxpool_fwd's loop over k = 1, 2, 3. */
+    KILN_REAL best = top[0], arg = 0;
+    const KILN_REAL v1 = top[1], v2 = top[in_w], v3 = top[in_w + 1];
+    bool c = v1 > best || isnan(v1);
+    best = c ? v1 : best;
+    arg = c ? 1 : arg;
+    c = v2 > best || isnan(v2);
+    best = c ? v2 : best;
+    arg = c ? 2 : arg;
+    c = v3 > best || isnan(v3);
+    best = c ? v3 : best;
+    arg = c ? 3 : arg;
+    y[row * out_w + ow] = best;
+    argmax[row * out_w + ow] = arg;
+}
+
 /* y[o] = mean over the window (divided by the full window size; no padding exists). Windows
  * are small (a few to a few hundred elements), so one serial sum per work-item is accurate.
  * x: (P, D, H, W); y: (P, OD, OH, OW) = (n,). */
@@ -168,6 +204,29 @@ __kernel void maxpool_bwd_x_disjoint(__global const KILN_REAL *g, __global const
         return;
     const uint at = window_base(o, in, out, stride) + window_offset((uint)argmax[o], size, in);
     gx[at] += g[o];
+}
+
+/* maxpool_bwd_x_disjoint for maxpool2x2_fwd's windows, launched like it: each work-item adds
+ * g to its window's argmax element and 0 to the other three, so every access is a contiguous
+ * pair (no scatter); the windows are disjoint, so nothing races. g, argmax: (rows, OW);
+ * gx: (P, H, W). */
+__kernel void maxpool2x2_bwd_x(__global const KILN_REAL *g, __global const KILN_REAL *argmax,
+                               __global KILN_REAL *gx, const uint rows, const uint in_h,
+                               const uint in_w, const uint out_h, const uint out_w)
+{
+    const uint ow = (uint)get_global_id(0);
+    const uint row = (uint)get_global_id(1);
+    if (ow >= out_w || row >= rows)
+        return;
+    const uint plane = row / out_h;
+    const uint oh = row - plane * out_h;
+    const KILN_REAL go = g[row * out_w + ow];
+    const uint arg = (uint)argmax[row * out_w + ow];
+    __global KILN_REAL *top = gx + (plane * in_h + 2 * oh) * in_w + 2 * ow;
+    top[0] += arg == 0 ? go : (KILN_REAL)0;
+    top[1] += arg == 1 ? go : (KILN_REAL)0;
+    top[in_w] += arg == 2 ? go : (KILN_REAL)0;
+    top[in_w + 1] += arg == 3 ? go : (KILN_REAL)0;
 }
 
 /* gx[i] += (the gradients of the windows containing element i) / window size.

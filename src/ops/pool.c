@@ -83,12 +83,33 @@ static pool_geometry pool_geometry_of(const kiln_pool_params *p, const kiln_shap
     return g;
 }
 
+/* A 2-D pool with 2 x 2 windows and stride 2: maxpool2x2_* take it. */
+static bool is_2x2(const pool_geometry *g)
+{
+    return g->in[0] == 1 && g->size[0] == 1 && g->size[1] == 2 && g->size[2] == 2 &&
+           g->stride[1] == 2 && g->stride[2] == 2;
+}
+
+/* Launches a maxpool2x2 kernel over (OW, P OH) with its three tensors. */
+static kiln_status launch_2x2(kiln_device *dev, const char *kernel, const pool_geometry *g,
+                              const kiln_tensor *t0, const kiln_tensor *t1, const kiln_tensor *t2)
+{
+    uint32_t rows = g->planes * g->out[1];
+    kiln__arg args[] = {KILN__ARG_T(t0),         KILN__ARG_T(t1),         KILN__ARG_T(t2),
+                        KILN__ARG_UINT(rows),    KILN__ARG_UINT(g->in[1]), KILN__ARG_UINT(g->in[2]),
+                        KILN__ARG_UINT(g->out[1]), KILN__ARG_UINT(g->out[2])};
+    size_t global[2] = {g->out[2], rows};
+    return kiln__launch(dev, "pool", kernel, args, 8, 2, global, NULL);
+}
+
 static kiln_status pool_forward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)
 {
     pool_geometry g = pool_geometry_of(a->params, &a->inputs[0]->shape, &a->output->shape);
     uint32_t n = (uint32_t)kiln_tensor_count(a->output);
     kiln__arg geometry[] = {kiln__arg_u32x4(g.in), kiln__arg_u32x4(g.out), kiln__arg_u32x4(g.size),
                             kiln__arg_u32x4(g.stride)};
+    if (pool_kind(op) == POOL_MAX && is_2x2(&g))
+        return launch_2x2(dev, "maxpool2x2_fwd", &g, a->inputs[0], a->output, a->saved[0]);
     if (pool_kind(op) == POOL_MAX) {
         /* One work-item per output row (plane, od, oh) (cl/pool.cl). */
         uint32_t rows = g.planes * g.out[0] * g.out[1];
@@ -120,6 +141,9 @@ static kiln_status pool_backward(kiln_device *dev, const kiln_op *op, const kiln
     uint32_t n = (uint32_t)kiln_tensor_count(a->inputs[0]);
     kiln__arg geometry[] = {kiln__arg_u32x4(g.in), kiln__arg_u32x4(g.out), kiln__arg_u32x4(g.size),
                             kiln__arg_u32x4(g.stride)};
+    if (pool_kind(op) == POOL_MAX && is_2x2(&g))
+        return launch_2x2(dev, "maxpool2x2_bwd_x", &g, a->grad_output, a->saved[0],
+                          a->grad_inputs[0]);
     if (pool_kind(op) == POOL_MAX) {
         /* Disjoint windows (the usual stride = size): a scatter over the outputs, a quarter of
          * the work-items of a 2x2 pool's gather over the inputs and no window search. */
