@@ -5,6 +5,8 @@
  * (kiln_device_tune_gemm). With a config, the shapes are recorded from one training step of
  * its model on zero inputs: the forward products and both backward ones.
  */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +24,8 @@ static const char USAGE[] =
     "double-precision reference, and stores the fastest correct choice per shape in the\n"
     "cache directory (see `kiln cache`), keyed by device and driver like the program\n"
     "binaries. Training reads the results when it creates the device; shapes that were\n"
-    "never tuned use the nearest tuned shape or the device's defaults. Tuning runs only\n"
-    "when asked for, and stops at its time budget.\n\n"
+    "never tuned use a tuned shape of the same power-of-two size class, else the\n"
+    "device's defaults. Tuning runs only when asked for, and stops at its time budget.\n\n"
     "  --device SPEC     device to tune (default: the config's device, else\n"
     "                    $KILN_DEVICE, else auto)\n"
     "  --config YAML     tune the products of this model (one training step at its\n"
@@ -35,8 +37,8 @@ static const char USAGE[] =
     "                    products per call (default 1); repeatable\n"
     "  --budget SECONDS  stop searching after this long (default 300); shapes not\n"
     "                    reached keep what they had\n"
-    "  --no-clblast      time Kiln's kernels only (CLBlast's first use compiles for\n"
-    "                    ~40 s on PoCL)\n"
+    "  --no-clblast      skip CLBlast's search (its first use compiles for ~40 s on\n"
+    "                    PoCL); it is still timed where it is what runs a shape now\n"
     "  --show            tune nothing: print the shapes and what runs each now\n";
 
 /* The generic shapes: square products, plain and with either operand transposed. */
@@ -47,6 +49,8 @@ static const kiln_gemm_shape GENERIC[] = {
 };
 
 enum { MAX_SHAPES = 64 };
+/* The largest size --shape takes (the library refuses operands past 2^28 elements anyway). */
+static const unsigned long long MAX_SIZE = 1ull << 31;
 
 typedef struct tune_args {
     const char *device, *config_path;
@@ -61,19 +65,40 @@ typedef struct tune_args {
 /* Parses --shape's "NT:128x784x256" or "NN:32x9x784x8"; false when malformed. */
 static bool parse_shape(const char *text, kiln_gemm_shape *out)
 {
-    char ta = 0, tb = 0, end = 0;
-    unsigned long long m = 0, n = 0, k = 0, batch = 1;
-    int got = sscanf(text, "%c%c:%llux%llux%llu%c", &ta, &tb, &m, &n, &k, &end);
-    if (got == 6 && end == 'x')
-        got = sscanf(text, "%c%c:%llux%llux%llux%llu%c", &ta, &tb, &m, &n, &k, &batch, &end) == 6
-                  ? 5
-                  : 0;
-    if (got != 5 || (ta != 'N' && ta != 'T') || (tb != 'N' && tb != 'T') || m == 0 || n == 0 ||
-        k == 0 || batch == 0)
+    if ((text[0] != 'N' && text[0] != 'T') || (text[1] != 'N' && text[1] != 'T') || text[2] != ':')
         return false;
-    *out = (kiln_gemm_shape){
-        .transpose_a = ta == 'T', .transpose_b = tb == 'T', .m = m, .n = n, .k = k, .batch = batch};
+    unsigned long long size[4] = {0, 0, 0, 1};
+    const char *p = text + 3;
+    int count = 0;
+    while (count < 4) {
+        char *end = NULL;
+        if (*p < '1' || *p > '9') /* digits only: no sign, space or leading zero */
+            return false;
+        errno = 0;
+        size[count++] = strtoull(p, &end, 10);
+        if (errno != 0 || size[count - 1] > MAX_SIZE)
+            return false;
+        p = end;
+        if (*p == '\0')
+            break;
+        if (*p++ != 'x')
+            return false;
+    }
+    if (count < 3 || *p != '\0')
+        return false;
+    *out = (kiln_gemm_shape){.transpose_a = text[0] == 'T',
+                             .transpose_b = text[1] == 'T',
+                             .m = size[0],
+                             .n = size[1],
+                             .k = size[2],
+                             .batch = size[3]};
     return true;
+}
+
+static bool same_shape(const kiln_gemm_shape *a, const kiln_gemm_shape *b)
+{
+    return a->transpose_a == b->transpose_a && a->transpose_b == b->transpose_b && a->m == b->m &&
+           a->n == b->n && a->k == b->k && a->batch == b->batch;
 }
 
 /* Appends the --shape products not already in the list. */
@@ -86,7 +111,7 @@ static kiln_status add_shapes(const tune_args *a, kiln_gemm_shape **shapes, size
     for (size_t i = 0; i < a->n_shapes; i++) {
         bool seen = false;
         for (size_t j = 0; j < *n && !seen; j++)
-            seen = memcmp(&all[j], &a->shapes[i], sizeof all[j]) == 0;
+            seen = same_shape(&all[j], &a->shapes[i]);
         if (!seen)
             all[(*n)++] = a->shapes[i];
     }
@@ -280,7 +305,8 @@ static int run(int argc, char **argv)
         if (got == 0) {
             got = cli_option_value(&cli_tune_command, argc, argv, &i, "--budget", &value);
             char *end = NULL;
-            if (got > 0 && ((a.budget = strtod(value, &end)) <= 0 || *end != '\0'))
+            if (got > 0 &&
+                (!isfinite(a.budget = strtod(value, &end)) || a.budget <= 0 || *end != '\0'))
                 return cli_usage_error(&cli_tune_command,
                                        "--budget takes a number of seconds > 0, not '%s'", value);
         }
@@ -292,7 +318,7 @@ static int run(int argc, char **argv)
             if (got > 0 && !parse_shape(value, &a.shapes[a.n_shapes++]))
                 return cli_usage_error(&cli_tune_command,
                                        "--shape takes T:MxNxK or T:MxNxKxB with T one of NN, NT, "
-                                       "TN, TT and sizes >= 1, not '%s'",
+                                       "TN, TT and sizes 1 to 2147483648, not '%s'",
                                        value);
         }
         if (got == 0) {

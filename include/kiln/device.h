@@ -150,14 +150,15 @@ typedef struct kiln_gemm_tune_row {
     char before[48];      /* what ran the shape before this tuning */
     double best_gflops;   /* its rate; 0 when nothing was timed */
     double before_gflops; /* the earlier implementation's rate */
-    int n_timed, n_wrong; /* implementations timed; those rejected for wrong results */
+    int n_timed, n_wrong; /* implementations timed; those rejected (wrong results or failed) */
     bool done;            /* false when the budget ran out before the shape was timed */
 } kiln_gemm_tune_row;
 
 typedef struct kiln_gemm_tune_options {
     /* The whole search stops after this many seconds (<= 0: 300), checked between timings. */
     double budget_seconds;
-    /* Time Kiln's kernels only (CLBlast compiles for ~40 s on PoCL). */
+    /* Skip CLBlast's parameter search (its first use compiles for ~40 s on PoCL). CLBlast is
+     * still timed as the baseline of a shape it runs now. */
     bool skip_clblast;
     /* 0: every register tile; else only the first max_tiles (each new tile is a kernel
      * variant to compile, ~1-3 s on PoCL: for quick checks and tests). */
@@ -170,11 +171,17 @@ typedef struct kiln_gemm_tune_options {
 /* Times every implementation this device offers for each shape (Kiln's kernel over a set of
  * register tiles, packed and not, and CLBlast with its default parameters and with a set of
  * overrides for CPUs, through CLBlastOverrideParameters), checks each result against a
- * double-precision host reference on sampled entries, and keeps the fastest correct one. The
+ * double-precision host reference (every entry of the edge rows and columns, 256 others), and
+ * keeps the fastest correct one; a challenger must beat what ran the shape before by 3%. The
  * results take effect at once on `dev` and are merged into the tuning file (when the cache is
  * enabled), which every later device for the same hardware and driver reads at creation.
- * `rows` receives n_shapes rows. Returns KILN_ERR_INVALID_ARGUMENT for an empty or zero-sized
- * shape, KILN_ERR_IO when the file cannot be written. */
+ * CLBlast's parameters are process-wide and cannot be reset: after tuning, this process keeps
+ * the chosen set, or the last one tried when the defaults won. `rows` receives n_shapes rows.
+ * Returns KILN_ERR_INVALID_ARGUMENT for no shapes, a zero size or an operand past 2^28
+ * elements, KILN_ERR_NO_MEMORY or KILN_ERR_DEVICE_OOM when the operands do not fit,
+ * KILN_ERR_OPENCL for a device failure outside the implementations tried, KILN_ERR_IO when
+ * the file cannot be written. Not thread-safe: one call per device at a time, with nothing
+ * else queued on it. */
 kiln_status kiln_device_tune_gemm(kiln_device *dev, const kiln_gemm_shape *shapes, size_t n_shapes,
                                   const kiln_gemm_tune_options *options, kiln_gemm_tune_row *rows);
 

@@ -1,7 +1,9 @@
 /*
  * GEMM backends behind kiln__gemm_run: Kiln's own register-tiled kernel (cl/gemm.cl), the
  * default on CPU devices, and CLBlast's SGEMM / strided-batched SGEMM, the default elsewhere.
- * KILN_GEMM=kiln|clblast overrides the choice and KILN_GEMM_TILE=TMxNVxVW the kernel's tile.
+ * The choice per product comes from the device's tuning table (gemm_table.c) when it has an
+ * entry, else from the device class's default; KILN_GEMM=kiln|clblast, KILN_GEMM_TILE=TMxNVxVW
+ * and KILN_GEMM_PACK=0|1 override either (the last two whenever Kiln's kernel runs).
  * Sizes are validated here (leading dimensions against the row-major shapes, the last
  * element inside each buffer) so a wrong call is a message naming the caller, not a fault.
  */
@@ -46,9 +48,23 @@ static const char *clblast_status_name(CLBlastStatusCode code)
 }
 
 /* Elements one operand spans: its last element's index + 1 over the whole batch. */
+/* x * y + z into *out; false when it overflows. */
+static bool mul_add(size_t x, size_t y, size_t z, size_t *out)
+{
+    if (x != 0 && y > (SIZE_MAX - z) / x)
+        return false;
+    *out = x * y + z;
+    return true;
+}
+
+/* The span in elements, or SIZE_MAX when it overflows (which no buffer can hold). */
 static size_t span(size_t rows, size_t cols, size_t ld, size_t offset, size_t stride, size_t batch)
 {
-    return offset + (batch - 1) * stride + (rows - 1) * ld + cols;
+    size_t last_row = 0, total = 0;
+    if (!mul_add(rows - 1, ld, cols, &last_row) || !mul_add(batch - 1, stride, last_row, &total) ||
+        total > SIZE_MAX - offset || total + offset > SIZE_MAX / sizeof(float))
+        return SIZE_MAX;
+    return total + offset;
 }
 
 static kiln_status check_operand(kiln_device *dev, const char *what, char name, size_t rows,
@@ -59,7 +75,8 @@ static kiln_status check_operand(kiln_device *dev, const char *what, char name, 
         return kiln__error(dev->ctx, KILN_ERR_INVALID_ARGUMENT, "kiln__gemm_run",
                            "%s: GEMM operand %c (%zu x %zu) has leading dimension %zu", what, name,
                            rows, cols, ld);
-    size_t need = span(rows, cols, ld, offset, stride, batch) * sizeof(float);
+    size_t elements = span(rows, cols, ld, offset, stride, batch);
+    size_t need = elements == SIZE_MAX ? SIZE_MAX : elements * sizeof(float);
     if (need > kiln_buffer_get_size(buffer))
         return kiln__error(dev->ctx, KILN_ERR_INVALID_ARGUMENT, "kiln__gemm_run",
                            "%s: GEMM operand %c needs %zu bytes, its buffer has %zu", what, name,

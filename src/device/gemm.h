@@ -81,9 +81,10 @@ bool kiln__gemm_choice_parse(const char *text, kiln__gemm_choice *out);
 
 /* ---- the tuning table (gemm_table.c) ---- */
 
-/* The tuned choice for `g`: an entry for exactly this shape (transposes, m, n, k, batched or
- * not), else one whose m, n and k fall in the same power-of-two classes. False when the
- * device has no tuning results or none fits. */
+/* The tuned choice for `g`: an entry for exactly this shape (transposes, m, n, k, batch
+ * count), else the first whose transposes and batching (one product or several) agree and whose
+ * m, n and k fall in the same power-of-two classes. False when the device has no tuning
+ * results or none fits. */
 bool kiln__gemm_table_find(const kiln_device *dev, const kiln__gemm *g, kiln__gemm_choice *out);
 /* Reads the device's tuning file from the cache directory, if any, at device creation. A
  * missing file is normal; an unreadable or malformed one is logged as a warning naming it and

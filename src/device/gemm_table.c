@@ -189,8 +189,10 @@ static bool parse_line(kiln_device *dev, char *line)
         used == 0)
         return false;
     kiln__gemm_choice choice;
-    if ((ta != 'N' && ta != 'T') || (tb != 'N' && tb != 'T') || m == 0 || n == 0 || batch == 0 ||
-        !kiln__gemm_choice_parse(line + used, &choice))
+    const unsigned long long most = 1ull << 31; /* as `kiln tune --shape` */
+    if ((ta != 'N' && ta != 'T') || (tb != 'N' && tb != 'T') || m == 0 || n == 0 || k == 0 ||
+        batch == 0 || m > most || n > most || k > most || batch > most ||
+        strchr(line, '-') != NULL || !kiln__gemm_choice_parse(line + used, &choice))
         return false;
     kiln_gemm_shape shape = {
         .transpose_a = ta == 'T', .transpose_b = tb == 'T', .m = m, .n = n, .k = k, .batch = batch};
@@ -217,8 +219,7 @@ void kiln__gemm_table_load(kiln_device *dev)
     }
     char line[512];
     int number = 0, bad = 0;
-    bool header =
-        fgets(line, sizeof line, f) != NULL && strncmp(line, "kiln-gemm-tuning 1", 18) == 0;
+    bool header = fgets(line, sizeof line, f) != NULL && strcmp(line, "kiln-gemm-tuning 1\n") == 0;
     while (header && bad == 0 && fgets(line, sizeof line, f) != NULL) {
         number++;
         if (!parse_line(dev, line))
@@ -226,9 +227,16 @@ void kiln__gemm_table_load(kiln_device *dev)
     }
     fclose(f);
     if (!header || bad != 0) {
-        kiln__log(dev->ctx, KILN_LOG_WARN,
-                  "GEMM tuning results %s: %s; ignoring the file (run `kiln tune` again)", t->path,
-                  header ? "a malformed line" : "not a kiln-gemm-tuning 1 file");
+        if (header)
+            kiln__log(dev->ctx, KILN_LOG_WARN,
+                      "GEMM tuning results %s: line %d is malformed; ignoring the file (run "
+                      "`kiln tune` again)",
+                      t->path, bad);
+        else
+            kiln__log(dev->ctx, KILN_LOG_WARN,
+                      "GEMM tuning results %s: not a kiln-gemm-tuning 1 file; ignoring it (run "
+                      "`kiln tune` again)",
+                      t->path);
         t->n_entries = 0;
         t->clblast_params[0] = '\0';
         return;

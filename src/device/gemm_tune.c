@@ -106,6 +106,9 @@ static int tile_count(const kiln_gemm_tune_options *options)
     return options->max_tiles > 0 && options->max_tiles < N_TILES ? options->max_tiles : N_TILES;
 }
 
+/* The largest operand (elements over the batch) the tuner accepts: 1 GiB of floats. */
+static const double MAX_ELEMENTS = (double)(1u << 28);
+
 /* A challenger replaces what ran a shape before only when this much faster (time ratio). */
 static const double MARGIN = 0.97;
 
@@ -186,28 +189,60 @@ static void problem_destroy(kiln_device *dev, problem *p)
     kiln__free(dev->ctx, p->host_a);
 }
 
-/* Whether C matches the reference at up to 256 sampled entries (every one when fewer). */
+/* Whether entry (b, i, j) of C matches the double-precision reference. */
+static bool entry_right(const problem *p, size_t b, size_t i, size_t j)
+{
+    const kiln__gemm *g = &p->g;
+    const float *a = p->host_a + b * g->a_stride, *bb = p->host_b + b * g->b_stride;
+    double sum = 0, magnitude = 0;
+    for (size_t q = 0; q < g->k; q++) {
+        double av = g->transpose_a ? a[q * g->lda + i] : a[i * g->lda + q];
+        double bv = g->transpose_b ? bb[j * g->ldb + q] : bb[q * g->ldb + j];
+        sum += av * bv;
+        magnitude += fabs(av * bv);
+    }
+    double tolerance = 4.0 * FLT_EPSILON * sqrt((double)g->k + 1.0) * magnitude + 1e-6;
+    double c = p->host_c[b * g->c_stride + i * g->ldc + j];
+    return fabs(c - sum) <= tolerance; /* false for NaN: an entry never written */
+}
+
+/* Whether C matches the reference on the first and last batch entries: every entry of their
+ * first and last rows and columns (the tiles' edges) and 256 pseudo-random entries (every
+ * vector lane of the interior tiles, with overwhelming probability). */
 static kiln_status check_result(problem *p, bool *right)
 {
     kiln_status rc = KILN_OK;
     const kiln__gemm *g = &p->g;
     KILN_CHECK(kiln_buffer_read(p->c, 0, p->host_c, p->n_c * sizeof(float)));
-    size_t step = p->n_c <= 256 ? 1 : p->n_c / 256;
     *right = true;
-    for (size_t e = 0; e < p->n_c && *right; e += step) {
-        size_t b = e / (g->m * g->n), i = e / g->n % g->m, j = e % g->n;
-        const float *a = p->host_a + b * g->a_stride, *bb = p->host_b + b * g->b_stride;
-        double sum = 0, magnitude = 0;
-        for (size_t q = 0; q < g->k; q++) {
-            double av = g->transpose_a ? a[q * g->lda + i] : a[i * g->lda + q];
-            double bv = g->transpose_b ? bb[j * g->ldb + q] : bb[q * g->ldb + j];
-            sum += av * bv;
-            magnitude += fabs(av * bv);
+    uint32_t state = 12345u;
+    size_t batches[2] = {0, g->batch - 1};
+    for (int e = 0; e < 2 && *right; e++) {
+        size_t b = batches[e];
+        for (size_t j = 0; j < g->n && *right; j++)
+            *right = entry_right(p, b, 0, j) && entry_right(p, b, g->m - 1, j);
+        for (size_t i = 0; i < g->m && *right; i++)
+            *right = entry_right(p, b, i, 0) && entry_right(p, b, i, g->n - 1);
+        for (int r = 0; r < 256 && *right; r++) {
+            state = state * 1664525u + 1013904223u;
+            size_t i = (state >> 8) % g->m;
+            state = state * 1664525u + 1013904223u;
+            *right = entry_right(p, b, i, (state >> 8) % g->n);
         }
-        double tolerance = 4.0 * FLT_EPSILON * sqrt((double)g->k + 1.0) * magnitude + 1e-6;
-        if (!(fabs((double)p->host_c[e] - sum) <= tolerance))
-            *right = false;
     }
+cleanup:
+    return rc;
+}
+
+/* Fills C with NaN and runs `c` once more, so that the check sees only what this run wrote. */
+static kiln_status fresh_run(kiln_device *dev, problem *p, const kiln__gemm_choice *c)
+{
+    kiln_status rc = KILN_OK;
+    for (size_t i = 0; i < p->n_c; i++)
+        p->host_c[i] = NAN;
+    KILN_CHECK(kiln_buffer_write(p->c, 0, p->host_c, p->n_c * sizeof(float)));
+    KILN_CHECK(kiln__gemm_run_choice(dev, "kiln tune", &p->g, c));
+    KILN_CHECK(kiln_device_finish(dev));
 cleanup:
     return rc;
 }
@@ -247,7 +282,7 @@ typedef struct search {
     bool out_of_time;
 } search;
 
-static void say(const search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const search *s, const char *fmt, ...) KILN__PRINTF(2, 3);
 static void say(const search *s, const char *fmt, ...)
 {
     if (s->options->progress == NULL)
@@ -281,6 +316,8 @@ static kiln_status try_choice(search *s, problem *p, const kiln__gemm_choice *c,
     kiln__gemm_choice_name(c, name, sizeof name);
     double t = 0;
     kiln_status rc = time_choice(s->dev, p, c, &t);
+    if (rc == KILN_OK)
+        rc = fresh_run(s->dev, p, c);
     if (rc == KILN_ERR_NO_MEMORY)
         return rc;
     if (rc != KILN_OK) {
@@ -365,8 +402,14 @@ static kiln_status search_clblast(search *s, problem *problems, kiln_gemm_tune_r
         KILN_FAIL(s->dev->ctx, KILN_ERR_NO_MEMORY, "out of memory");
     double best_total = INFINITY;
     const kiln__gemm_choice clblast = {.backend = KILN__GEMM_CLBLAST};
+    /* Overrides hold for the whole process and cannot be undone: when the device's table
+     * applied a set at creation, the first trial runs that set, not CLBlast's defaults. */
+    char active[32];
+    snprintf(active, sizeof active, "%s", kiln__gemm_table_clblast_params(s->dev));
     for (int set = -1; set < (int)N_CLBLAST_SETS && !s->out_of_time; set++) {
-        const char *name = set < 0 ? "default" : CLBLAST_SETS[set].name;
+        const char *name = set >= 0 ? CLBLAST_SETS[set].name : active[0] ? active : "default";
+        if (set >= 0 && strcmp(name, active) == 0)
+            continue; /* timed as the first trial */
         if (set >= 0 && override_clblast(s->dev, &CLBLAST_SETS[set]) != KILN_OK) {
             say(s, "CLBlast %s: %s", name, kiln_context_last_error(s->dev->ctx));
             kiln_context_clear_error(s->dev->ctx);
@@ -384,7 +427,7 @@ static kiln_status search_clblast(search *s, problem *problems, kiln_gemm_tune_r
         if (total < best_total) {
             best_total = total;
             memcpy(clblast_seconds, trial, n * sizeof *trial);
-            KILN_CHECK(kiln__gemm_table_set_clblast_params(s->dev, set < 0 ? "" : name));
+            KILN_CHECK(kiln__gemm_table_set_clblast_params(s->dev, set < 0 ? active : name));
         }
     }
     /* The overrides tried last stay in this process; make the chosen ones current. CLBlast
@@ -407,6 +450,16 @@ static kiln_status check_shapes(kiln_device *dev, const kiln_gemm_shape *shapes,
             return kiln__error(dev->ctx, KILN_ERR_INVALID_ARGUMENT, "kiln_device_tune_gemm",
                                "shape %zu (m %zu, n %zu, k %zu, batch %zu) has a zero size", i,
                                sh->m, sh->n, sh->k, sh->batch);
+        /* Each operand over the batch within MAX_ELEMENTS floats (Kiln's kernel indexes in
+         * 32 bits; the tuner also holds every operand on the host). */
+        double biggest =
+            fmax(fmax((double)sh->m * sh->k, (double)sh->k * sh->n), (double)sh->m * sh->n) *
+            (double)sh->batch;
+        if (biggest > MAX_ELEMENTS)
+            return kiln__error(dev->ctx, KILN_ERR_INVALID_ARGUMENT, "kiln_device_tune_gemm",
+                               "shape %zu (m %zu, n %zu, k %zu, batch %zu) has an operand of "
+                               "%.0f elements; the tuner takes at most %.0f",
+                               i, sh->m, sh->n, sh->k, sh->batch, biggest, (double)MAX_ELEMENTS);
     }
     return KILN_OK;
 }
@@ -448,9 +501,10 @@ kiln_status kiln_device_tune_gemm(kiln_device *dev, const kiln_gemm_shape *shape
     for (size_t i = 0; i < n_shapes; i++) {
         kiln_gemm_tune_row *row = &rows[i];
         const kiln__gemm_choice clblast = {.backend = KILN__GEMM_CLBLAST};
-        const kiln__gemm_choice *best =
-            clblast_seconds[i] < kiln_seconds[i] ? &clblast : &kiln_best[i];
-        double seconds = fmin(clblast_seconds[i], kiln_seconds[i]);
+        /* CLBlast, like any challenger, must beat what won Kiln's round by the margin. */
+        bool use_clblast = clblast_seconds[i] < MARGIN * kiln_seconds[i];
+        const kiln__gemm_choice *best = use_clblast ? &clblast : &kiln_best[i];
+        double seconds = use_clblast ? clblast_seconds[i] : kiln_seconds[i];
         row->done = isfinite(seconds);
         if (!isfinite(seconds))
             continue;

@@ -112,6 +112,9 @@ static void test_malformed_file_ignored(void **state)
         "kiln-gemm-tuning 1\ngemm XN 33 17 9 1 10.0 clblast\n",         /* transpose letter */
         "kiln-gemm-tuning 1\ngemm NN 33 17 9 1 10.0 kiln 14x2x16 pk\n", /* trailing word */
         "kiln-gemm-tuning 1\nclblast-params no-such-set\n",
+        "kiln-gemm-tuning 10\n",                                 /* another format */
+        "kiln-gemm-tuning 1\ngemm NN 33 -17 9 1 10.0 clblast\n", /* a negative size */
+        "kiln-gemm-tuning 1\ngemm NN 33 17 0 1 10.0 clblast\n",  /* k = 0 */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         FILE *f = fopen(path, "w");
@@ -121,7 +124,9 @@ static void test_malformed_file_ignored(void **state)
         WARNINGS[0] = '\0';
         dev = kiln_test_open_device(ctx, dir);
         assert_contains(WARNINGS, path);
-        assert_contains(WARNINGS, "ignoring the file");
+        assert_contains(WARNINGS, "ignoring");
+        if (i > 0 && i != 5)
+            assert_contains(WARNINGS, "line 2 is malformed");
         char choice[48];
         bool tuned = true;
         kiln_device_gemm_choice(dev, &SHAPES[0], choice, sizeof choice, &tuned);
