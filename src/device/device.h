@@ -68,6 +68,7 @@ struct kiln_device {
     kiln__profile *profile;             /* NULL unless kiln_device_options.profile */
     struct kiln_buffer *gemm_workspace; /* gemm.c's packed operands; see kiln__gemm_release */
     kiln__gemm_table *gemm_table;       /* tuning results and shape recording (gemm_table.c) */
+    bool gemm_env_warned;               /* a malformed KILN_GEMM* variable was logged */
 };
 
 struct kiln_buffer {

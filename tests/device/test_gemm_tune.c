@@ -6,7 +6,8 @@
  * them, while other shapes keep the defaults; a malformed tuning file is ignored with a
  * warning naming it; bad shapes are refused; shape recording keeps each distinct product once;
  * choice names round-trip and malformed ones are refused; a disabled cache keeps results in
- * memory only. Nothing here is timed: the rates are only checked to be positive.
+ * memory only; the environment wins over tuning results and a malformed variable is logged
+ * once. Nothing here is timed: the rates are only checked to be positive.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -152,6 +153,40 @@ static void test_malformed_file_ignored(void **state)
     free(dir);
 }
 
+/* The environment wins over tuning results; a malformed variable is logged once, not per
+ * product. */
+static void test_environment_wins(void **state)
+{
+    (void)state;
+    kiln_context *ctx = capturing_context();
+    kiln_device *dev = kiln_test_open_device(ctx, NULL);
+    kiln_gemm_tune_row row;
+    kiln_gemm_tune_options options = {.skip_clblast = true, .max_tiles = 2};
+    assert_int_equal(kiln_device_tune_gemm(dev, SHAPES, 1, &options, &row), KILN_OK);
+    char choice[48];
+    bool tuned = false;
+    setenv("KILN_GEMM_TILE", "4x1x8", 1);
+    setenv("KILN_GEMM_PACK", "1", 1);
+    kiln_device_gemm_choice(dev, &SHAPES[0], choice, sizeof choice, &tuned);
+    assert_true(tuned);
+    assert_string_equal(choice, "kiln 4x1x8 packed");
+    setenv("KILN_GEMM", "clblast", 1);
+    kiln_device_gemm_choice(dev, &SHAPES[0], choice, sizeof choice, &tuned);
+    assert_string_equal(choice, "clblast");
+    unsetenv("KILN_GEMM");
+    unsetenv("KILN_GEMM_PACK");
+    setenv("KILN_GEMM_TILE", "99x1x8", 1);
+    WARNINGS[0] = '\0';
+    kiln_device_gemm_choice(dev, &SHAPES[0], choice, sizeof choice, &tuned);
+    kiln_device_gemm_choice(dev, &SHAPES[1], choice, sizeof choice, &tuned);
+    unsetenv("KILN_GEMM_TILE");
+    assert_contains(WARNINGS, "KILN_GEMM_TILE='99x1x8' is not TMxNVxVW");
+    const char *second = strstr(strstr(WARNINGS, "KILN_GEMM_TILE") + 1, "KILN_GEMM_TILE");
+    assert_null(second);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+}
+
 static void test_bad_shapes(void **state)
 {
     (void)state;
@@ -267,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_choice_names),
         cmocka_unit_test(test_recording),
         cmocka_unit_test(test_bad_shapes),
+        cmocka_unit_test(test_environment_wins),
         cmocka_unit_test(test_malformed_file_ignored),
         cmocka_unit_test(test_tune_store_and_reload),
     };
