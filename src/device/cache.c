@@ -334,8 +334,9 @@ cleanup:
     kiln__free(ctx, path);
 }
 
-/* Kiln's files in a cache directory: "<64 hex>.kpb" entries and "<64 hex>.kpb.tmp-*"
- * temporaries. Anything else in the directory is not ours and is left alone. */
+/* Kiln's files in a cache directory: "<64 hex>.kpb" entries, and "<64 hex>.kpb.tmp-*" and
+ * "<64 hex>.ktune.tmp-*" temporaries. Anything else in the directory, GEMM tuning results
+ * ("<64 hex>.ktune") included, is not a program binary and is left alone. */
 static int classify(const char *name)
 {
     for (int i = 0; i < 2 * KILN_SHA256_DIGEST_SIZE; i++) {
@@ -346,8 +347,8 @@ static int classify(const char *name)
     const char *rest = name + 2 * KILN_SHA256_DIGEST_SIZE;
     if (strcmp(rest, ".kpb") == 0)
         return 1;
-    if (strncmp(rest, ".kpb.tmp-", 9) == 0)
-        return 2;
+    if (strncmp(rest, ".kpb.tmp-", 9) == 0 || strncmp(rest, ".ktune.tmp-", 11) == 0)
+        return 2; /* a program binary's or GEMM tuning results' interrupted write */
     return 0;
 }
 

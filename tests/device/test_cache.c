@@ -259,23 +259,30 @@ static void test_clear(void **state)
 {
     fixture *f = *state;
     char *path = fill_entry_path(f, NULL);
-    char temp[4200], foreign[4200];
+    char temp[4200], tune_temp[4400], tuned[4200], foreign[4200];
     snprintf(temp, sizeof temp, "%s.tmp-abc123", path);
+    /* GEMM tuning results (<key>.ktune) are kept; their interrupted writes are temporaries. */
+    snprintf(tuned, sizeof tuned, "%.*s.ktune", (int)(strlen(path) - 4), path);
+    snprintf(tune_temp, sizeof tune_temp, "%s.tmp-def456", tuned);
     snprintf(foreign, sizeof foreign, "%s/notes.txt", f->dir);
     write_all(temp, (const unsigned char *)"partial", 7);
+    write_all(tuned, (const unsigned char *)"kiln-gemm-tuning 1\n", 19);
+    write_all(tune_temp, (const unsigned char *)"partial", 7);
     write_all(foreign, (const unsigned char *)"user file", 9);
     kiln_cache_info info;
     assert_int_equal(kiln_cache_get_info(f->ctx, f->dir, &info), KILN_OK);
-    assert_int_equal(info.n_stale_temps, 1);
+    assert_int_equal(info.n_stale_temps, 2);
     size_t entries = info.n_entries;
     assert_true(entries >= 1);
     kiln_cache_info removed;
     assert_int_equal(kiln_cache_clear(f->ctx, f->dir, &removed), KILN_OK);
     assert_int_equal(removed.n_entries, entries);
-    assert_int_equal(removed.n_stale_temps, 1);
+    assert_int_equal(removed.n_stale_temps, 2);
     assert_int_equal(kiln_cache_get_info(f->ctx, f->dir, &info), KILN_OK);
     assert_int_equal(info.n_entries, 0);
     assert_int_equal(file_size(foreign), 9); /* not ours: untouched */
+    assert_int_equal(file_size(tuned), 19); /* tuning results: kept */
+    assert_int_equal(file_size(tune_temp), -1);
     assert_int_equal(file_size(path), -1);
     /* A directory that does not exist yet is an empty cache, not an error. */
     char missing[4200];
