@@ -90,6 +90,16 @@ __kernel void maxpool_fwd(__global const KILN_REAL *x, __global KILN_REAL *y,
     }
 }
 
+/* Offset in a (P, H, W) input of the first element of the 2 x 2, stride-2 window of output
+ * element (row = plane * OH + oh, ow). */
+inline uint window2x2(const uint ow, const uint row, const uint in_h, const uint in_w,
+                      const uint out_h)
+{
+    const uint plane = row / out_h;
+    const uint oh = row - plane * out_h;
+    return (plane * in_h + 2 * oh) * in_w + 2 * ow;
+}
+
 /*
  * maxpool_fwd for the commonest window, 2 x 2 with stride 2 over a 2-D input: a 2-D launch,
  * get_global_id(0) = ow along an output row and get_global_id(1) = the row (plane, oh), so
@@ -106,9 +116,7 @@ __kernel void maxpool2x2_fwd(__global const KILN_REAL *x, __global KILN_REAL *y,
     const uint row = (uint)get_global_id(1);
     if (ow >= out_w || row >= rows)
         return;
-    const uint plane = row / out_h;
-    const uint oh = row - plane * out_h;
-    __global const KILN_REAL *top = x + (plane * in_h + 2 * oh) * in_w + 2 * ow;
+    __global const KILN_REAL *top = x + window2x2(ow, row, in_h, in_w, out_h);
     /* Branch-free, so the work-items' lanes stay together; the same sequence of tests as
      * maxpool_fwd's loop over k = 1, 2, 3. */
     KILN_REAL best = top[0], arg = 0;
@@ -218,11 +226,9 @@ __kernel void maxpool2x2_bwd_x(__global const KILN_REAL *g, __global const KILN_
     const uint row = (uint)get_global_id(1);
     if (ow >= out_w || row >= rows)
         return;
-    const uint plane = row / out_h;
-    const uint oh = row - plane * out_h;
     const KILN_REAL go = g[row * out_w + ow];
     const uint arg = (uint)argmax[row * out_w + ow];
-    __global KILN_REAL *top = gx + (plane * in_h + 2 * oh) * in_w + 2 * ow;
+    __global KILN_REAL *top = gx + window2x2(ow, row, in_h, in_w, out_h);
     top[0] += arg == 0 ? go : (KILN_REAL)0;
     top[1] += arg == 1 ? go : (KILN_REAL)0;
     top[in_w] += arg == 2 ? go : (KILN_REAL)0;

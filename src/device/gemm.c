@@ -137,14 +137,15 @@ bool kiln__gemm_choice_parse(const char *text, kiln__gemm_choice *out)
     return true;
 }
 
-/* The device's native float vector width (16 on PoCL with AVX-512, 8 with AVX2). */
-static cl_uint native_float_width(const kiln_device *dev)
+/* The device's native float vector width (16 on PoCL with AVX-512, 8 with AVX2), asked of
+ * the driver once per device: untuned products ask on every call. */
+static cl_uint native_float_width(kiln_device *dev)
 {
-    cl_uint width = 0;
-    if (clGetDeviceInfo(dev->device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof width, &width,
-                        NULL) != CL_SUCCESS)
-        return 4;
-    return width;
+    if (dev->gemm_float_width == 0 &&
+        clGetDeviceInfo(dev->device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT,
+                        sizeof dev->gemm_float_width, &dev->gemm_float_width, NULL) != CL_SUCCESS)
+        dev->gemm_float_width = 4;
+    return dev->gemm_float_width;
 }
 
 /* Whether Kiln's kernel should pack the operands. Products of at least 2^23 multiply-adds
@@ -162,7 +163,7 @@ static bool default_packing(const kiln__gemm *g)
 /* Kiln's kernel with the device class's tile: 16-wide, 14x2 float16 accumulators, measured
  * best with AVX-512 (28 of 32 zmm registers); narrower, 6x2 float8 (12 of AVX2's 16 ymm
  * registers), not measured. */
-static kiln__gemm_choice default_kiln(const kiln_device *dev, const kiln__gemm *g)
+static kiln__gemm_choice default_kiln(kiln_device *dev, const kiln__gemm *g)
 {
     kiln__gemm_choice c = {.backend = KILN__GEMM_KILN, .tm = 14, .nv = 2, .vw = 16};
     if (native_float_width(dev) < 16)
@@ -442,12 +443,21 @@ cleanup:
     return rc;
 }
 
-kiln_status kiln__gemm_run(kiln_device *dev, const char *what, const kiln__gemm *g)
+kiln__gemm_choice kiln__gemm_choose(kiln_device *dev, const kiln__gemm *g, bool *tuned)
 {
     kiln__gemm_choice c;
-    if (kiln__gemm_table_find(dev, g, &c))
+    bool found = kiln__gemm_table_find(dev, g, &c);
+    if (found)
         kiln__gemm_apply_env(dev, g, &c);
     else
         c = kiln__gemm_default_choice(dev, g);
+    if (tuned != NULL)
+        *tuned = found;
+    return c;
+}
+
+kiln_status kiln__gemm_run(kiln_device *dev, const char *what, const kiln__gemm *g)
+{
+    kiln__gemm_choice c = kiln__gemm_choose(dev, g, NULL);
     return kiln__gemm_run_choice(dev, what, g, &c);
 }

@@ -66,6 +66,10 @@ typedef struct kiln__gemm_choice {
  * (gemm_table.c) before this. */
 kiln__gemm_choice kiln__gemm_default_choice(kiln_device *dev, const kiln__gemm *g);
 
+/* What kiln__gemm_run runs `g` with: the tuning table's entry with the environment's overrides
+ * applied, else kiln__gemm_default_choice. *tuned (may be NULL) says which. */
+kiln__gemm_choice kiln__gemm_choose(kiln_device *dev, const kiln__gemm *g, bool *tuned);
+
 /* Applies the environment's overrides to `c` (the environment always wins, for comparisons). */
 void kiln__gemm_apply_env(kiln_device *dev, const kiln__gemm *g, kiln__gemm_choice *c);
 

@@ -325,15 +325,8 @@ void kiln_device_gemm_choice(kiln_device *dev, const kiln_gemm_shape *shape, cha
                     .k = shape->k,
                     .alpha = 1.0f,
                     .batch = shape->batch};
-    kiln__gemm_choice c;
-    bool found = kiln__gemm_table_find(dev, &g, &c);
-    if (found)
-        kiln__gemm_apply_env(dev, &g, &c);
-    else
-        c = kiln__gemm_default_choice(dev, &g);
+    kiln__gemm_choice c = kiln__gemm_choose(dev, &g, tuned);
     kiln__gemm_choice_name(&c, out, capacity);
-    if (tuned != NULL)
-        *tuned = found;
 }
 
 const char *kiln_device_get_tuning_path(const kiln_device *dev)
