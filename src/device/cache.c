@@ -18,6 +18,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "device/device.h"
 
 static const char MAGIC[8] = {'K', 'I', 'L', 'N', 'P', 'B', 'I', 'N'};
@@ -249,46 +250,25 @@ cleanup:
 kiln_status kiln__cache_write_file(kiln_context *ctx, const char *dir, const char *path,
                                    const void *head, size_t n_head, const void *body, size_t n_body)
 {
-    kiln_status rc = KILN_OK;
-    FILE *f = NULL;
-    int fd = -1;
-    bool created = false;
-    char *temp = kiln__format(ctx, "%s.tmp-XXXXXX", path);
     char *dirs = kiln__strdup(ctx, dir);
-    if (temp == NULL || dirs == NULL)
-        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory");
-    if (make_dirs(dirs) != 0)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot create cache directory %s: %s", dir, strerror(errno));
-    fd = mkstemp(temp);
-    if (fd < 0)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot create %s: %s", temp, strerror(errno));
-    created = true;
-    f = fdopen(fd, "wb");
-    if (f == NULL)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot open %s: %s", temp, strerror(errno));
-    fd = -1;
-    if (fwrite(head, 1, n_head, f) != n_head || fwrite(body, 1, n_body, f) != n_body ||
-        fflush(f) != 0 || fsync(fileno(f)) != 0)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot write %s: %s", temp, strerror(errno));
-    int closed = fclose(f);
-    f = NULL;
-    if (closed != 0)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot close %s: %s", temp, strerror(errno));
-    if (rename(temp, path) != 0)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot rename %s to %s: %s", temp, path, strerror(errno));
-    kiln__free(ctx, temp);
+    if (dirs == NULL)
+        return kiln__error(ctx, KILN_ERR_NO_MEMORY, __func__, "out of memory");
+    int made = make_dirs(dirs);
     kiln__free(ctx, dirs);
-    return KILN_OK;
-cleanup:
-    if (f != NULL)
-        fclose(f);
-    if (fd >= 0)
-        close(fd);
-    if (created)
-        unlink(temp);
-    kiln__free(ctx, temp);
-    kiln__free(ctx, dirs);
-    return rc;
+    if (made != 0)
+        return kiln__error(ctx, KILN_ERR_IO, __func__, "cannot create cache directory %s: %s", dir,
+                           strerror(errno));
+    kiln__atomic_file af;
+    kiln_status rc = kiln__atomic_begin(&af, ctx, __func__, path);
+    if (rc != KILN_OK)
+        return rc;
+    if (fwrite(head, 1, n_head, af.file) != n_head || fwrite(body, 1, n_body, af.file) != n_body) {
+        rc = kiln__error(ctx, KILN_ERR_IO, __func__, "cannot write %s: %s", af.temp,
+                         strerror(errno));
+        kiln__atomic_abort(&af);
+        return rc;
+    }
+    return kiln__atomic_commit(&af);
 }
 
 void kiln__cache_store(kiln_device *dev, const uint8_t key[KILN_SHA256_DIGEST_SIZE],

@@ -20,8 +20,6 @@
 
 #include "train/safetensors.h"
 
-int (*kiln__safetensors_before_rename)(const char *temp_path) = NULL;
-
 /* ---- text ---- */
 
 void kiln__text_append(kiln__text *t, const char *bytes, size_t n)
@@ -291,87 +289,33 @@ static kiln_status check_tensor(kiln_context *ctx, const char *path, const kiln_
     return KILN_OK;
 }
 
-/* fsync of the directory makes the rename itself durable; some file systems refuse it, and
- * the file is complete either way, so failures are ignored. */
-static void sync_directory(kiln_context *ctx, const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash == NULL   ? kiln__strdup(ctx, ".")
-                : slash == path ? kiln__strdup(ctx, "/")
-                                : kiln__format(ctx, "%.*s", (int)(slash - path), path);
-    if (dir == NULL)
-        return;
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    kiln__free(ctx, dir);
-}
-
-/* Writes the length, header and tensors to a fresh temporary file beside `path` (created
- * exclusively, so a concurrent writer cannot share it), syncs it and renames it over `path`.
- * On failure the temporary is removed and `path` untouched. */
+/* Writes the length, header and tensors through an atomic file (core/atomic_file.h): on
+ * failure the temporary is removed and `path` untouched. */
 static kiln_status write_atomically(kiln_context *ctx, const char *path, const kiln__text *header,
                                     const kiln_host_tensor *const *order, size_t n_tensors)
 {
-    static unsigned counter;
-    kiln_status rc = KILN_OK;
-    char *temp = NULL;
-    int fd = -1;
-    FILE *f = NULL;
-    bool created = false;
-    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-        kiln__free(ctx, temp);
-        temp = kiln__format(ctx, "%s.tmp-%ld-%u", path, (long)getpid(), counter++);
-        if (temp == NULL)
-            KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory writing %s", path);
-        fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd < 0 && errno != EEXIST)
-            KILN_FAIL(ctx, KILN_ERR_IO, "cannot create the temporary file %s to write %s: %s", temp,
-                      path, strerror(errno));
-    }
-    if (fd < 0)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot create a temporary file beside %s: 100 names taken",
-                  path);
-    created = true;
-    f = fdopen(fd, "wb");
-    if (f == NULL)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot open %s: %s", temp, strerror(errno));
-    fd = -1;
+    kiln__atomic_file af;
+    kiln_status rc = kiln__atomic_begin(&af, ctx, "kiln_safetensors_write", path);
+    if (rc != KILN_OK)
+        return rc;
     unsigned char length[8];
     for (int i = 0; i < 8; i++)
         length[i] = (unsigned char)((uint64_t)header->n >> (8 * i));
-    bool ok = fwrite(length, 1, 8, f) == 8 && fwrite(header->data, 1, header->n, f) == header->n;
+    bool ok = fwrite(length, 1, 8, af.file) == 8 &&
+              fwrite(header->data, 1, header->n, af.file) == header->n;
     for (size_t i = 0; ok && i < n_tensors; i++) {
         uint64_t bytes = 0;
         kiln__tensor_bytes(order[i]->dtype, &order[i]->shape, &bytes);
-        ok = bytes == 0 || fwrite(order[i]->data, 1, (size_t)bytes, f) == (size_t)bytes;
+        ok = bytes == 0 || fwrite(order[i]->data, 1, (size_t)bytes, af.file) == (size_t)bytes;
     }
-    if (!ok || fflush(f) != 0 || fsync(fileno(f)) != 0)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot write %s (the temporary file for %s): %s", temp, path,
-                  strerror(errno));
-    int closed = fclose(f);
-    f = NULL;
-    if (closed != 0)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot close %s (the temporary file for %s): %s", temp, path,
-                  strerror(errno));
-    if (kiln__safetensors_before_rename != NULL && kiln__safetensors_before_rename(temp) != 0)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot rename %s to %s: failure injected by a test", temp,
-                  path);
-    if (rename(temp, path) != 0)
-        KILN_FAIL(ctx, KILN_ERR_IO, "cannot rename %s to %s: %s", temp, path, strerror(errno));
-    created = false;
-    sync_directory(ctx, path);
-cleanup:
-    if (f != NULL)
-        fclose(f);
-    if (fd >= 0)
-        close(fd);
-    if (created)
-        unlink(temp);
-    kiln__free(ctx, temp);
-    return rc;
+    if (!ok) {
+        rc = kiln__error(ctx, KILN_ERR_IO, "kiln_safetensors_write",
+                         "cannot write %s (the temporary file for %s): %s", af.temp, path,
+                         strerror(errno));
+        kiln__atomic_abort(&af);
+        return rc;
+    }
+    return kiln__atomic_commit(&af);
 }
 
 kiln_status kiln_safetensors_write(kiln_context *ctx, const char *path,

@@ -1,8 +1,7 @@
 /*
  * Internal view of the safetensors files: the parsed file (safetensors.c reads and writes
  * files, safetensors_header.c parses the JSON header), helpers both share, a growable text
- * buffer that the header writer and the checkpoint's mismatch messages use, and a hook
- * through which tests make an atomic write fail after its temporary file is complete.
+ * buffer that the header writer and the checkpoint's mismatch messages use.
  */
 #ifndef KILN_TRAIN_SAFETENSORS_H
 #define KILN_TRAIN_SAFETENSORS_H
@@ -11,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/atomic_file.h"
 #include "core/context.h"
 #include "kiln/checkpoint.h"
 
@@ -64,10 +64,5 @@ typedef struct kiln__text {
 void kiln__text_append(kiln__text *text, const char *bytes, size_t n);
 void kiln__text_printf(kiln__text *text, const char *fmt, ...) KILN__PRINTF(2, 3);
 void kiln__text_free(kiln__text *text);
-
-/* Test hook, NULL in normal use: called with the temporary file's path once it is written,
- * flushed, synced and closed, just before the rename. A non-zero return makes the write fail
- * there (KILN_ERR_IO), exercising the cleanup a failed rename would take. */
-extern int (*kiln__safetensors_before_rename)(const char *temp_path);
 
 #endif

@@ -478,9 +478,9 @@ static void test_atomic_write(void **state)
     assert_int_equal(kiln_safetensors_write(ctx, path, &v1, 1, &t, 1), KILN_OK);
 
     /* A failure once the temporary is complete (where a rename could fail). */
-    kiln__safetensors_before_rename = fail_before_rename;
+    kiln__atomic_before_rename = fail_before_rename;
     assert_int_equal(kiln_safetensors_write(ctx, path, &v2, 1, &t, 1), KILN_ERR_IO);
-    kiln__safetensors_before_rename = NULL;
+    kiln__atomic_before_rename = NULL;
     check_old_file_survives(dir, path, ctx, "failure injected");
 
     /* A failure midway through writing: the file-size limit stops the temporary at 4 KiB. */
