@@ -47,6 +47,9 @@ typedef struct kiln_dataset {
     float *targets;         /* (n, n_label_values): TARGET only, else NULL */
     char **feature_names;   /* (n_features) column names: CSV only, else NULL */
     char *label_name;       /* CSV: the label column's name; else NULL */
+    /* Internal: the mapped prepared-data file that holds features, classes and targets
+     * (kiln_prepared_get_set), or NULL when the dataset owns its arrays. */
+    struct kiln__mapping *mapping;
 } kiln_dataset;
 
 /* A dataset of n samples with zeroed features and labels. feature_shape needs 1 to
@@ -226,6 +229,53 @@ typedef struct kiln_leakage_report {
  * feature counts differ. */
 kiln_status kiln_dataset_count_leakage(kiln_context *ctx, const kiln_dataset *const *splits,
                                        int n_splits, kiln_leakage_report *out);
+
+/* ---- Prepared-data files: datasets saved exactly as they are in memory (samples, labels,
+ * names), beside named float arrays (preprocessing statistics) and a text note, so that a
+ * later process starts from data it prepared before without reading, converting or fitting
+ * again. Opening maps the file instead of reading it: a dataset from it is a view of the
+ * mapping, private to the process (changing its values never reaches the file), and stays
+ * valid after the file is closed, replaced or removed, until it is destroyed. The format
+ * (a text header, then each array 64-byte aligned) is described in docs/DATA.md. ---- */
+
+typedef struct kiln_prepared_array {
+    const char *name; /* non-empty, no newline */
+    const float *values;
+    int64_t n; /* >= 1 */
+} kiln_prepared_array;
+
+/* Writes sets[0..n_sets) (1 to KILN_DATA_MAX_SPLITS of them), arrays[0..n_arrays) and `note`
+ * (may be NULL) to `path` atomically: a temporary file beside it, flushed, synced and
+ * renamed. KILN_ERR_INVALID_ARGUMENT for a bad argument, KILN_ERR_IO naming the file. */
+kiln_status kiln_prepared_write(kiln_context *ctx, const char *path,
+                                const kiln_dataset *const *sets, size_t n_sets,
+                                const kiln_prepared_array *arrays, size_t n_arrays,
+                                const char *note);
+
+typedef struct kiln_prepared kiln_prepared;
+
+/* Maps `path`. KILN_ERR_IO when it cannot be opened or mapped; KILN_ERR_CORRUPT naming the
+ * file and the fault when it is not a prepared-data file of this version and byte order, or
+ * its header, sizes, offsets, names or class labels do not hold together. */
+kiln_status kiln_prepared_open(kiln_context *ctx, const char *path, kiln_prepared **out);
+void kiln_prepared_close(kiln_prepared *p);
+size_t kiln_prepared_n_sets(const kiln_prepared *p);
+/* A new dataset viewing set i (destroy it as any other); KILN_ERR_INVALID_ARGUMENT for i out
+ * of range. */
+kiln_status kiln_prepared_get_set(kiln_prepared *p, size_t i, kiln_dataset **out);
+size_t kiln_prepared_n_arrays(const kiln_prepared *p);
+/* Array i (its name and values live as long as `p`), or NULL out of range. */
+const kiln_prepared_array *kiln_prepared_array_at(const kiln_prepared *p, size_t i);
+/* The note as written ("" when it was NULL); lives as long as `p`. */
+const char *kiln_prepared_note(const kiln_prepared *p);
+
+/* A key for a prepared-data file, as 64 lowercase hex digits and a NUL in `out`: the SHA-256
+ * of `text` (whatever configures the preparation), the identity of each of files[0..n_files)
+ * (path, device, inode, size, modification and status-change times) and the same of the file
+ * that holds this library's code, so that editing a data file or rebuilding Kiln gives a new
+ * key. KILN_ERR_IO naming a file that cannot be examined. */
+kiln_status kiln_prepared_key(kiln_context *ctx, const char *text, const char *const *files,
+                              size_t n_files, char out[65]);
 
 /* ---- Shuffling and batches ---- */
 

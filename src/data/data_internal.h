@@ -63,6 +63,11 @@ void kiln__dataset_count_classes(kiln_dataset *ds);
 /* Whether sample i of a and sample j of b have equal labels (true without labels). */
 bool kiln__dataset_labels_equal(const kiln_dataset *a, int64_t i, const kiln_dataset *b, int64_t j);
 
+/* ---- prepared.c ---- */
+
+/* Drops ds's reference to the mapped file holding its arrays (unmapped with the last). */
+void kiln__dataset_release_mapping(kiln_dataset *ds);
+
 /* ---- batch.c ---- */
 
 /* Philox streams: the fourth counter word, so that splits and shuffles never share draws. */

@@ -129,9 +129,13 @@ void kiln_dataset_destroy(kiln_dataset *ds)
         kiln__free(ctx, ds->feature_names);
     }
     kiln__free(ctx, ds->label_name);
-    kiln__free(ctx, ds->targets);
-    kiln__free(ctx, ds->classes);
-    kiln__free(ctx, ds->features);
+    if (ds->mapping != NULL) {
+        kiln__dataset_release_mapping(ds); /* the arrays are views of a mapped file */
+    } else {
+        kiln__free(ctx, ds->targets);
+        kiln__free(ctx, ds->classes);
+        kiln__free(ctx, ds->features);
+    }
     kiln__free(ctx, ds->name);
     kiln__free(ctx, ds);
 }
