@@ -11,13 +11,14 @@
 static const char USAGE[] =
     "usage: kiln cache info [--dir DIR]\n"
     "       kiln cache clear [--dir DIR]\n\n"
-    "The program-binary cache keeps compiled kernels per device and driver, so later\n"
-    "runs start in milliseconds. It lives in $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln\n"
-    "(when XDG_CACHE_HOME is an absolute path), else ~/.cache/kiln; KILN_NO_CACHE=1\n"
-    "disables it. Corrupt entries are detected and rebuilt automatically.\n\n"
-    "  info         print the directory, number of entries and their size\n"
-    "  clear        remove Kiln's entries and leftover temporary files (other files\n"
-    "               in the directory are left alone)\n"
+    "The cache keeps compiled kernels per device and driver, and `kiln train`'s\n"
+    "prepared data (data.cache), so later runs start in milliseconds. It lives in\n"
+    "$KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln (when XDG_CACHE_HOME is an absolute\n"
+    "path), else ~/.cache/kiln; KILN_NO_CACHE=1 disables it. Corrupt entries are\n"
+    "detected and rebuilt automatically.\n\n"
+    "  info         print the directory, the number of entries and their size\n"
+    "  clear        remove Kiln's entries and leftover temporary files (GEMM tuning\n"
+    "               results and other files in the directory are left alone)\n"
     "  --dir DIR    use DIR instead of the default location\n";
 
 static int run(int argc, char **argv)
@@ -48,7 +49,7 @@ static int run(int argc, char **argv)
         return CLI_EXIT_ERROR;
     char dir[4096];
     kiln_cache_info info;
-    char size[32];
+    char size[32], data_size[32];
     kiln_status status = kiln_cache_get_dir(ctx, dir_override, dir, sizeof dir);
     if (status == KILN_OK)
         status = clear ? kiln_cache_clear(ctx, dir, &info) : kiln_cache_get_info(ctx, dir, &info);
@@ -58,11 +59,16 @@ static int run(int argc, char **argv)
         return code;
     }
     kiln_format_bytes(info.n_bytes, size, sizeof size);
+    kiln_format_bytes(info.n_data_bytes, data_size, sizeof data_size);
     if (clear) {
-        printf("removed %zu entr%s (%s) and %zu temporary file(s) from %s\n", info.n_entries,
-               info.n_entries == 1 ? "y" : "ies", size, info.n_stale_temps, dir);
+        printf("removed %zu entr%s (%s), %zu prepared data file(s) (%s) and %zu temporary "
+               "file(s) from %s\n",
+               info.n_entries, info.n_entries == 1 ? "y" : "ies", size, info.n_data_entries,
+               data_size, info.n_stale_temps, dir);
     } else {
         printf("directory: %s\nentries:   %zu\nsize:      %s\n", dir, info.n_entries, size);
+        printf("prepared data: %zu file(s), %s (kiln train's data.cache)\n", info.n_data_entries,
+               data_size);
         if (info.n_stale_temps > 0)
             printf("temporary: %zu (left by interrupted writes; `kiln cache clear` removes "
                    "them)\n",
@@ -74,5 +80,5 @@ static int run(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-const cli_command cli_cache_command = {"cache", "show or clear the program-binary cache", USAGE,
-                                       run};
+const cli_command cli_cache_command = {
+    "cache", "show or clear the cache of kernels and prepared data", USAGE, run};

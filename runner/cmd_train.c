@@ -157,7 +157,8 @@ static int train(const char *path, const char *device, const char *const *overri
                               : tr->checkpoint.enabled   ? tr->checkpoint.monitor
                                                          : NULL;
         double first_step = log.first_step_end > 0 ? log.first_step_end - started : -1;
-        rc = train_summary_write(&log, &result, monitor, train_now() - start, first_step, &err);
+        rc = train_summary_write(&log, &result, data.cache, monitor, train_now() - start,
+                                 first_step, &err);
     }
     if (rc == KILN_OK)
         rc = train_confusion_write(dir, &result, &err);

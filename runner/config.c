@@ -372,6 +372,7 @@ void config_init(config *cfg)
     strcpy(cfg->device, "auto");
     cfg->data.format = CONFIG_FORMAT_IDX;
     cfg_synthetic_defaults(&cfg->data);
+    cfg->data.cache = true;
     cfg->data.train.header = true;
     cfg->data.test.header = true;
     kiln_loss_spec_init(&cfg->loss, KILN_LOSS_NONE);

@@ -105,6 +105,7 @@ typedef struct config_data {
     double validation_fraction; /* 0: no validation split; in [0, 1) */
     bool stratify;              /* false: keep class proportions in the validation split */
     bool remove_duplicates;     /* false: drop repeated samples from the training split */
+    bool cache;                 /* true: keep the prepared splits in the cache directory */
     bool has_synthetic;         /* format synthetic: required; otherwise not allowed */
     config_spheres3d spheres3d;
     config_preprocess preprocess[CONFIG_MAX_PREPROCESS]; /* applied in order */
@@ -258,6 +259,9 @@ kiln_status config_set_device(config *cfg, const char *device, config_error *err
  * (free it). KILN_ERR_IO or KILN_ERR_NO_MEMORY on failure. */
 kiln_status config_write_file(const config *cfg, FILE *out, config_error *err);
 kiln_status config_write_string(const config *cfg, char **out_text, config_error *err);
+/* The `data` section alone (every key, defaults included), without a header comment: what
+ * the prepared-data cache's key is made of. */
+kiln_status config_write_data_string(const config *cfg, char **out_text, config_error *err);
 
 /* True when every key has the same value in both (where they came from is not compared).
  * Otherwise `where` (may be NULL) receives the path of the first key that differs. */

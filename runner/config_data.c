@@ -541,6 +541,7 @@ static const cfg_field DATA_FIELDS[] = {
     {.key = "validation", .type = CFG_SECTION, .offset = 0, .sub = &VALIDATION_TABLE},
     {.key = "remove_duplicates", .type = CFG_BOOL, FIELD(config_data, remove_duplicates)},
     {.key = "preprocess", .type = CFG_CUSTOM, .offset = 0, .custom = &PREPROCESS_TYPE},
+    {.key = "cache", .type = CFG_BOOL, FIELD(config_data, cache)},
     {.key = "synthetic",
      .type = CFG_CUSTOM,
      .flags = CFG_OPTIONAL,

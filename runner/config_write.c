@@ -196,15 +196,16 @@ static int append_text(void *data, unsigned char *bytes, size_t size)
     return 1;
 }
 
-/* Emits the whole document; the output was set by the caller. */
-static bool emit_config(cfg_writer *w, const config *cfg)
+/* Emits a document of table t at base (the whole config or one section); the output was set
+ * by the caller. */
+static bool emit_table(cfg_writer *w, const cfg_table *t, const void *base)
 {
     yaml_event_t event;
     yaml_emitter_set_width(&w->emitter, 100);
     yaml_emitter_set_unicode(&w->emitter, 1);
     emit(w, &event, yaml_stream_start_event_initialize(&event, YAML_UTF8_ENCODING));
     emit(w, &event, yaml_document_start_event_initialize(&event, NULL, NULL, NULL, 1));
-    cfg_write_table(w, &cfg_config_table, cfg, false);
+    cfg_write_table(w, t, base, false);
     emit(w, &event, yaml_document_end_event_initialize(&event, 1));
     emit(w, &event, yaml_stream_end_event_initialize(&event));
     return !w->failed && yaml_emitter_flush(&w->emitter);
@@ -222,7 +223,7 @@ kiln_status config_write_file(const config *cfg, FILE *out, config_error *err)
     }
     fprintf(out, HEADER, cfg->source);
     yaml_emitter_set_output_file(&w.emitter, out);
-    bool ok = emit_config(&w, cfg);
+    bool ok = emit_table(&w, &cfg_config_table, cfg);
     yaml_emitter_delete(&w.emitter);
     if (!ok || ferror(out)) {
         snprintf(err->message, sizeof err->message, "cannot write the effective config of %s",
@@ -232,20 +233,18 @@ kiln_status config_write_file(const config *cfg, FILE *out, config_error *err)
     return KILN_OK;
 }
 
-kiln_status config_write_string(const config *cfg, char **out_text, config_error *err)
+/* Writes table t at base to a string after `header` (may be ""). */
+static kiln_status write_string(const config *cfg, const char *header, const cfg_table *t,
+                                const void *base, char **out_text, config_error *err)
 {
     cfg_writer w = {.root = cfg};
     text_buffer b = {0};
-    char header[CONFIG_MAX_PATH + 160];
     *out_text = NULL;
-    int n = snprintf(header, sizeof header, HEADER, cfg->source);
-    if (n < 0 || (size_t)n >= sizeof header)
-        n = (int)strlen(header);
-    bool ok =
-        yaml_emitter_initialize(&w.emitter) && append_text(&b, (unsigned char *)header, (size_t)n);
+    bool ok = yaml_emitter_initialize(&w.emitter) &&
+              append_text(&b, (unsigned char *)header, strlen(header));
     if (ok) {
         yaml_emitter_set_output(&w.emitter, append_text, &b);
-        ok = emit_config(&w, cfg);
+        ok = emit_table(&w, t, base);
     }
     yaml_emitter_delete(&w.emitter);
     if (!ok) {
@@ -255,4 +254,16 @@ kiln_status config_write_string(const config *cfg, char **out_text, config_error
     }
     *out_text = b.text;
     return KILN_OK;
+}
+
+kiln_status config_write_string(const config *cfg, char **out_text, config_error *err)
+{
+    char header[CONFIG_MAX_PATH + 160];
+    snprintf(header, sizeof header, HEADER, cfg->source);
+    return write_string(cfg, header, &cfg_config_table, cfg, out_text, err);
+}
+
+kiln_status config_write_data_string(const config *cfg, char **out_text, config_error *err)
+{
+    return write_string(cfg, "", &cfg_data_table, &cfg->data, out_text, err);
 }

@@ -73,10 +73,24 @@ static kiln_status read_split(const config *cfg, kiln_context *ctx, bool test, k
     return KILN_ERR_INVALID_ARGUMENT;
 }
 
+/* Prints a message of the preparation on stderr and keeps it in `note` (the prepared-data
+ * cache repeats it when it serves the data later). */
+static void say(train_text *note, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(train_text *note, const char *fmt, ...)
+{
+    char text[1024];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(text, sizeof text, fmt, args);
+    va_end(args);
+    fputs(text, stderr);
+    train_append(note, "%s", text);
+}
+
 /* The library's steps for data.preprocess; per_channel takes its channel count from
  * model.input's first axis, the same in train, eval and predict. */
-static kiln_status make_preprocess(const config *cfg, kiln_context *ctx, const kiln_dataset *ds,
-                                   kiln_preprocess **out)
+kiln_status train_make_preprocess(const config *cfg, kiln_context *ctx, const kiln_dataset *ds,
+                                  kiln_preprocess **out)
 {
     static const kiln_preprocess_kind STANDARDIZE[] = {
         [CONFIG_STANDARDIZE_GLOBAL] = KILN_PREPROCESS_STANDARDIZE,
@@ -121,7 +135,7 @@ static kiln_status make_preprocess(const config *cfg, kiln_context *ctx, const k
  * it had and how many samples drop_missing removed, and refuses missing values that are left:
  * they would turn the loss into NaN. */
 static kiln_status preprocess_split(const config *cfg, kiln_preprocess *pp, kiln_dataset *ds,
-                                    const char *split, config_error *err)
+                                    const char *split, train_text *note, config_error *err)
 {
     int64_t missing = kiln_dataset_n_missing(ds), dropped = 0;
     kiln_status rc = KILN_OK;
@@ -132,10 +146,10 @@ static kiln_status preprocess_split(const config *cfg, kiln_preprocess *pp, kiln
     if (rc != KILN_OK || missing == 0)
         return rc;
     int64_t left = kiln_dataset_n_missing(ds);
-    fprintf(stderr,
-            "kiln: data: %s split: %lld missing value(s) before data.preprocess, %lld after; "
-            "%lld sample(s) dropped\n",
-            split, (long long)missing, (long long)left, (long long)dropped);
+    say(note,
+        "kiln: data: %s split: %lld missing value(s) before data.preprocess, %lld after; "
+        "%lld sample(s) dropped\n",
+        split, (long long)missing, (long long)left, (long long)dropped);
     if (left == 0)
         return KILN_OK;
     return train_error(err, KILN_ERR_INVALID_ARGUMENT,
@@ -147,24 +161,23 @@ static kiln_status preprocess_split(const config *cfg, kiln_preprocess *pp, kiln
 
 /* data.remove_duplicates: drops repeated samples (features and label) from the training
  * split only, keeping the first, and says how many on stderr. */
-static kiln_status remove_duplicates(kiln_dataset *train)
+static kiln_status remove_duplicates(kiln_dataset *train, train_text *note)
 {
     int64_t n = train->n, removed = 0, conflicting = 0;
     kiln_status rc = kiln_dataset_remove_duplicates(train, &removed, &conflicting);
     if (rc != KILN_OK)
         return rc;
-    fprintf(stderr,
-            "kiln: data: removed %lld duplicate sample(s) of %lld from the training split\n",
-            (long long)removed, (long long)n);
+    say(note, "kiln: data: removed %lld duplicate sample(s) of %lld from the training split\n",
+        (long long)removed, (long long)n);
     if (conflicting > 0)
-        fprintf(stderr,
-                "kiln: warning: %lld training sample(s) have the features of an earlier one "
-                "but another label\n",
-                (long long)conflicting);
+        say(note,
+            "kiln: warning: %lld training sample(s) have the features of an earlier one but "
+            "another label\n",
+            (long long)conflicting);
     return KILN_OK;
 }
 
-static void warn_leakage(kiln_context *ctx, const train_data *d)
+static void warn_leakage(kiln_context *ctx, const train_data *d, train_text *note)
 {
     const kiln_dataset *splits[3];
     const char *names[3];
@@ -184,16 +197,17 @@ static void warn_leakage(kiln_context *ctx, const train_data *d)
     for (int i = 0; i < n; i++) {
         for (int j = i + 1; j < n; j++) {
             if (report.n_shared[i][j] > 0)
-                fprintf(stderr,
-                        "kiln: warning: %lld %s sample(s) also occur in the %s split "
-                        "(identical features)\n",
-                        (long long)report.n_shared[i][j], names[i], names[j]);
+                say(note,
+                    "kiln: warning: %lld %s sample(s) also occur in the %s split "
+                    "(identical features)\n",
+                    (long long)report.n_shared[i][j], names[i], names[j]);
         }
     }
 }
 
-kiln_status train_data_load(const config *cfg, kiln_context *ctx, train_data *out,
-                            config_error *err)
+/* train_data_load without the cache; the messages also go to `note`. */
+static kiln_status prepare(const config *cfg, kiln_context *ctx, train_data *out, train_text *note,
+                           config_error *err)
 {
     memset(out, 0, sizeof *out);
     kiln_dataset *all = NULL;
@@ -236,21 +250,41 @@ kiln_status train_data_load(const config *cfg, kiln_context *ctx, train_data *ou
             out->test->n_classes = out->train->n_classes;
     }
     if (rc == KILN_OK && cfg->data.remove_duplicates)
-        rc = remove_duplicates(out->train);
+        rc = remove_duplicates(out->train, note);
     if (rc == KILN_OK)
-        rc = make_preprocess(cfg, ctx, out->train, &out->preprocess);
+        rc = train_make_preprocess(cfg, ctx, out->train, &out->preprocess);
     if (rc == KILN_OK)
-        rc = preprocess_split(cfg, out->preprocess, out->train, "train", err);
+        rc = preprocess_split(cfg, out->preprocess, out->train, "train", note, err);
     if (rc == KILN_OK && out->validation != NULL)
-        rc = preprocess_split(cfg, out->preprocess, out->validation, "validation", err);
+        rc = preprocess_split(cfg, out->preprocess, out->validation, "validation", note, err);
     if (rc == KILN_OK && out->test != NULL)
-        rc = preprocess_split(cfg, out->preprocess, out->test, "test", err);
+        rc = preprocess_split(cfg, out->preprocess, out->test, "test", note, err);
     if (rc != KILN_OK) {
         train_data_deinit(out);
         return rc;
     }
-    warn_leakage(ctx, out);
+    warn_leakage(ctx, out, note);
     return KILN_OK;
+}
+
+kiln_status train_data_load(const config *cfg, kiln_context *ctx, train_data *out,
+                            config_error *err)
+{
+    train_data_cache cache;
+    bool cached = train_data_cache_locate(cfg, ctx, &cache);
+    if (cached && train_data_cache_read(&cache, cfg, ctx, out)) {
+        out->cache = "read";
+        return KILN_OK;
+    }
+    train_text note = {0};
+    kiln_status rc = prepare(cfg, ctx, out, &note, err);
+    if (rc == KILN_OK)
+        out->cache = !cached ? "off"
+                     : train_data_cache_write(&cache, ctx, out, note.failed ? "" : note.data)
+                         ? "written"
+                         : "not written";
+    free(note.data);
+    return rc;
 }
 
 void train_data_deinit(train_data *data)
@@ -270,7 +304,7 @@ static kiln_status apply_saved_preprocess(const config *cfg, kiln_context *ctx,
                                           config_error *err)
 {
     kiln_preprocess *pp = NULL;
-    kiln_status rc = make_preprocess(cfg, ctx, ds, &pp);
+    kiln_status rc = train_make_preprocess(cfg, ctx, ds, &pp);
     size_t n_saved = 0;
     for (size_t i = 0; i < kiln_safetensors_n_tensors(file); i++)
         n_saved += strncmp(kiln_safetensors_tensor(file, i)->name, "extra/preprocess.", 17) == 0;

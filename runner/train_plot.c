@@ -216,8 +216,8 @@ static void append_json_number(train_text *b, double v)
 }
 
 kiln_status train_summary_write(const train_log *log, const train_result *result,
-                                const char *monitor, double seconds, double first_step_seconds,
-                                config_error *err)
+                                const char *data_cache, const char *monitor, double seconds,
+                                double first_step_seconds, config_error *err)
 {
     train_text b = {0};
     train_append(&b, "{\n  \"epochs_run\": %lld,\n  \"stop_reason\": \"%s\",\n",
@@ -264,6 +264,6 @@ kiln_status train_summary_write(const train_log *log, const train_result *result
                  result->batch_load_seconds);
     train_append(&b, ",\n  \"first_step_seconds\": ");
     append_json_number(&b, first_step_seconds >= 0 ? first_step_seconds : NAN);
-    train_append(&b, "\n}\n");
+    train_append(&b, ",\n  \"data_cache\": \"%s\"\n}\n", data_cache);
     return train_write_text(log->dir, "summary.json", &b, err);
 }

@@ -34,6 +34,7 @@ extern volatile sig_atomic_t train_interrupt;
 typedef struct train_data {
     kiln_dataset *train, *validation, *test; /* validation and test may be NULL */
     kiln_preprocess *preprocess;             /* fitted on train; NULL without steps */
+    const char *cache; /* data.cache: "read", "written", "not written" or "off" (summary.json) */
 } train_data;
 
 /* Reads the files, holds out the validation split (seeded, stratified as configured), removes
@@ -44,6 +45,28 @@ typedef struct train_data {
 kiln_status train_data_load(const config *cfg, kiln_context *ctx, train_data *out,
                             config_error *err);
 void train_data_deinit(train_data *data);
+/* The pipeline of data.preprocess for `ds`'s features, unfitted; NULL without steps. */
+kiln_status train_make_preprocess(const config *cfg, kiln_context *ctx, const kiln_dataset *ds,
+                                  kiln_preprocess **out);
+
+/* ---- train_data_cache.c: the prepared-data cache (data.cache) ---- */
+
+typedef struct train_data_cache {
+    char dir[CONFIG_MAX_PATH];       /* the cache directory */
+    char path[CONFIG_MAX_PATH + 80]; /* "<dir>/<key>.kdata" */
+} train_data_cache;
+
+/* Where this config's prepared data are cached; false when data.cache is off, the cache is
+ * disabled (KILN_NO_CACHE) or has no location, or a data file cannot be examined. */
+bool train_data_cache_locate(const config *cfg, kiln_context *ctx, train_data_cache *out);
+/* Fills `out` from the cache file and repeats the preparation's messages on stderr; false
+ * (with a warning when the file exists but cannot be used) when the data must be prepared. */
+bool train_data_cache_read(const train_data_cache *c, const config *cfg, kiln_context *ctx,
+                           train_data *out);
+/* Caches prepared data with the messages their preparation printed, then keeps the newest
+ * files only; false after a warning on stderr when it cannot. */
+bool train_data_cache_write(const train_data_cache *c, kiln_context *ctx, const train_data *d,
+                            const char *note);
 
 /* `kiln eval`: the validation split (held out of the training file with the run's seed, as
  * train_data_load does) or the test split, preprocessed with the statistics saved in
@@ -160,8 +183,8 @@ kiln_status train_plot_write(const train_log *log, config_error *err);
  * batches (the device waits meanwhile) and `first_step_seconds` (null when negative: no step
  * ran). */
 kiln_status train_summary_write(const train_log *log, const train_result *result,
-                                const char *monitor, double seconds, double first_step_seconds,
-                                config_error *err);
+                                const char *data_cache, const char *monitor, double seconds,
+                                double first_step_seconds, config_error *err);
 
 /* Builds the model on `dev`, trains it for the configured epochs with the callbacks, and
  * evaluates the test split. Every epoch ends by writing log->dir/last.safetensors, the state

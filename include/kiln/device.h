@@ -226,14 +226,17 @@ bool kiln_cache_disabled_by_env(void);
 kiln_status kiln_cache_get_dir(kiln_context *ctx, const char *override, char *out, size_t capacity);
 
 typedef struct kiln_cache_info {
-    size_t n_entries;     /* program binaries */
-    uint64_t n_bytes;     /* their total size */
-    size_t n_stale_temps; /* temporary files left by an interrupted write */
+    size_t n_entries;      /* program binaries */
+    uint64_t n_bytes;      /* their total size */
+    size_t n_data_entries; /* prepared-data files (kiln_prepared_write, `kiln train`'s cache) */
+    uint64_t n_data_bytes; /* their total size */
+    size_t n_stale_temps;  /* temporary files left by an interrupted write */
 } kiln_cache_info;
 
 /* Counts the entries in `dir`; a directory that does not exist yet counts as empty. */
 kiln_status kiln_cache_get_info(kiln_context *ctx, const char *dir, kiln_cache_info *out);
-/* Removes Kiln's entries and temporaries from `dir` (nothing else); `out_removed` may be NULL. */
+/* Removes Kiln's entries (program binaries and prepared data) and temporaries from `dir`
+ * (nothing else, GEMM tuning results included); `out_removed` may be NULL. */
 kiln_status kiln_cache_clear(kiln_context *ctx, const char *dir, kiln_cache_info *out_removed);
 
 /* ---- Buffers ---- */

@@ -314,9 +314,9 @@ cleanup:
     kiln__free(ctx, path);
 }
 
-/* Kiln's files in a cache directory: "<64 hex>.kpb" entries, and "<64 hex>.kpb.tmp-*" and
- * "<64 hex>.ktune.tmp-*" temporaries. Anything else in the directory, GEMM tuning results
- * ("<64 hex>.ktune") included, is not a program binary and is left alone. */
+/* Kiln's files in a cache directory: "<64 hex>.kpb" program binaries (1), "<64 hex>.kdata"
+ * prepared data (3), and the temporaries of an interrupted write of either or of GEMM tuning
+ * results (2). Anything else, GEMM tuning results ("<64 hex>.ktune") included, is left alone. */
 static int classify(const char *name)
 {
     for (int i = 0; i < 2 * KILN_SHA256_DIGEST_SIZE; i++) {
@@ -327,8 +327,11 @@ static int classify(const char *name)
     const char *rest = name + 2 * KILN_SHA256_DIGEST_SIZE;
     if (strcmp(rest, ".kpb") == 0)
         return 1;
-    if (strncmp(rest, ".kpb.tmp-", 9) == 0 || strncmp(rest, ".ktune.tmp-", 11) == 0)
-        return 2; /* a program binary's or GEMM tuning results' interrupted write */
+    if (strcmp(rest, ".kdata") == 0)
+        return 3;
+    if (strncmp(rest, ".kpb.tmp-", 9) == 0 || strncmp(rest, ".ktune.tmp-", 11) == 0 ||
+        strncmp(rest, ".kdata.tmp-", 11) == 0)
+        return 2;
     return 0;
 }
 
@@ -361,6 +364,9 @@ static kiln_status scan(kiln_context *ctx, const char *dir, bool remove, kiln_ca
             if (kind == 1) {
                 out->n_entries++;
                 out->n_bytes += (uint64_t)st.st_size;
+            } else if (kind == 3) {
+                out->n_data_entries++;
+                out->n_data_bytes += (uint64_t)st.st_size;
             } else {
                 out->n_stale_temps++;
             }

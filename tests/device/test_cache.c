@@ -259,8 +259,13 @@ static void test_clear(void **state)
 {
     fixture *f = *state;
     char *path = fill_entry_path(f, NULL);
-    char temp[4200], tune_temp[4400], tuned[4200], foreign[4200];
+    char temp[4200], tune_temp[4400], tuned[4200], foreign[4200], data[4200], data_temp[4400];
     snprintf(temp, sizeof temp, "%s.tmp-abc123", path);
+    /* Prepared data (<key>.kdata) are entries of their own; so are their temporaries. */
+    snprintf(data, sizeof data, "%.*s.kdata", (int)(strlen(path) - 4), path);
+    snprintf(data_temp, sizeof data_temp, "%s.tmp-77-1", data);
+    write_all(data, (const unsigned char *)"prepared", 8);
+    write_all(data_temp, (const unsigned char *)"partial", 7);
     /* GEMM tuning results (<key>.ktune) are kept; their interrupted writes are temporaries. */
     snprintf(tuned, sizeof tuned, "%.*s.ktune", (int)(strlen(path) - 4), path);
     snprintf(tune_temp, sizeof tune_temp, "%s.tmp-def456", tuned);
@@ -271,19 +276,24 @@ static void test_clear(void **state)
     write_all(foreign, (const unsigned char *)"user file", 9);
     kiln_cache_info info;
     assert_int_equal(kiln_cache_get_info(f->ctx, f->dir, &info), KILN_OK);
-    assert_int_equal(info.n_stale_temps, 2);
+    assert_int_equal(info.n_stale_temps, 3);
+    assert_int_equal(info.n_data_entries, 1);
+    assert_int_equal(info.n_data_bytes, 8);
     size_t entries = info.n_entries;
     assert_true(entries >= 1);
     kiln_cache_info removed;
     assert_int_equal(kiln_cache_clear(f->ctx, f->dir, &removed), KILN_OK);
     assert_int_equal(removed.n_entries, entries);
-    assert_int_equal(removed.n_stale_temps, 2);
+    assert_int_equal(removed.n_stale_temps, 3);
+    assert_int_equal(removed.n_data_entries, 1);
     assert_int_equal(kiln_cache_get_info(f->ctx, f->dir, &info), KILN_OK);
     assert_int_equal(info.n_entries, 0);
     assert_int_equal(file_size(foreign), 9); /* not ours: untouched */
     assert_int_equal(file_size(tuned), 19); /* tuning results: kept */
     assert_int_equal(file_size(tune_temp), -1);
     assert_int_equal(file_size(path), -1);
+    assert_int_equal(file_size(data), -1);
+    assert_int_equal(file_size(data_temp), -1);
     /* A directory that does not exist yet is an empty cache, not an error. */
     char missing[4200];
     snprintf(missing, sizeof missing, "%s/never-created", f->dir);

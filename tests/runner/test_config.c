@@ -187,6 +187,7 @@ static const char MINIMAL_EFFECTIVE[] =
     "    stratify: false\n"
     "  remove_duplicates: false\n"
     "  preprocess: []\n"
+    "  cache: true\n"
     "model:\n"
     "  input: [4]\n"
     "  layers:\n"
