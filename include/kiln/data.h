@@ -236,7 +236,8 @@ kiln_status kiln_dataset_count_leakage(kiln_context *ctx, const kiln_dataset *co
  * again. Opening maps the file instead of reading it: a dataset from it is a view of the
  * mapping, private to the process (changing its values never reaches the file), and stays
  * valid after the file is closed, replaced or removed, until it is destroyed. The format
- * (a text header, then each array 64-byte aligned) is described in docs/DATA.md. ---- */
+ * (a text header, then each array 64-byte aligned) is described at the top of
+ * src/data/prepared.c. ---- */
 
 typedef struct kiln_prepared_array {
     const char *name; /* non-empty, no newline */
