@@ -278,9 +278,13 @@ kiln_status train_data_load(const config *cfg, kiln_context *ctx, train_data *ou
     }
     train_text note = {0};
     kiln_status rc = prepare(cfg, ctx, out, &note, err);
+    /* Without its messages (no memory to keep them), a cache file would hide them later. */
+    if (rc == KILN_OK && cached && note.failed)
+        fprintf(stderr, "kiln: warning: data.cache: out of memory keeping the data messages; "
+                        "the prepared data were not cached\n");
     if (rc == KILN_OK)
         out->cache = !cached ? "off"
-                     : train_data_cache_write(&cache, ctx, out, note.failed ? "" : note.data)
+                     : !note.failed && train_data_cache_write(&cache, ctx, out, note.data)
                          ? "written"
                          : "not written";
     free(note.data);

@@ -7,8 +7,9 @@
  * (the label kind), the identity of every data file and the library's own file, so editing
  * any of them prepares afresh. A later run with the same key maps the file instead of
  * preparing again and repeats the messages. At most DATA_CACHE_KEEP files are kept: the least
- * recently used go first. The cache never makes a run fail: a file it cannot use or write is
- * reported as a warning and the data are prepared as if there were none.
+ * recently used go first, with temporaries of interrupted writes older than an hour. The cache
+ * never makes a run fail: a file it cannot use or write is reported as a warning and the data are
+ * prepared as if there were none.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "trainer.h"
 
@@ -112,6 +114,10 @@ static bool assemble(const config *cfg, kiln_context *ctx, kiln_prepared *file, 
             return false;
         }
     }
+    if (out->preprocess != NULL && !kiln_preprocess_is_fitted(out->preprocess)) {
+        snprintf(why, capacity, "a statistic of data.preprocess is missing (another repeated)");
+        return false;
+    }
     return true;
 }
 
@@ -142,7 +148,21 @@ bool train_data_cache_read(const train_data_cache *c, const config *cfg, kiln_co
     return ok;
 }
 
-/* Removes the least recently used prepared-data files beyond DATA_CACHE_KEEP, never `keep`. */
+/* Whether `name` is "<64 lowercase hex><suffix>" (suffix at its end, or as a prefix of the
+ * rest when `prefix` is set). */
+static bool cache_name(const char *name, const char *suffix, bool prefix)
+{
+    for (int i = 0; i < 64; i++) {
+        if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+            return false;
+    }
+    return prefix ? strncmp(name + 64, suffix, strlen(suffix)) == 0
+                  : strcmp(name + 64, suffix) == 0;
+}
+
+/* Removes the least recently used prepared-data files beyond DATA_CACHE_KEEP (never c->path)
+ * and temporaries of writes that were interrupted (untouched for an hour: a write in progress
+ * renews its file's time as it goes). */
 static void evict(const train_data_cache *c)
 {
     DIR *d = opendir(c->dir);
@@ -153,9 +173,12 @@ static void evict(const train_data_cache *c)
         struct timespec used;
     } entries[DATA_CACHE_KEEP + 1];
     size_t n = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
     for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-        size_t length = strlen(e->d_name);
-        if (length != 64 + strlen(SUFFIX) || strcmp(e->d_name + 64, SUFFIX) != 0)
+        bool temp = strlen(e->d_name) > 64 && cache_name(e->d_name, ".kdata.tmp-", true);
+        if (!temp &&
+            !(strlen(e->d_name) == 64 + strlen(SUFFIX) && cache_name(e->d_name, SUFFIX, false)))
             continue;
         struct entry x;
         struct stat st;
@@ -163,6 +186,11 @@ static void evict(const train_data_cache *c)
             strcmp(x.path, c->path) == 0 || stat(x.path, &st) != 0)
             continue;
         x.used = st.st_mtim;
+        if (temp) {
+            if (now.tv_sec - x.used.tv_sec > 3600)
+                remove(x.path);
+            continue;
+        }
         /* Keep the DATA_CACHE_KEEP - 1 newest others in entries; the oldest beyond go now. */
         size_t at = n;
         while (at > 0 && (entries[at - 1].used.tv_sec < x.used.tv_sec ||

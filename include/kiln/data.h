@@ -235,7 +235,11 @@ kiln_status kiln_dataset_count_leakage(kiln_context *ctx, const kiln_dataset *co
  * later process starts from data it prepared before without reading, converting or fitting
  * again. Opening maps the file instead of reading it: a dataset from it is a view of the
  * mapping, private to the process (changing its values never reaches the file), and stays
- * valid after the file is closed, replaced or removed, until it is destroyed. The format
+ * valid after the file is closed, replaced or removed, until it is destroyed. Two datasets
+ * got from the same set of one open file share those pages (unlike splits, they are not
+ * copies): change one in place and the other sees it. Like any mapping, a file shortened in
+ * place by another program or a disk read error raises SIGBUS on access; the library's own
+ * writers only ever rename complete files into place. The format
  * (a text header, then each array 64-byte aligned) is described at the top of
  * src/data/prepared.c. ---- */
 
@@ -245,9 +249,10 @@ typedef struct kiln_prepared_array {
     int64_t n; /* >= 1 */
 } kiln_prepared_array;
 
-/* Writes sets[0..n_sets) (1 to KILN_DATA_MAX_SPLITS of them), arrays[0..n_arrays) and `note`
- * (may be NULL) to `path` atomically: a temporary file beside it, flushed, synced and
- * renamed. KILN_ERR_INVALID_ARGUMENT for a bad argument, KILN_ERR_IO naming the file. */
+/* Writes sets[0..n_sets) (1 to KILN_DATA_MAX_SPLITS of them), arrays[0..n_arrays) (up to 512)
+ * and `note` (may be NULL) to `path` atomically: a temporary file beside it, flushed, synced and
+ * renamed. KILN_ERR_INVALID_ARGUMENT for a bad argument (a dataset whose labels disagree with
+ * its label kind or class count included), KILN_ERR_IO naming the file. */
 kiln_status kiln_prepared_write(kiln_context *ctx, const char *path,
                                 const kiln_dataset *const *sets, size_t n_sets,
                                 const kiln_prepared_array *arrays, size_t n_arrays,
@@ -272,9 +277,9 @@ const char *kiln_prepared_note(const kiln_prepared *p);
 
 /* A key for a prepared-data file, as 64 lowercase hex digits and a NUL in `out`: the SHA-256
  * of `text` (whatever configures the preparation), the identity of each of files[0..n_files)
- * (path, device, inode, size, modification and status-change times) and the same of the file
- * that holds this library's code, so that editing a data file or rebuilding Kiln gives a new
- * key. KILN_ERR_IO naming a file that cannot be examined. */
+ * (path, device, inode, size, modification and status-change times) and the identity (not the
+ * path) of the file that holds this library's code (a shared libkiln, else the executable),
+ * so that editing a data file or rebuilding Kiln gives a new key. KILN_ERR_IO naming a file that cannot be examined. */
 kiln_status kiln_prepared_key(kiln_context *ctx, const char *text, const char *const *files,
                               size_t n_files, char out[65]);
 

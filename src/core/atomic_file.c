@@ -83,13 +83,14 @@ kiln_status kiln__atomic_commit(kiln__atomic_file *af)
     kiln_status rc = KILN_OK;
     FILE *f = af->file;
     af->file = NULL;
-    bool ok = !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    bool failed_before = ferror(f) != 0; /* errno from then is long gone */
+    bool ok = !failed_before && fflush(f) == 0 && fsync(fileno(f)) == 0;
     int e = errno;
     int closed = fclose(f);
     if (!ok || closed != 0) {
         rc = kiln__error(ctx, KILN_ERR_IO, af->function,
                          "cannot write %s (the temporary file for %s): %s", af->temp, af->path,
-                         strerror(ok ? errno : e));
+                         failed_before ? "a write failed" : strerror(ok ? errno : e));
     } else if (kiln__atomic_before_rename != NULL && kiln__atomic_before_rename(af->temp) != 0) {
         rc = kiln__error(ctx, KILN_ERR_IO, af->function,
                          "cannot rename %s to %s: failure injected by a test", af->temp, af->path);

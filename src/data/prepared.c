@@ -28,7 +28,7 @@
 #include "core/sha256.h"
 #include "data/data_internal.h"
 
-enum { PAGE = 4096, ALIGN = 64, LINE = 1024, MAX_HEADER = 1 << 20 };
+enum { PAGE = 4096, ALIGN = 64, LINE = 1024, MAX_HEADER = 1 << 20, MAX_ARRAYS = 512 };
 static const char MAGIC[] = "kiln-prepared-data 1 little\n";
 
 /* A mapped file shared by the datasets made from it; unmapped with the last reference. */
@@ -130,10 +130,28 @@ static kiln_status check_write_args(kiln_context *ctx, const char *path,
     if (!little_endian())
         return kiln__error(ctx, KILN_ERR_UNSUPPORTED, fn,
                            "%s: prepared-data files are little-endian; this host is not", path);
+    if (n_arrays > MAX_ARRAYS)
+        return kiln__error(ctx, KILN_ERR_INVALID_ARGUMENT, fn, "%s: %zu arrays; up to %d fit", path,
+                           n_arrays, MAX_ARRAYS);
     for (size_t i = 0; i < n_sets; i++) {
-        if (sets[i] == NULL || sets[i]->n < 1 || sets[i]->features == NULL)
+        const kiln_dataset *ds = sets[i];
+        if (ds == NULL || ds->n < 1 || ds->features == NULL)
             return kiln__error(ctx, KILN_ERR_INVALID_ARGUMENT, fn,
                                "%s: dataset %zu is NULL, empty or has no features", path, i);
+        /* What the reader will check, so that a file written is a file it accepts. */
+        bool classes = ds->label_kind == KILN_LABELS_CLASS,
+             targets = ds->label_kind == KILN_LABELS_TARGET;
+        bool ok = (unsigned)ds->label_kind <= KILN_LABELS_TARGET &&
+                  classes == (ds->classes != NULL) && targets == (ds->targets != NULL) &&
+                  (!classes || ds->n_classes >= 1) &&
+                  (!targets || (ds->label_shape.ndim > 0 && ds->n_label_values > 0));
+        for (int64_t r = 0; ok && classes && r < ds->n; r++)
+            ok = ds->classes[r] >= 0 && ds->classes[r] < ds->n_classes;
+        if (!ok)
+            return kiln__error(ctx, KILN_ERR_INVALID_ARGUMENT, fn,
+                               "%s: dataset %zu ('%s'): its label kind, label arrays, class count "
+                               "and class labels disagree",
+                               path, i, ds->name);
     }
     for (size_t i = 0; i < n_arrays; i++) {
         const char *name = arrays[i].name;
@@ -609,7 +627,7 @@ kiln_status kiln_prepared_get_set(kiln_prepared *p, size_t i, kiln_dataset **out
     char *base = p->map->base;
     ds = kiln__calloc(ctx, 1, sizeof *ds);
     if (ds == NULL)
-        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory");
+        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory making a dataset of %s", p->path);
     ds->ctx = ctx;
     ds->mapping = p->map;
     p->map->refs++;
@@ -629,19 +647,19 @@ kiln_status kiln_prepared_get_set(kiln_prepared *p, size_t i, kiln_dataset **out
     }
     ds->name = copy_text(ctx, base, e->name, e->name_bytes);
     if (ds->name == NULL)
-        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory");
+        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory making a dataset of %s", p->path);
     if (e->label_name != 0 &&
         (ds->label_name = copy_text(ctx, base, e->label_name, e->label_name_bytes)) == NULL)
-        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory");
+        KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory making a dataset of %s", p->path);
     if (e->feature_names != 0) {
         ds->feature_names = kiln__calloc(ctx, (size_t)ds->n_features, sizeof(char *));
         if (ds->feature_names == NULL)
-            KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory");
+            KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory making a dataset of %s", p->path);
         const char *name = base + e->feature_names;
         for (int64_t f = 0; f < ds->n_features; f++) {
             ds->feature_names[f] = kiln__strdup(ctx, name);
             if (ds->feature_names[f] == NULL)
-                KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory");
+                KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory making a dataset of %s", p->path);
             name += strlen(name) + 1;
         }
     }
@@ -689,16 +707,19 @@ kiln_status kiln_prepared_key(kiln_context *ctx, const char *text, const char *c
                                files[i] != NULL ? files[i] : "(null)", strerror(errno));
         hash_identity(&h, files[i], &st);
     }
-    /* The code that prepares data: the file holding this library (MAGIC lies in it), the
-     * executable when it is linked in. */
+    /* The code that prepares data: a shared libkiln's own file when the loader names one,
+     * else the executable that runs, which holds the library when it is linked in (dladdr
+     * would name it by argv[0], which may be relative or a bare name found through PATH). By
+     * identity only: the same binary reached by two paths gives one key. */
     Dl_info info;
     const char *self = "/proc/self/exe";
-    if (dladdr(MAGIC, &info) != 0 && info.dli_fname != NULL && stat(info.dli_fname, &st) == 0)
+    if (dladdr(MAGIC, &info) != 0 && info.dli_fname != NULL && info.dli_fname[0] == '/' &&
+        strstr(info.dli_fname, ".so") != NULL)
         self = info.dli_fname;
-    else if (stat(self, &st) != 0)
+    if (stat(self, &st) != 0)
         return kiln__error(ctx, KILN_ERR_IO, __func__, "cannot examine %s: %s", self,
                            strerror(errno));
-    hash_identity(&h, self, &st);
+    hash_identity(&h, "", &st);
     uint8_t digest[KILN_SHA256_DIGEST_SIZE];
     kiln__sha256_final(&h, digest);
     kiln__sha256_hex(digest, out);

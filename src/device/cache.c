@@ -254,10 +254,11 @@ kiln_status kiln__cache_write_file(kiln_context *ctx, const char *dir, const cha
     if (dirs == NULL)
         return kiln__error(ctx, KILN_ERR_NO_MEMORY, __func__, "out of memory");
     int made = make_dirs(dirs);
+    int e = errno; /* before the free, which may change it */
     kiln__free(ctx, dirs);
     if (made != 0)
         return kiln__error(ctx, KILN_ERR_IO, __func__, "cannot create cache directory %s: %s", dir,
-                           strerror(errno));
+                           strerror(e));
     kiln__atomic_file af;
     kiln_status rc = kiln__atomic_begin(&af, ctx, __func__, path);
     if (rc != KILN_OK)

@@ -5,8 +5,9 @@
  * a file outlive its handle and the file itself, and changing their values never reaches the
  * file. Damaged files (truncated, another version, offsets outside the data, a class label out
  * of range, a bad header line, no 'end') are refused with KILN_ERR_CORRUPT naming the file; a
- * failed write leaves the old file whole. Writing and opening survive every allocation
- * failure without leaks.
+ * failed write leaves the old file whole, and a dataset the reader would refuse is not
+ * written. Keys change with the text, the file list and a rewritten file. Writing and
+ * opening survive every allocation failure without leaks.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/atomic_file.h"
@@ -314,12 +316,57 @@ static void test_failed_write_keeps_old_file(void **state)
     kiln_prepared_array unnamed = {"", STD, 5};
     assert_int_equal(kiln_prepared_write(ctx, path, one, 1, &unnamed, 1, NULL),
                      KILN_ERR_INVALID_ARGUMENT);
+    /* A file the reader would refuse is not written: a class label past the class count. */
+    sets[0]->classes[2] = 6;
+    const kiln_dataset *const bad[1] = {sets[0]};
+    assert_int_equal(kiln_prepared_write(ctx, path, bad, 1, NULL, 0, NULL),
+                     KILN_ERR_INVALID_ARGUMENT);
+    assert_contains(kiln_context_last_error(ctx), "class labels disagree");
     for (int i = 0; i < 3; i++)
         kiln_dataset_destroy(sets[i]);
     kiln_test_remove_dir(dir);
     free(old);
     free(now);
     free(path);
+    free(dir);
+    kiln_context_destroy(ctx);
+}
+
+/* Keys: equal for equal inputs, different for another text, a touched file or another file
+ * list; a file that is not there is KILN_ERR_IO naming it. */
+static void test_key(void **state)
+{
+    (void)state;
+    kiln_context *ctx = NULL;
+    assert_int_equal(kiln_context_create(NULL, &ctx), KILN_OK);
+    char *dir = kiln_test_make_temp_dir("prepared");
+    char *a = path_in(dir, "a.csv"), *b = path_in(dir, "b.csv");
+    spill(a, "x\n1\n", 4);
+    spill(b, "x\n2\n", 4);
+    const char *both[2] = {a, b}, *first[1] = {a};
+    char k1[65], k2[65];
+    assert_int_equal(kiln_prepared_key(ctx, "data: {}", both, 2, k1), KILN_OK);
+    assert_int_equal(strlen(k1), 64);
+    assert_int_equal(kiln_prepared_key(ctx, "data: {}", both, 2, k2), KILN_OK);
+    assert_string_equal(k1, k2);
+    assert_int_equal(kiln_prepared_key(ctx, "data: {} ", both, 2, k2), KILN_OK);
+    assert_string_not_equal(k1, k2);
+    assert_int_equal(kiln_prepared_key(ctx, "data: {}", first, 1, k2), KILN_OK);
+    assert_string_not_equal(k1, k2);
+    /* Rewritten with other content of the same size: the times and so the key change. */
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    spill(b, "x\n3\n", 4);
+    assert_int_equal(kiln_prepared_key(ctx, "data: {}", both, 2, k2), KILN_OK);
+    assert_string_not_equal(k1, k2);
+    char *missing = path_in(dir, "missing.csv");
+    const char *gone[1] = {missing};
+    assert_int_equal(kiln_prepared_key(ctx, "data: {}", gone, 1, k2), KILN_ERR_IO);
+    assert_contains(kiln_context_last_error(ctx), missing);
+    kiln_test_remove_dir(dir);
+    free(missing);
+    free(a);
+    free(b);
     free(dir);
     kiln_context_destroy(ctx);
 }
@@ -370,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_damaged_files),
         cmocka_unit_test(test_failed_write_keeps_old_file),
+        cmocka_unit_test(test_key),
         cmocka_unit_test(test_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
