@@ -12,6 +12,8 @@
  * Per-channel standardization of (C, H, W) samples matches a double-precision reference
  * (statistics and transformed values, NaN skipped), exports C values per statistic, and
  * refuses a channel count that does not divide the features or a channel with no value.
+ * The missing-value count (blocks of 64 values, then a tail) equals a plain isnan count for
+ * sizes around the block length, with NaN at block edges, negative NaN and infinities.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -543,10 +545,43 @@ static void test_out_of_memory(void **state)
     }
 }
 
+static void test_missing_count_sizes(void **state)
+{
+    (void)state;
+    kiln_context *ctx = kiln_test_context();
+    const int64_t sizes[][2] = {{1, 1}, {1, 63}, {1, 64}, {1, 65}, {3, 45}, {7, 19}, {13, 77}};
+    for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
+        int64_t n = sizes[c][0], f = sizes[c][1], total = n * f;
+        kiln_shape shape = kiln_shape_of(1, &f);
+        kiln_dataset *ds = NULL;
+        assert_int_equal(kiln_dataset_create(ctx, "d", n, &shape, KILN_LABELS_NONE, NULL, &ds),
+                         KILN_OK);
+        uint32_t state_lcg = (uint32_t)c + 1;
+        for (int64_t i = 0; i < total; i++) {
+            state_lcg = state_lcg * 1664525u + 1013904223u;
+            int pick = (int)(state_lcg >> 28);
+            ds->features[i] = pick < 3 ? NAN : pick == 3 ? -NAN : pick == 4 ? INFINITY : (float)i;
+        }
+        const int64_t edges[] = {0, 63, 64, 127, 128, total - 1};
+        for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++) {
+            if (edges[e] < total)
+                ds->features[edges[e]] = NAN;
+        }
+        int64_t expected = 0;
+        for (int64_t i = 0; i < total; i++)
+            expected += isnan(ds->features[i]) ? 1 : 0;
+        assert_true(expected > 0);
+        assert_int_equal(kiln_dataset_n_missing(ds), expected);
+        kiln_dataset_destroy(ds);
+    }
+    kiln_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_missing_count_sizes),
         cmocka_unit_test(test_train_only_statistics),
         cmocka_unit_test(test_scale_then_global_standardize),
         cmocka_unit_test(test_minmax),
