@@ -1,10 +1,22 @@
 /*
  * Human-readable byte counts for messages and tables ("78.5 GiB"), so that an out-of-memory
- * report can be read at a glance. Binary units, since device limits are powers of two.
+ * report can be read at a glance. Binary units, since device limits are powers of two. And the
+ * host's byte order, which the little-endian file formats (safetensors, prepared data) check.
  */
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "core/bytes.h"
 #include "kiln/context.h"
+
+bool kiln__host_is_little_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    return first == 1;
+}
 
 const char *kiln_format_bytes(unsigned long long n_bytes, char *out, size_t capacity)
 {

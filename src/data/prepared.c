@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/atomic_file.h"
+#include "core/bytes.h"
 #include "core/sha256.h"
 #include "data/data_internal.h"
 
@@ -74,14 +75,6 @@ struct kiln_prepared {
     char *note;
 };
 
-static bool little_endian(void)
-{
-    const uint32_t one = 1;
-    unsigned char first;
-    memcpy(&first, &one, 1);
-    return first == 1;
-}
-
 /* ---- writing ---- */
 
 /* One piece of the data section. */
@@ -127,7 +120,7 @@ static kiln_status check_write_args(kiln_context *ctx, const char *path,
     if (n_sets < 1 || n_sets > KILN_DATA_MAX_SPLITS)
         return kiln__error(ctx, KILN_ERR_INVALID_ARGUMENT, fn, "%s: %zu datasets; 1 to %d fit",
                            path, n_sets, KILN_DATA_MAX_SPLITS);
-    if (!little_endian())
+    if (!kiln__host_is_little_endian())
         return kiln__error(ctx, KILN_ERR_UNSUPPORTED, fn,
                            "%s: prepared-data files are little-endian; this host is not", path);
     if (n_arrays > MAX_ARRAYS)
@@ -201,15 +194,13 @@ kiln_status kiln_prepared_write(kiln_context *ctx, const char *path,
     size_t n_lines = 3 + n_sets + n_arrays;
     char *header = kiln__calloc(ctx, n_lines, LINE);
     char *joined[KILN_DATA_MAX_SPLITS] = {0};
-    blob blobs[KILN_DATA_MAX_SPLITS * 6 + 1];
-    blob *array_blobs = kiln__calloc(ctx, 2 * n_arrays + 1, sizeof *array_blobs);
-    bool failed = header == NULL || array_blobs == NULL;
+    /* Up to 6 blobs a set, 2 an array, and the note, in file order. */
+    layout l = {kiln__calloc(ctx, 6 * n_sets + 2 * n_arrays + 1, sizeof(blob)), 0,
+                (n_lines * LINE + PAGE - 1) / PAGE * PAGE}; /* LINE bytes a header line */
+    bool failed = header == NULL || l.blobs == NULL;
     kiln__atomic_file af = {.ctx = ctx};
     if (failed)
         goto no_memory;
-    /* The header's size bounds where data starts: LINE bytes a line, rounded up to pages. */
-    layout l = {blobs, 0, (n_lines * LINE + PAGE - 1) / PAGE * PAGE};
-    layout la = {array_blobs, 0, 0};
     size_t used = (size_t)snprintf(header, LINE, "%s", MAGIC);
     for (size_t i = 0; i < n_sets; i++) {
         const kiln_dataset *ds = sets[i];
@@ -242,43 +233,35 @@ kiln_status kiln_prepared_write(kiln_context *ctx, const char *path,
                       (unsigned long long)label_bytes);
         used += (size_t)n;
     }
-    /* Arrays and the note after the sets' blobs. */
-    la.end = l.end;
     for (size_t i = 0; i < n_arrays; i++) {
-        uint64_t values = place(&la, arrays[i].values, (uint64_t)arrays[i].n * 4);
+        uint64_t values = place(&l, arrays[i].values, (uint64_t)arrays[i].n * 4);
         uint64_t name_bytes = strlen(arrays[i].name);
-        uint64_t name = place(&la, arrays[i].name, name_bytes);
+        uint64_t name = place(&l, arrays[i].name, name_bytes);
         used += (size_t)snprintf(header + used, LINE, "array %lld %llu %llu %llu\n",
                                  (long long)arrays[i].n, (unsigned long long)values,
                                  (unsigned long long)name, (unsigned long long)name_bytes);
     }
     uint64_t note_bytes = note != NULL ? strlen(note) : 0;
-    blob note_blob = {note, note_bytes, 0};
-    if (note_bytes > 0)
-        note_blob.at = (la.end + ALIGN - 1) / ALIGN * ALIGN;
+    uint64_t note_at = place(&l, note, note_bytes);
     used += (size_t)snprintf(header + used, LINE, "note %llu %llu\nend\n",
-                             (unsigned long long)note_blob.at, (unsigned long long)note_bytes);
+                             (unsigned long long)note_at, (unsigned long long)note_bytes);
 
     rc = kiln__atomic_begin(&af, ctx, "kiln_prepared_write", path);
     if (rc != KILN_OK)
         goto done;
-    /* Zeros from the header's end to each blob; header + padding first. */
+    /* The header, then zeros up to each blob and the blob. */
     static const char ZEROS[PAGE];
     uint64_t written = used;
     bool ok = fwrite(header, 1, used, af.file) == used;
-    blob *lists[3] = {blobs, array_blobs, &note_blob};
-    size_t counts[3] = {l.n, la.n, note_bytes > 0 ? 1 : 0};
-    for (int list = 0; list < 3 && ok; list++) {
-        for (size_t b = 0; b < counts[list] && ok; b++) {
-            const blob *x = &lists[list][b];
-            while (ok && written < x->at) {
-                size_t pad = x->at - written < PAGE ? (size_t)(x->at - written) : PAGE;
-                ok = fwrite(ZEROS, 1, pad, af.file) == pad;
-                written += pad;
-            }
-            ok = ok && fwrite(x->bytes, 1, (size_t)x->n, af.file) == x->n;
-            written += x->n;
+    for (size_t b = 0; b < l.n && ok; b++) {
+        const blob *x = &l.blobs[b];
+        while (ok && written < x->at) {
+            size_t pad = x->at - written < PAGE ? (size_t)(x->at - written) : PAGE;
+            ok = fwrite(ZEROS, 1, pad, af.file) == pad;
+            written += pad;
         }
+        ok = ok && fwrite(x->bytes, 1, (size_t)x->n, af.file) == x->n;
+        written += x->n;
     }
     if (!ok) {
         rc = kiln__error(ctx, KILN_ERR_IO, "kiln_prepared_write",
@@ -295,7 +278,7 @@ no_memory:
 done:
     for (size_t i = 0; i < KILN_DATA_MAX_SPLITS; i++)
         kiln__free(ctx, joined[i]);
-    kiln__free(ctx, array_blobs);
+    kiln__free(ctx, l.blobs);
     kiln__free(ctx, header);
     return rc;
 }
@@ -439,7 +422,7 @@ static kiln_status parse_set(parser *ps, const char *s, set_entry *e)
     return KILN_OK;
 }
 
-static kiln_status parse_array(parser *ps, const char *s, kiln_prepared_array *a, char **name)
+static kiln_status parse_array(parser *ps, const char *s, kiln_prepared_array *a)
 {
     const char *base = ps->p->map->base;
     uint64_t n = 0, values = 0, at = 0, bytes = 0;
@@ -449,11 +432,11 @@ static kiln_status parse_array(parser *ps, const char *s, kiln_prepared_array *a
     if (n < 1 || n > UINT64_MAX / 8 || values == 0 || !in_data(ps, values, n * 4, true) ||
         at == 0 || !in_data(ps, at, bytes, false) || !no_nul(base, at, bytes))
         return corrupt(ps, "an array or its name lies outside the data section");
-    *name = copy_text(ps->p->ctx, base, at, bytes);
-    if (*name == NULL)
+    char *name = copy_text(ps->p->ctx, base, at, bytes);
+    if (name == NULL)
         return kiln__error(ps->p->ctx, KILN_ERR_NO_MEMORY, "kiln_prepared_open",
                            "out of memory reading %s", ps->p->path);
-    *a = (kiln_prepared_array){*name, (const float *)(const void *)(base + values), (int64_t)n};
+    *a = (kiln_prepared_array){name, (const float *)(const void *)(base + values), (int64_t)n};
     return KILN_OK;
 }
 
@@ -488,11 +471,8 @@ static kiln_status parse_header(parser *ps, const char *end)
                 return corrupt(ps, "more datasets than fit");
             rc = parse_set(ps, line + 3, &p->sets[p->n_sets++]);
         } else if (strncmp(line, "array", 5) == 0 && !have_note) {
-            kiln_prepared_array *a = &p->arrays[p->n_arrays++];
-            char *name = NULL;
-            rc = parse_array(ps, line + 5, a, &name);
-            if (rc != KILN_OK)
-                p->n_arrays--;
+            rc = parse_array(ps, line + 5, &p->arrays[p->n_arrays]);
+            p->n_arrays += rc == KILN_OK;
         } else if (strncmp(line, "note", 4) == 0 && !have_note) {
             const char *s = line + 4;
             uint64_t note = 0, bytes = 0;

@@ -104,14 +104,6 @@ size_t kiln_safetensors_dtype_size(kiln_safetensors_dtype dtype)
     return (unsigned)dtype < 4 ? DTYPE_SIZES[dtype] : 0;
 }
 
-bool kiln__host_is_little_endian(void)
-{
-    const uint16_t one = 1;
-    unsigned char first;
-    memcpy(&first, &one, 1);
-    return first == 1;
-}
-
 size_t kiln__utf8_length(const unsigned char *s, size_t n)
 {
     if (n == 0)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/atomic_file.h"
+#include "core/bytes.h"
 #include "core/context.h"
 #include "kiln/checkpoint.h"
 
@@ -49,7 +50,6 @@ size_t kiln__utf8_length(const unsigned char *s, size_t n);
 const char *kiln__find_duplicate(const char **names, size_t n);
 /* Bytes of a tensor; false when the count overflows 64 bits. */
 bool kiln__tensor_bytes(kiln_safetensors_dtype dtype, const kiln_shape *shape, uint64_t *out);
-bool kiln__host_is_little_endian(void);
 
 /* Text that grows through kiln__realloc; after a failed allocation `failed` is set and
  * further appends do nothing, so callers check once at the end. `data` is NUL-terminated
