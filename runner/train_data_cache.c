@@ -7,19 +7,17 @@
  * (the label kind), the identity of every data file and the library's own file, so editing
  * any of them prepares afresh. A later run with the same key maps the file instead of
  * preparing again and repeats the messages. At most DATA_CACHE_KEEP files are kept: the least
- * recently used go first, with temporaries of interrupted writes older than an hour. The cache
+ * recently used go first (kiln_cache_trim, which also sweeps stale temporaries). The cache
  * never makes a run fail: a file it cannot use or write is reported as a warning and the data are
  * prepared as if there were none.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "trainer.h"
 
@@ -148,68 +146,6 @@ bool train_data_cache_read(const train_data_cache *c, const config *cfg, kiln_co
     return ok;
 }
 
-/* Whether `name` is "<64 lowercase hex><suffix>" (suffix at its end, or as a prefix of the
- * rest when `prefix` is set). */
-static bool cache_name(const char *name, const char *suffix, bool prefix)
-{
-    for (int i = 0; i < 64; i++) {
-        if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
-            return false;
-    }
-    return prefix ? strncmp(name + 64, suffix, strlen(suffix)) == 0
-                  : strcmp(name + 64, suffix) == 0;
-}
-
-/* Removes the least recently used prepared-data files beyond DATA_CACHE_KEEP (never c->path)
- * and temporaries of writes that were interrupted (untouched for an hour: a write in progress
- * renews its file's time as it goes). */
-static void evict(const train_data_cache *c)
-{
-    DIR *d = opendir(c->dir);
-    if (d == NULL)
-        return;
-    struct entry {
-        char path[CONFIG_MAX_PATH + 80];
-        struct timespec used;
-    } entries[DATA_CACHE_KEEP + 1];
-    size_t n = 0;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-        bool temp = strlen(e->d_name) > 64 && cache_name(e->d_name, ".kdata.tmp-", true);
-        if (!temp &&
-            !(strlen(e->d_name) == 64 + strlen(SUFFIX) && cache_name(e->d_name, SUFFIX, false)))
-            continue;
-        struct entry x;
-        struct stat st;
-        if (snprintf(x.path, sizeof x.path, "%s/%s", c->dir, e->d_name) >= (int)sizeof x.path ||
-            strcmp(x.path, c->path) == 0 || stat(x.path, &st) != 0)
-            continue;
-        x.used = st.st_mtim;
-        if (temp) {
-            if (now.tv_sec - x.used.tv_sec > 3600)
-                remove(x.path);
-            continue;
-        }
-        /* Keep the DATA_CACHE_KEEP - 1 newest others in entries; the oldest beyond go now. */
-        size_t at = n;
-        while (at > 0 && (entries[at - 1].used.tv_sec < x.used.tv_sec ||
-                          (entries[at - 1].used.tv_sec == x.used.tv_sec &&
-                           entries[at - 1].used.tv_nsec < x.used.tv_nsec)))
-            at--;
-        if (at >= DATA_CACHE_KEEP - 1) {
-            remove(x.path);
-            continue;
-        }
-        if (n == DATA_CACHE_KEEP - 1)
-            remove(entries[--n].path);
-        memmove(&entries[at + 1], &entries[at], (n - at) * sizeof entries[0]);
-        entries[at] = x;
-        n++;
-    }
-    closedir(d);
-}
-
 bool train_data_cache_write(const train_data_cache *c, kiln_context *ctx, const train_data *d,
                             const char *note)
 {
@@ -237,9 +173,9 @@ bool train_data_cache_write(const train_data_cache *c, kiln_context *ctx, const 
         rc = train_make_dirs(c->dir, &err);
     if (rc == KILN_OK)
         rc = kiln_prepared_write(ctx, c->path, sets, n_sets, arrays, n_stats, note);
-    if (rc == KILN_OK) {
-        evict(c);
-    } else {
+    if (rc == KILN_OK && kiln_cache_trim(ctx, c->dir, DATA_CACHE_KEEP, NULL) != KILN_OK)
+        fprintf(stderr, "kiln: warning: data.cache: %s\n", kiln_context_last_error(ctx));
+    if (rc != KILN_OK) {
         const char *why = err.message[0] != '\0' ? err.message : kiln_context_last_error(ctx);
         fprintf(stderr, "kiln: warning: data.cache: the prepared data were not cached: %s\n",
                 why[0] != '\0' ? why : "out of memory");

@@ -238,6 +238,11 @@ kiln_status kiln_cache_get_info(kiln_context *ctx, const char *dir, kiln_cache_i
 /* Removes Kiln's entries (program binaries and prepared data) and temporaries from `dir`
  * (nothing else, GEMM tuning results included); `out_removed` may be NULL. */
 kiln_status kiln_cache_clear(kiln_context *ctx, const char *dir, kiln_cache_info *out_removed);
+/* Keeps the cache in bounds: removes prepared-data files beyond the `keep_data` most recently
+ * modified (a reader touches the file it uses) and temporaries of interrupted writes untouched
+ * for an hour (a write in progress renews its file's time). `out_removed` may be NULL. */
+kiln_status kiln_cache_trim(kiln_context *ctx, const char *dir, size_t keep_data,
+                            kiln_cache_info *out_removed);
 
 /* ---- Buffers ---- */
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/atomic_file.h"
@@ -336,10 +337,14 @@ static int classify(const char *name)
     return 0;
 }
 
-static kiln_status scan(kiln_context *ctx, const char *dir, bool remove, kiln_cache_info *out)
+/* Calls visit(user, path, kind, stat) for each of Kiln's regular files in `dir` (classify's
+ * kinds); a directory that does not exist yet has none. Stops at the first failing visit. */
+typedef kiln_status (*visit_fn)(kiln_context *ctx, void *user, const char *path, int kind,
+                                const struct stat *st);
+
+static kiln_status scan(kiln_context *ctx, const char *dir, visit_fn visit, void *user)
 {
     kiln_status rc = KILN_OK;
-    memset(out, 0, sizeof *out);
     DIR *d = opendir(dir);
     if (d == NULL) {
         if (errno == ENOENT)
@@ -347,35 +352,57 @@ static kiln_status scan(kiln_context *ctx, const char *dir, bool remove, kiln_ca
         return kiln__error(ctx, KILN_ERR_IO, __func__, "cannot read cache directory %s: %s", dir,
                            strerror(errno));
     }
-    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+    for (struct dirent *e = readdir(d); e != NULL && rc == KILN_OK; e = readdir(d)) {
         int kind = classify(e->d_name);
         if (kind == 0)
             continue;
         char *path = kiln__format(ctx, "%s/%s", dir, e->d_name);
         if (path == NULL)
-            KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory");
+            rc = kiln__error(ctx, KILN_ERR_NO_MEMORY, __func__, "out of memory");
         struct stat st;
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-            if (remove && unlink(path) != 0) {
-                rc = kiln__error(ctx, KILN_ERR_IO, __func__, "cannot remove %s: %s", path,
-                                 strerror(errno));
-                kiln__free(ctx, path);
-                goto cleanup;
-            }
-            if (kind == 1) {
-                out->n_entries++;
-                out->n_bytes += (uint64_t)st.st_size;
-            } else if (kind == 3) {
-                out->n_data_entries++;
-                out->n_data_bytes += (uint64_t)st.st_size;
-            } else {
-                out->n_stale_temps++;
-            }
-        }
+        if (path != NULL && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+            rc = visit(ctx, user, path, kind, &st);
         kiln__free(ctx, path);
     }
-cleanup:
     closedir(d);
+    return rc;
+}
+
+static void count(kiln_cache_info *info, int kind, const struct stat *st)
+{
+    if (kind == 1) {
+        info->n_entries++;
+        info->n_bytes += (uint64_t)st->st_size;
+    } else if (kind == 3) {
+        info->n_data_entries++;
+        info->n_data_bytes += (uint64_t)st->st_size;
+    } else {
+        info->n_stale_temps++;
+    }
+}
+
+static kiln_status remove_file(kiln_context *ctx, const char *path)
+{
+    if (unlink(path) != 0)
+        return kiln__error(ctx, KILN_ERR_IO, "kiln_cache", "cannot remove %s: %s", path,
+                           strerror(errno));
+    return KILN_OK;
+}
+
+static kiln_status visit_count(kiln_context *ctx, void *user, const char *path, int kind,
+                               const struct stat *st)
+{
+    (void)ctx, (void)path;
+    count(user, kind, st);
+    return KILN_OK;
+}
+
+static kiln_status visit_remove(kiln_context *ctx, void *user, const char *path, int kind,
+                                const struct stat *st)
+{
+    kiln_status rc = remove_file(ctx, path);
+    if (rc == KILN_OK)
+        count(user, kind, st);
     return rc;
 }
 
@@ -383,16 +410,83 @@ kiln_status kiln_cache_get_info(kiln_context *ctx, const char *dir, kiln_cache_i
 {
     if (ctx == NULL || dir == NULL || out == NULL)
         return KILN_ERR_INVALID_ARGUMENT;
-    return scan(ctx, dir, false, out);
+    memset(out, 0, sizeof *out);
+    return scan(ctx, dir, visit_count, out);
 }
 
 kiln_status kiln_cache_clear(kiln_context *ctx, const char *dir, kiln_cache_info *out_removed)
 {
     if (ctx == NULL || dir == NULL)
         return KILN_ERR_INVALID_ARGUMENT;
-    kiln_cache_info removed;
-    kiln_status rc = scan(ctx, dir, true, &removed);
+    kiln_cache_info removed = {0};
+    kiln_status rc = scan(ctx, dir, visit_remove, &removed);
     if (out_removed != NULL)
         *out_removed = removed;
+    return rc;
+}
+
+/* kiln_cache_trim's state: the prepared-data files seen, and what was removed. */
+typedef struct trim_state {
+    struct data_file {
+        char *path;
+        struct timespec used;
+        off_t size;
+    } * files;
+    size_t n, capacity;
+    time_t now;
+    kiln_cache_info removed;
+} trim_state;
+
+static kiln_status visit_trim(kiln_context *ctx, void *user, const char *path, int kind,
+                              const struct stat *st)
+{
+    trim_state *t = user;
+    if (kind == 2) /* an interrupted write: a live one renews its time as it goes */
+        return t->now - st->st_mtim.tv_sec > 3600 ? visit_remove(ctx, &t->removed, path, kind, st)
+                                                  : KILN_OK;
+    if (kind != 3)
+        return KILN_OK;
+    if (t->n == t->capacity) {
+        size_t capacity = t->capacity == 0 ? 16 : 2 * t->capacity;
+        struct data_file *grown = kiln__realloc(ctx, t->files, capacity * sizeof *grown);
+        if (grown == NULL)
+            return kiln__error(ctx, KILN_ERR_NO_MEMORY, "kiln_cache_trim", "out of memory");
+        t->files = grown;
+        t->capacity = capacity;
+    }
+    char *copy = kiln__strdup(ctx, path);
+    if (copy == NULL)
+        return kiln__error(ctx, KILN_ERR_NO_MEMORY, "kiln_cache_trim", "out of memory");
+    t->files[t->n++] = (struct data_file){copy, st->st_mtim, st->st_size};
+    return KILN_OK;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+    const struct timespec *x = &((const struct data_file *)a)->used;
+    const struct timespec *y = &((const struct data_file *)b)->used;
+    if (x->tv_sec != y->tv_sec)
+        return x->tv_sec < y->tv_sec ? 1 : -1;
+    return (x->tv_nsec < y->tv_nsec) - (x->tv_nsec > y->tv_nsec);
+}
+
+kiln_status kiln_cache_trim(kiln_context *ctx, const char *dir, size_t keep_data,
+                            kiln_cache_info *out_removed)
+{
+    if (ctx == NULL || dir == NULL)
+        return KILN_ERR_INVALID_ARGUMENT;
+    trim_state t = {.now = time(NULL)};
+    kiln_status rc = scan(ctx, dir, visit_trim, &t);
+    if (rc == KILN_OK && t.n > keep_data)
+        qsort(t.files, t.n, sizeof *t.files, newest_first);
+    for (size_t i = keep_data; rc == KILN_OK && i < t.n; i++) {
+        struct stat st = {.st_size = t.files[i].size};
+        rc = visit_remove(ctx, &t.removed, t.files[i].path, 3, &st);
+    }
+    for (size_t i = 0; i < t.n; i++)
+        kiln__free(ctx, t.files[i].path);
+    kiln__free(ctx, t.files);
+    if (out_removed != NULL)
+        *out_removed = t.removed;
     return rc;
 }

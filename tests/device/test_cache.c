@@ -6,14 +6,17 @@
  * - corrupt entries (flipped payload byte, truncation, garbage, wrong key) are rebuilt and
  *   replaced by a valid entry;
  * - different build options give different entries; KILN_NO_CACHE=1 disables the cache;
- * - `clear` removes Kiln's entries and temporaries and nothing else.
+ * - `clear` removes Kiln's entries and temporaries and nothing else;
+ * - `trim` keeps the newest prepared-data files and removes the rest and stale temporaries.
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "device/device.h"
@@ -164,7 +167,7 @@ static void test_hit_runs_cached_binary(void **state)
     unsigned char *entry = read_all(wrong_path, &n);
     unsigned char *real = NULL;
     long n_real = 0;
-    real = read_all(real_path, &n_real); /* written by the previous test */
+    real = read_all(real_path, &n_real);                    /* written by the previous test */
     memcpy(entry + 16, real + 16, KILN_SHA256_DIGEST_SIZE); /* the key field */
     write_all(real_path, entry, n);
 
@@ -289,7 +292,7 @@ static void test_clear(void **state)
     assert_int_equal(kiln_cache_get_info(f->ctx, f->dir, &info), KILN_OK);
     assert_int_equal(info.n_entries, 0);
     assert_int_equal(file_size(foreign), 9); /* not ours: untouched */
-    assert_int_equal(file_size(tuned), 19); /* tuning results: kept */
+    assert_int_equal(file_size(tuned), 19);  /* tuning results: kept */
     assert_int_equal(file_size(tune_temp), -1);
     assert_int_equal(file_size(path), -1);
     assert_int_equal(file_size(data), -1);
@@ -300,6 +303,56 @@ static void test_clear(void **state)
     assert_int_equal(kiln_cache_get_info(f->ctx, missing, &info), KILN_OK);
     assert_int_equal(info.n_entries, 0);
     free(path);
+}
+
+/* Sets path's modification time to `age` seconds ago. */
+static void age_file(const char *path, long age)
+{
+    struct timespec times[2];
+    clock_gettime(CLOCK_REALTIME, &times[0]);
+    times[0].tv_sec -= age;
+    times[1] = times[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+}
+
+/* Trimming keeps the newest prepared-data files and fresh temporaries, removes older data
+ * files and temporaries untouched for over an hour, and leaves binaries, tuning results and
+ * foreign files alone. */
+static void test_trim(void **state)
+{
+    fixture *f = *state;
+    char data[6][4300], old_temp[4400], new_temp[4400], tuned[4300], binary[4300], foreign[4300];
+    for (int i = 0; i < 6; i++) {
+        snprintf(data[i], sizeof data[i], "%s/%064x.kdata", f->dir, i);
+        write_all(data[i], (const unsigned char *)"prepared", 8);
+        age_file(data[i], 100 * (6 - i)); /* data[5] is the newest */
+    }
+    snprintf(old_temp, sizeof old_temp, "%s.tmp-1-1", data[0]);
+    snprintf(new_temp, sizeof new_temp, "%s.tmp-1-2", data[1]);
+    snprintf(tuned, sizeof tuned, "%s/%064x.ktune", f->dir, 7);
+    snprintf(binary, sizeof binary, "%s/%064x.kpb", f->dir, 8);
+    snprintf(foreign, sizeof foreign, "%s/notes.txt", f->dir);
+    const char *others[] = {old_temp, new_temp, tuned, binary, foreign};
+    for (int i = 0; i < 5; i++)
+        write_all(others[i], (const unsigned char *)"x", 1);
+    age_file(old_temp, 2 * 3600);
+    age_file(new_temp, 60);
+    age_file(binary, 5 * 3600);
+    kiln_cache_info removed;
+    assert_int_equal(kiln_cache_trim(f->ctx, f->dir, 4, &removed), KILN_OK);
+    assert_int_equal(removed.n_data_entries, 2);
+    assert_int_equal(removed.n_data_bytes, 16);
+    assert_int_equal(removed.n_stale_temps, 1);
+    assert_int_equal(removed.n_entries, 0);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(file_size(data[i]), i < 2 ? -1 : 8);
+    assert_int_equal(file_size(old_temp), -1);
+    for (int i = 1; i < 5; i++)
+        assert_int_equal(file_size(others[i]), 1);
+    /* Within bounds: nothing more goes. */
+    assert_int_equal(kiln_cache_trim(f->ctx, f->dir, 4, &removed), KILN_OK);
+    assert_int_equal(removed.n_data_entries + removed.n_stale_temps, 0);
+    assert_int_equal(kiln_cache_clear(f->ctx, f->dir, NULL), KILN_OK);
 }
 
 static void test_dir_resolution(void **state)
@@ -350,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_entries_rebuilt),
         cmocka_unit_test(test_options_key_and_disable),
         cmocka_unit_test(test_clear),
+        cmocka_unit_test(test_trim),
         cmocka_unit_test(test_dir_resolution),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
