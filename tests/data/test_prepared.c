@@ -22,14 +22,6 @@
 #include "kiln/data.h"
 #include "support/kiln_test.h"
 
-static char *path_in(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *path = malloc(n);
-    snprintf(path, n, "%s/%s", dir, name);
-    return path;
-}
-
 /* Three datasets of different kinds with deterministic values. */
 static void make_sets(kiln_context *ctx, kiln_dataset *sets[3])
 {
@@ -114,7 +106,7 @@ static void test_round_trip(void **state)
     (void)state;
     kiln_context *ctx = kiln_test_context();
     char *dir = kiln_test_make_temp_dir("prepared");
-    char *path = path_in(dir, "data.kdata");
+    char *path = kiln_test_path_in(dir, "data.kdata");
     kiln_dataset *sets[3];
     make_sets(ctx, sets);
     write_file(ctx, path, sets);
@@ -169,28 +161,6 @@ static void test_round_trip(void **state)
     kiln_context_destroy(ctx);
 }
 
-/* The file's bytes, and a copy with `count` bytes at `offset` replaced. */
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *bytes = malloc(*n);
-    assert_int_equal(fread(bytes, 1, *n, f), *n);
-    fclose(f);
-    return bytes;
-}
-
-static void spill(const char *path, const char *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(bytes, 1, n, f), n);
-    fclose(f);
-}
-
 /* Writes `bytes` with `from` replaced by `to` in the header to `bad` and expects a refusal
  * that names the file and contains `reason`. */
 static void expect_corrupt(kiln_context *ctx, const char *bad, const char *bytes, size_t n,
@@ -207,7 +177,7 @@ static void expect_corrupt(kiln_context *ctx, const char *bad, const char *bytes
         memcpy(at, to, strlen(to));
         m = head + strlen(to) + tail;
     }
-    spill(bad, copy, m);
+    kiln_test_write_file(bad, copy, m);
     kiln_prepared *p = NULL;
     assert_int_equal(kiln_prepared_open(ctx, bad, &p), KILN_ERR_CORRUPT);
     assert_null(p);
@@ -222,19 +192,19 @@ static void test_damaged_files(void **state)
     kiln_context *ctx = NULL;
     assert_int_equal(kiln_context_create(NULL, &ctx), KILN_OK);
     char *dir = kiln_test_make_temp_dir("prepared");
-    char *path = path_in(dir, "data.kdata"), *bad = path_in(dir, "bad.kdata");
+    char *path = kiln_test_path_in(dir, "data.kdata"), *bad = kiln_test_path_in(dir, "bad.kdata");
     kiln_dataset *sets[3];
     make_sets(ctx, sets);
     write_file(ctx, path, sets);
     size_t n = 0;
-    char *bytes = slurp(path, &n);
+    char *bytes = (char *)kiln_test_read_file(path, &n);
 
     /* Truncated. */
-    spill(bad, bytes, n - 40); /* the note ends past the file */
+    kiln_test_write_file(bad, bytes, n - 40); /* the note ends past the file */
     kiln_prepared *p = NULL;
     assert_int_equal(kiln_prepared_open(ctx, bad, &p), KILN_ERR_CORRUPT);
     assert_contains(kiln_context_last_error(ctx), "in the data section");
-    spill(bad, bytes, 100); /* shorter than a page */
+    kiln_test_write_file(bad, bytes, 100); /* shorter than a page */
     assert_int_equal(kiln_prepared_open(ctx, bad, &p), KILN_ERR_CORRUPT);
     assert_contains(kiln_context_last_error(ctx), "100 bytes");
 
@@ -260,7 +230,7 @@ static void test_damaged_files(void **state)
     expect_corrupt(ctx, bad, bytes, n, " 5 1 6 0 ", " 5 0 6 0 ", "label kind");
 
     /* Not there: an I/O error naming the file. */
-    char *missing = path_in(dir, "missing.kdata");
+    char *missing = kiln_test_path_in(dir, "missing.kdata");
     assert_int_equal(kiln_prepared_open(ctx, missing, &p), KILN_ERR_IO);
     assert_contains(kiln_context_last_error(ctx), missing);
 
@@ -287,19 +257,19 @@ static void test_failed_write_keeps_old_file(void **state)
     kiln_context *ctx = NULL;
     assert_int_equal(kiln_context_create(NULL, &ctx), KILN_OK);
     char *dir = kiln_test_make_temp_dir("prepared");
-    char *path = path_in(dir, "data.kdata");
+    char *path = kiln_test_path_in(dir, "data.kdata");
     kiln_dataset *sets[3];
     make_sets(ctx, sets);
     write_file(ctx, path, sets);
     size_t n_old = 0;
-    char *old = slurp(path, &n_old);
+    char *old = (char *)kiln_test_read_file(path, &n_old);
     const kiln_dataset *const one[1] = {sets[1]};
     kiln__atomic_before_rename = fail_before_rename;
     assert_int_equal(kiln_prepared_write(ctx, path, one, 1, NULL, 0, NULL), KILN_ERR_IO);
     kiln__atomic_before_rename = NULL;
     assert_contains(kiln_context_last_error(ctx), path);
     size_t n_now = 0;
-    char *now = slurp(path, &n_now);
+    char *now = (char *)kiln_test_read_file(path, &n_now);
     assert_int_equal(n_now, n_old);
     assert_memory_equal(now, old, n_old);
     /* Nothing but the file itself is left in the directory. */
@@ -340,9 +310,9 @@ static void test_key(void **state)
     kiln_context *ctx = NULL;
     assert_int_equal(kiln_context_create(NULL, &ctx), KILN_OK);
     char *dir = kiln_test_make_temp_dir("prepared");
-    char *a = path_in(dir, "a.csv"), *b = path_in(dir, "b.csv");
-    spill(a, "x\n1\n", 4);
-    spill(b, "x\n2\n", 4);
+    char *a = kiln_test_path_in(dir, "a.csv"), *b = kiln_test_path_in(dir, "b.csv");
+    kiln_test_write_file(a, "x\n1\n", 4);
+    kiln_test_write_file(b, "x\n2\n", 4);
     const char *both[2] = {a, b}, *first[1] = {a};
     char k1[65], k2[65];
     assert_int_equal(kiln_prepared_key(ctx, "data: {}", both, 2, k1), KILN_OK);
@@ -356,10 +326,10 @@ static void test_key(void **state)
     /* Rewritten with other content of the same size: the times and so the key change. */
     struct timespec pause = {0, 20 * 1000 * 1000};
     nanosleep(&pause, NULL);
-    spill(b, "x\n3\n", 4);
+    kiln_test_write_file(b, "x\n3\n", 4);
     assert_int_equal(kiln_prepared_key(ctx, "data: {}", both, 2, k2), KILN_OK);
     assert_string_not_equal(k1, k2);
-    char *missing = path_in(dir, "missing.csv");
+    char *missing = kiln_test_path_in(dir, "missing.csv");
     const char *gone[1] = {missing};
     assert_int_equal(kiln_prepared_key(ctx, "data: {}", gone, 1, k2), KILN_ERR_IO);
     assert_contains(kiln_context_last_error(ctx), missing);
@@ -375,7 +345,7 @@ static void test_out_of_memory(void **state)
 {
     (void)state;
     char *dir = kiln_test_make_temp_dir("prepared");
-    char *path = path_in(dir, "data.kdata");
+    char *path = kiln_test_path_in(dir, "data.kdata");
     for (long budget = 0;; budget++) {
         kiln_test_allocator a;
         kiln_test_allocator_init(&a, -1);

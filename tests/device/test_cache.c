@@ -88,26 +88,6 @@ static long file_size(const char *path)
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
-static unsigned char *read_all(const char *path, long *n)
-{
-    *n = file_size(path);
-    assert_true(*n > 0);
-    unsigned char *data = malloc((size_t)*n);
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    assert_int_equal(fread(data, 1, (size_t)*n, fp), (size_t)*n);
-    fclose(fp);
-    return data;
-}
-
-static void write_all(const char *path, const unsigned char *data, long n)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(data, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-}
-
 static void test_miss_then_hit(void **state)
 {
     fixture *f = *state;
@@ -163,13 +143,15 @@ static void test_hit_runs_cached_binary(void **state)
     kiln_device_destroy(dev);
     char *wrong_path = fill_entry_path(f, FILL_WRONG);
     char *real_path = fill_entry_path(f, NULL);
-    long n = 0;
-    unsigned char *entry = read_all(wrong_path, &n);
+    size_t n = 0;
+    unsigned char *entry = kiln_test_read_file(wrong_path, &n);
+    assert_true(n > 0);
     unsigned char *real = NULL;
-    long n_real = 0;
-    real = read_all(real_path, &n_real);                    /* written by the previous test */
+    size_t n_real = 0;
+    real = kiln_test_read_file(real_path, &n_real); /* written by the previous test */
+    assert_true(n_real > 0);
     memcpy(entry + 16, real + 16, KILN_SHA256_DIGEST_SIZE); /* the key field */
-    write_all(real_path, entry, n);
+    kiln_test_write_file(real_path, entry, n);
 
     kiln_program_origin origin = KILN_PROGRAM_IN_MEMORY;
     float got = run_fill(f, &origin);
@@ -177,7 +159,7 @@ static void test_hit_runs_cached_binary(void **state)
     assert_true(got == 3.0f); /* the cached (wrong) binary ran, not a fresh compile */
 
     /* Restore the genuine entry; the real kernel is back. */
-    write_all(real_path, real, n_real);
+    kiln_test_write_file(real_path, real, n_real);
     assert_true(run_fill(f, &origin) == 2.0f);
     assert_int_equal(origin, KILN_PROGRAM_FROM_CACHE);
     unlink(wrong_path);
@@ -196,25 +178,26 @@ static void test_corrupt_entries_rebuilt(void **state)
     kiln_cache_stats stats;
     prepare_fill(f, &stats); /* make sure a valid entry exists */
     for (int d = FLIP_PAYLOAD; d <= EMPTY; d++) {
-        long n = 0;
-        unsigned char *data = read_all(path, &n);
+        size_t n = 0;
+        unsigned char *data = kiln_test_read_file(path, &n);
+        assert_true(n > 0);
         switch ((damage)d) {
         case FLIP_PAYLOAD:
             data[n / 2 + 44] ^= 0x5a;
-            write_all(path, data, n);
+            kiln_test_write_file(path, data, n);
             break;
         case TRUNCATE:
-            write_all(path, data, n / 2);
+            kiln_test_write_file(path, data, n / 2);
             break;
         case GARBAGE:
-            write_all(path, (const unsigned char *)"not a binary", 12);
+            kiln_test_write_file(path, (const unsigned char *)"not a binary", 12);
             break;
         case WRONG_KEY:
             data[20] ^= 0x01;
-            write_all(path, data, n);
+            kiln_test_write_file(path, data, n);
             break;
         case EMPTY:
-            write_all(path, data, 0);
+            kiln_test_write_file(path, data, 0);
             break;
         }
         free(data);
@@ -267,16 +250,16 @@ static void test_clear(void **state)
     /* Prepared data (<key>.kdata) are entries of their own; so are their temporaries. */
     snprintf(data, sizeof data, "%.*s.kdata", (int)(strlen(path) - 4), path);
     snprintf(data_temp, sizeof data_temp, "%s.tmp-77-1", data);
-    write_all(data, (const unsigned char *)"prepared", 8);
-    write_all(data_temp, (const unsigned char *)"partial", 7);
+    kiln_test_write_file(data, (const unsigned char *)"prepared", 8);
+    kiln_test_write_file(data_temp, (const unsigned char *)"partial", 7);
     /* GEMM tuning results (<key>.ktune) are kept; their interrupted writes are temporaries. */
     snprintf(tuned, sizeof tuned, "%.*s.ktune", (int)(strlen(path) - 4), path);
     snprintf(tune_temp, sizeof tune_temp, "%s.tmp-def456", tuned);
     snprintf(foreign, sizeof foreign, "%s/notes.txt", f->dir);
-    write_all(temp, (const unsigned char *)"partial", 7);
-    write_all(tuned, (const unsigned char *)"kiln-gemm-tuning 1\n", 19);
-    write_all(tune_temp, (const unsigned char *)"partial", 7);
-    write_all(foreign, (const unsigned char *)"user file", 9);
+    kiln_test_write_file(temp, (const unsigned char *)"partial", 7);
+    kiln_test_write_file(tuned, (const unsigned char *)"kiln-gemm-tuning 1\n", 19);
+    kiln_test_write_file(tune_temp, (const unsigned char *)"partial", 7);
+    kiln_test_write_file(foreign, (const unsigned char *)"user file", 9);
     kiln_cache_info info;
     assert_int_equal(kiln_cache_get_info(f->ctx, f->dir, &info), KILN_OK);
     assert_int_equal(info.n_stale_temps, 3);
@@ -324,7 +307,7 @@ static void test_trim(void **state)
     char data[6][4300], old_temp[4400], new_temp[4400], tuned[4300], binary[4300], foreign[4300];
     for (int i = 0; i < 6; i++) {
         snprintf(data[i], sizeof data[i], "%s/%064x.kdata", f->dir, i);
-        write_all(data[i], (const unsigned char *)"prepared", 8);
+        kiln_test_write_file(data[i], (const unsigned char *)"prepared", 8);
         age_file(data[i], 100 * (6 - i)); /* data[5] is the newest */
     }
     snprintf(old_temp, sizeof old_temp, "%s.tmp-1-1", data[0]);
@@ -334,7 +317,7 @@ static void test_trim(void **state)
     snprintf(foreign, sizeof foreign, "%s/notes.txt", f->dir);
     const char *others[] = {old_temp, new_temp, tuned, binary, foreign};
     for (int i = 0; i < 5; i++)
-        write_all(others[i], (const unsigned char *)"x", 1);
+        kiln_test_write_file(others[i], (const unsigned char *)"x", 1);
     age_file(old_temp, 2 * 3600);
     age_file(new_temp, 60);
     age_file(binary, 5 * 3600);

@@ -143,6 +143,42 @@ char *kiln_test_make_temp_dir(const char *prefix)
     return path;
 }
 
+char *kiln_test_path_in(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(n);
+    assert_non_null(path);
+    snprintf(path, n, "%s/%s", dir, name);
+    return path;
+}
+
+unsigned char *kiln_test_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("cannot open %s: %s", path, strerror(errno));
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    assert_true(size >= 0);
+    assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+    unsigned char *data = malloc((size_t)size + 1);
+    assert_non_null(data);
+    assert_int_equal(fread(data, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    data[size] = '\0';
+    *n = (size_t)size;
+    return data;
+}
+
+void kiln_test_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        fail_msg("cannot create %s: %s", path, strerror(errno));
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
 void kiln_test_remove_dir(const char *path)
 {
     DIR *d = opendir(path);

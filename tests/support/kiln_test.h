@@ -47,9 +47,16 @@ void kiln_test_allocator_init(kiln_test_allocator *a, long budget);
 char *kiln_test_make_temp_dir(const char *prefix);
 /* Removes a directory made by kiln_test_make_temp_dir and the files in it. */
 void kiln_test_remove_dir(const char *path);
+/* "<dir>/<name>", malloc'd (the caller frees it). */
+char *kiln_test_path_in(const char *dir, const char *name);
+/* The whole file, malloc'd with a NUL after its *n bytes; fails the test when unreadable. */
+unsigned char *kiln_test_read_file(const char *path, size_t *n);
+/* Replaces `path` by n bytes of data; fails the test when it cannot. */
+void kiln_test_write_file(const char *path, const void *data, size_t n);
 
 /* Asserts that `text` contains `needle`, printing both when it does not. */
-#define assert_contains(text, needle) kiln_test_assert_contains((text), (needle), __FILE__, __LINE__)
+#define assert_contains(text, needle)                                                              \
+    kiln_test_assert_contains((text), (needle), __FILE__, __LINE__)
 void kiln_test_assert_contains(const char *text, const char *needle, const char *file, int line);
 
 #endif

@@ -108,15 +108,6 @@ static size_t read_state(kiln_model *model, float *out)
     return at;
 }
 
-static char *path_in(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *path = malloc(n);
-    assert_non_null(path);
-    snprintf(path, n, "%s/%s", dir, name);
-    return path;
-}
-
 static kiln_optimizer *adam(kiln_model *model)
 {
     kiln_optimizer_config c;
@@ -134,7 +125,7 @@ static void test_model_round_trip(void **state)
     kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
     kiln_device *other = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
     char *dir = kiln_test_make_temp_dir("checkpoint");
-    char *path = path_in(dir, "best.safetensors");
+    char *path = kiln_test_path_in(dir, "best.safetensors");
     net a, b;
     build(ctx, &a, 5, true, false);
     build(ctx, &b, 5, true, false);
@@ -247,7 +238,7 @@ static void test_optimizer_resume(void **state)
     kiln_context *ctx = kiln_test_context();
     kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
     char *dir = kiln_test_make_temp_dir("checkpoint");
-    char *path = path_in(dir, "resume.safetensors");
+    char *path = kiln_test_path_in(dir, "resume.safetensors");
     kiln_optimizer_config sgd, adamw;
     kiln_optimizer_config_init(&sgd, KILN_OPTIMIZER_SGD);
     sgd.lr = 0.05f;
@@ -313,7 +304,7 @@ static void test_foreign_layout(void **state)
     kiln_context *ctx = kiln_test_context();
     kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
     char *dir = kiln_test_make_temp_dir("checkpoint");
-    char *path = path_in(dir, "foreign.safetensors");
+    char *path = kiln_test_path_in(dir, "foreign.safetensors");
     net a, b;
     build(ctx, &a, 5, true, false);
     build(ctx, &b, 5, true, false);
@@ -430,8 +421,8 @@ static void test_mismatches(void **state)
     kiln_context *ctx = kiln_test_context();
     kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
     char *dir = kiln_test_make_temp_dir("checkpoint");
-    char *path = path_in(dir, "full.safetensors"), *bare = path_in(dir, "bare.safetensors");
-    char *bad = path_in(dir, "bad.safetensors");
+    char *path = kiln_test_path_in(dir, "full.safetensors"), *bare = kiln_test_path_in(dir, "bare.safetensors");
+    char *bad = kiln_test_path_in(dir, "bad.safetensors");
     net a, t;
     kiln_model *ma = target(ctx, dev, &a, 5, true, false);
     kiln_optimizer *opt = adam(ma);

@@ -41,15 +41,6 @@ static const unsigned char REFERENCE_DATA[47] = {
     0x00, 0x00, 0xc0, 0x3f, 0x00, 0x00, 0x00, 0xc0, 0x00, 0x00, 0x40, 0x40, 0x00, 0x00, 0x80, 0x40,
     0x00, 0x00, 0xa0, 0x40, 0x00, 0x00, 0xc8, 0x40, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0xff};
 
-static char *path_in(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *path = malloc(n);
-    assert_non_null(path);
-    snprintf(path, n, "%s/%s", dir, name);
-    return path;
-}
-
 static void write_bytes(const char *path, const void *bytes, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -152,7 +143,7 @@ static void test_reference_bytes(void **state)
     (void)state;
     kiln_context *ctx = kiln_test_context();
     char *dir = kiln_test_make_temp_dir("safetensors");
-    char *python = path_in(dir, "python.safetensors"), *ours = path_in(dir, "ours.safetensors");
+    char *python = kiln_test_path_in(dir, "python.safetensors"), *ours = kiln_test_path_in(dir, "ours.safetensors");
     size_t n_header = sizeof REFERENCE_HEADER - 1, n = 8 + n_header + sizeof REFERENCE_DATA;
     assert_int_equal(n_header, 280);
     unsigned char *expected = malloc(n);
@@ -190,7 +181,7 @@ static void test_round_trip(void **state)
     (void)state;
     kiln_context *ctx = kiln_test_context();
     char *dir = kiln_test_make_temp_dir("safetensors");
-    char *path = path_in(dir, "all.safetensors");
+    char *path = kiln_test_path_in(dir, "all.safetensors");
     float big[5 * 7];
     for (int i = 0; i < 35; i++)
         big[i] = (float)i * 0.25f - 3.0f;
@@ -263,7 +254,7 @@ static void test_escapes_and_whitespace(void **state)
     (void)state;
     kiln_context *ctx = kiln_test_context();
     char *dir = kiln_test_make_temp_dir("safetensors");
-    char *path = path_in(dir, "escapes.safetensors");
+    char *path = kiln_test_path_in(dir, "escapes.safetensors");
     write_file(path,
                " {\n\t\"__metadata__\" : { \"k\\u00E9y\" : \"smile \\ud83d\\ude00 \\t\\/\\\\\\b\\f"
                "\\r\\n\\\"\" } ,\r\n \"t\\u0041\\u20ac\" : { \"shape\" : [ 1 ] , \"data_offsets\""
@@ -363,7 +354,7 @@ static void test_corrupt_files(void **state)
     (void)state;
     kiln_context *ctx = kiln_test_context();
     char *dir = kiln_test_make_temp_dir("safetensors");
-    char *path = path_in(dir, "bad.safetensors");
+    char *path = kiln_test_path_in(dir, "bad.safetensors");
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
         write_file(path, BAD[i].header, BAD[i].n_data);
         kiln_safetensors *file = NULL;
@@ -394,7 +385,7 @@ static void test_corrupt_files(void **state)
     assert_int_equal(kiln_safetensors_read(ctx, path, &file), KILN_ERR_CORRUPT);
     assert_contains(kiln_context_last_error(ctx), "tensor 'w' ends at byte 8");
     assert_contains(kiln_context_last_error(ctx), "truncated");
-    char *missing = path_in(dir, "missing.safetensors");
+    char *missing = kiln_test_path_in(dir, "missing.safetensors");
     assert_int_equal(kiln_safetensors_read(ctx, missing, &file), KILN_ERR_IO);
     assert_contains(kiln_context_last_error(ctx), missing);
     assert_int_equal(kiln_safetensors_read(ctx, dir, &file), KILN_ERR_IO);
@@ -411,7 +402,7 @@ static void test_write_rejects_bad_arguments(void **state)
     (void)state;
     kiln_context *ctx = kiln_test_context();
     char *dir = kiln_test_make_temp_dir("safetensors");
-    char *path = path_in(dir, "bad.safetensors");
+    char *path = kiln_test_path_in(dir, "bad.safetensors");
     float x[2] = {1, 2};
     kiln_host_tensor ok = host("x", KILN_SAFETENSORS_F32, 1, (int64_t[]){2}, x);
     kiln_host_tensor twice[2] = {ok, host("x", KILN_SAFETENSORS_I32, 1, (int64_t[]){2}, x)};
@@ -471,7 +462,7 @@ static void test_atomic_write(void **state)
     (void)state;
     kiln_context *ctx = kiln_test_context();
     char *dir = kiln_test_make_temp_dir("safetensors");
-    char *path = path_in(dir, "model.safetensors");
+    char *path = kiln_test_path_in(dir, "model.safetensors");
     static float big[1 << 14];
     kiln_host_tensor t = host("w", KILN_SAFETENSORS_F32, 1, (int64_t[]){1 << 14}, big);
     kiln_metadata_entry v1 = {"version", "1"}, v2 = {"version", "2"};
@@ -497,7 +488,7 @@ static void test_atomic_write(void **state)
     check_old_file_survives(dir, path, ctx, "cannot write");
 
     /* A target that cannot be replaced (a non-empty directory): the rename itself fails. */
-    char *blocked = path_in(dir, "blocked"), *inside = path_in(blocked, "keep");
+    char *blocked = kiln_test_path_in(dir, "blocked"), *inside = kiln_test_path_in(blocked, "keep");
     assert_int_equal(mkdir(blocked, 0755), 0);
     write_bytes(inside, "x", 1);
     assert_int_equal(kiln_safetensors_write(ctx, blocked, &v2, 1, &t, 1), KILN_ERR_IO);
@@ -507,7 +498,7 @@ static void test_atomic_write(void **state)
     unlink(inside);
     rmdir(blocked);
     /* A directory that does not exist. */
-    char *nowhere = path_in(blocked, "model.safetensors");
+    char *nowhere = kiln_test_path_in(blocked, "model.safetensors");
     assert_int_equal(kiln_safetensors_write(ctx, nowhere, &v2, 1, &t, 1), KILN_ERR_IO);
     assert_contains(kiln_context_last_error(ctx), nowhere);
 
@@ -532,7 +523,7 @@ static void test_out_of_memory(void **state)
 {
     (void)state;
     char *dir = kiln_test_make_temp_dir("safetensors");
-    char *path = path_in(dir, "oom.safetensors"), *out = path_in(dir, "out.safetensors");
+    char *path = kiln_test_path_in(dir, "oom.safetensors"), *out = kiln_test_path_in(dir, "out.safetensors");
     kiln_test_allocator a;
     kiln_test_allocator_init(&a, -1);
     kiln_context_options options = {.allocator = &a.allocator};
