@@ -3,8 +3,9 @@
  * sigmoid, tanh and gelu (exact: 0.5 x (1 + erf(x / sqrt 2))).
  *
  * Every forward kernel has the signature (x, y, slope, n) and every backward kernel
- * (x, y, g, gx, slope, n), so the host launches them all alike; `slope` is leaky_relu's and
- * is ignored by the others. All buffers hold n elements; work-item i handles element i, and
+ * (x, y, g, gx, slope, n, accumulate), so the host launches them all alike; `slope` is
+ * leaky_relu's and is ignored by the others; backward adds to gx, or sets it (never reading
+ * it) when accumulate is 0. All buffers hold n elements; work-item i handles element i, and
  * the launch may round the global size up, so every kernel checks i < n.
  *
  * Special values follow IEEE arithmetic as PyTorch does: NaN in gives NaN out (relu and
@@ -32,11 +33,11 @@
         (void)slope;                                                                               \
     }
 
-/* gx += gi * f'(v), from the input v = x[i] or the output w = y[i]; unused loads are dead. */
+/* gx (+)= gi * f'(v), from the input v = x[i] or the output w = y[i]; unused loads are dead. */
 #define KILN_ACT_BWD(name, expr)                                                                   \
     __kernel void name(__global const KILN_REAL *x, __global const KILN_REAL *y,                   \
                        __global const KILN_REAL *g, __global KILN_REAL *gx, const KILN_REAL slope, \
-                       const uint n)                                                               \
+                       const uint n, const int accumulate)                                         \
     {                                                                                              \
         const uint i = (uint)get_global_id(0);                                                     \
         if (i >= n)                                                                                \
@@ -44,7 +45,8 @@
         const KILN_REAL v = x[i];                                                                  \
         const KILN_REAL w = y[i];                                                                  \
         const KILN_REAL gi = g[i];                                                                 \
-        gx[i] += (expr);                                                                           \
+        const KILN_REAL d = (expr);                                                                \
+        gx[i] = accumulate ? gx[i] + d : d;                                                        \
         (void)v;                                                                                   \
         (void)w;                                                                                   \
         (void)slope;                                                                               \

@@ -84,11 +84,12 @@ __kernel void scale_fwd(__global const KILN_REAL *x, __global KILN_REAL *y, cons
         y[i] = alpha * x[i];
 }
 
-/* gx += alpha * g. g, gx: (n,) */
+/* gx += alpha * g, or gx = alpha * g when accumulate is 0 (gx is then never read).
+ * g, gx: (n,) */
 __kernel void scale_bwd_x(__global const KILN_REAL *g, __global KILN_REAL *gx,
-                          const KILN_REAL alpha, const uint n)
+                          const KILN_REAL alpha, const uint n, const int accumulate)
 {
     const uint i = (uint)get_global_id(0);
     if (i < n)
-        gx[i] += alpha * g[i];
+        gx[i] = accumulate ? gx[i] + alpha * g[i] : alpha * g[i];
 }

@@ -60,12 +60,13 @@ __kernel void softmax_cross_entropy_fwd(__global const KILN_REAL *x, __global co
     term[i] = q * (m[row] + log(s[row]) - x[i]);
 }
 
-/* gx[i] += g * inv_n * (p_c - q_c), p = softmax of the row; NaN for a row whose label is out
- * of range. g: the scalar output gradient (one element). gx: (N, C). */
+/* gx[i] += g * inv_n * (p_c - q_c), p = softmax of the row (gx[i] = ... when accumulate is 0);
+ * NaN for a row whose label is out of range. g: the scalar output gradient (one element).
+ * gx: (N, C). */
 __kernel void softmax_cross_entropy_bwd_logits(
     __global const KILN_REAL *x, __global const int *labels, __global const KILN_REAL *m,
     __global const KILN_REAL *s, __global const KILN_REAL *g, __global KILN_REAL *gx, const uint n,
-    const uint classes, const KILN_REAL smoothing, const KILN_REAL inv_n)
+    const uint classes, const KILN_REAL smoothing, const KILN_REAL inv_n, const int accumulate)
 {
     const uint i = (uint)get_global_id(0);
     if (i >= n)
@@ -75,14 +76,15 @@ __kernel void softmax_cross_entropy_bwd_logits(
     KILN_REAL d = NAN;
     if (label_valid(label, classes))
         d = exp(x[i] - m[row]) / s[row] - smoothed_target(i % classes, label, classes, smoothing);
-    gx[i] += g[0] * inv_n * d;
+    const KILN_REAL t = g[0] * inv_n * d;
+    gx[i] = accumulate ? gx[i] + t : t;
 }
 
 /* ---- pointwise losses: x and t of equal shape, flattened to (n,) ---- */
 
 /*
- * Defines <name>_fwd (term[i] = TERM) and <name>_bwd_x (gx[i] += g * inv_n * GRAD), with u the
- * prediction (logit) and v the target at element i.
+ * Defines <name>_fwd (term[i] = TERM) and <name>_bwd_x (gx[i] += g * inv_n * GRAD, or = when
+ * accumulate is 0), with u the prediction (logit) and v the target at element i.
  */
 #define KILN_POINTWISE_LOSS(name, TERM, GRAD)                                                      \
     __kernel void name##_fwd(__global const KILN_REAL *x, __global const KILN_REAL *t,             \
@@ -97,14 +99,15 @@ __kernel void softmax_cross_entropy_bwd_logits(
     }                                                                                              \
     __kernel void name##_bwd_x(__global const KILN_REAL *x, __global const KILN_REAL *t,           \
                                __global const KILN_REAL *g, __global KILN_REAL *gx, const uint n,  \
-                               const KILN_REAL inv_n)                                              \
+                               const KILN_REAL inv_n, const int accumulate)                        \
     {                                                                                              \
         const uint i = (uint)get_global_id(0);                                                     \
         if (i >= n)                                                                                \
             return;                                                                                \
         const KILN_REAL u = x[i];                                                                  \
         const KILN_REAL v = t[i];                                                                  \
-        gx[i] += g[0] * inv_n * (GRAD);                                                            \
+        const KILN_REAL d = g[0] * inv_n * (GRAD);                                                 \
+        gx[i] = accumulate ? gx[i] + d : d;                                                        \
     }
 
 /* The logistic function without overflow: exp is only taken of -|u|. */

@@ -33,7 +33,7 @@ static void print_row(const kiln_check_row *row, void *user)
         return;
     char tol[32];
     snprintf(tol, sizeof tol, "%.0e+%.0e", row->atol, row->rtol);
-    printf("%-20s %-30s %-11s %10.3g %10.3g %-14s %-4s %9.1f%s%s\n", row->op, row->shape, row->what,
+    printf("%-20s %-30s %-16s %10.3g %10.3g %-14s %-4s %9.1f%s%s\n", row->op, row->shape, row->what,
            row->max_abs, row->max_rel, tol, row->pass ? "pass" : "FAIL", row->ms,
            row->note[0] != '\0' ? "  " : "", row->note);
     t->printed++;
@@ -82,7 +82,7 @@ static int run(int argc, char **argv)
     printf("kiln selftest on device %zu (%zu:%zu): %s, %s, driver %s\n\n", info->index,
            info->platform_index, info->device_index, info->name, info->platform_name,
            info->driver_version);
-    printf("%-20s %-30s %-11s %10s %10s %-14s %-4s %9s\n", "op", "shape", "check", "max abs",
+    printf("%-20s %-30s %-16s %10s %10s %-14s %-4s %9s\n", "op", "shape", "check", "max abs",
            "max rel", "tol (a+r)", "ok", "ms");
     kiln_check_run run = {.dev = dev, .only_op = only, .on_row = print_row, .user = &t};
     double t0 = kiln_check_now_ms();

@@ -5,7 +5,9 @@
  *
  * Conventions: fp32 tensors in NCHW / NCDHW; class labels are i32. Backward *accumulates*
  * into the gradient tensors it is given (grad += ...), so a value used twice gets both
- * contributions; callers zero gradients first. Launches are queued, not waited for.
+ * contributions; callers zero gradients first, or mark a gradient that holds nothing yet in
+ * kiln_op_args.grad_fresh and let backward write it (no zero-fill launch where the op can
+ * write instead of add). Launches are queued, not waited for.
  */
 #ifndef KILN_OPS_H
 #define KILN_OPS_H
@@ -81,14 +83,17 @@ typedef struct kiln_op_args {
     /* backward only */
     kiln_tensor *grad_output;
     kiln_tensor *const *grad_inputs; /* n_inputs entries; NULL where no gradient is wanted */
+    /* Bit i: grad_inputs[i] holds no value yet (its memory may be anything), so backward sets
+     * it to the gradient instead of adding to it. 0: accumulate into every gradient. */
+    uint32_t grad_fresh;
 } kiln_op_args;
 
 /* Queues the forward computation. Checks arity, dtypes and shapes against kiln_op_infer first
  * (KILN_ERR_SHAPE with the op and shapes on mismatch). */
 kiln_status kiln_op_forward(kiln_device *dev, const kiln_op *op, const kiln_op_args *args);
-/* Queues the backward computation, accumulating into args->grad_inputs. Needs the inputs,
- * output and saved tensors of the matching forward call. KILN_ERR_UNSUPPORTED for an op that
- * is not differentiable. */
+/* Queues the backward computation, accumulating into args->grad_inputs (or setting those
+ * args->grad_fresh marks). Needs the inputs, output and saved tensors of the matching forward
+ * call. KILN_ERR_UNSUPPORTED for an op that is not differentiable. */
 kiln_status kiln_op_backward(kiln_device *dev, const kiln_op *op, const kiln_op_args *args);
 
 #ifdef __cplusplus

@@ -7,8 +7,9 @@
  * device's memory (suggesting a batch size that fits) before anything is allocated.
  *
  * Step numbering: node i's forward runs at step i; with N nodes, step N seeds d(loss) = 1 and
- * node i's backward runs at step 2N - i. A gradient is zero-filled at its first writer's step,
- * so its lifetime starts there; gradients of a fanned-out value accumulate from each consumer.
+ * node i's backward runs at step 2N - i. A gradient's first writer marks it fresh (the op sets
+ * it, or kiln_op_backward zero-fills it first), so its lifetime starts there; gradients of a
+ * fanned-out value accumulate from each later consumer.
  */
 #include <math.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@ struct kiln_executor {
     kiln_tensor **grads;  /* per value, train mode; NULL where no gradient flows */
     kiln_tensor **saved;  /* per node, KILN_OP_MAX_SAVED each */
     bool *kept;           /* per value: readable after forward */
-    bool *zeroed;         /* per value: gradient zero-filled in the current backward */
+    bool *zeroed;         /* per value: gradient written (or zeroed) in the current backward */
     kiln_buffer **slots;
     size_t n_slots;
     kiln_buffer *workspace;
@@ -185,7 +186,7 @@ static size_t build_items(const kiln_graph *g, kiln_mode mode, const bool *kept,
         it->end = -1;
         if ((kiln_value)v == g->loss)
             it->start = (int32_t)g->n_nodes;
-        for (size_t j = 0; j < g->n_nodes; j++) { /* the first backward writer zero-fills */
+        for (size_t j = 0; j < g->n_nodes; j++) { /* from the first backward writer */
             const kiln__node *node = &g->nodes[j];
             for (int k = 0; k < node->n_inputs; k++)
                 if ((size_t)node->inputs[k] == v && grad[node->output] &&
@@ -711,9 +712,7 @@ kiln_status kiln_executor_backward(kiln_executor *ex)
             kiln_value in = node->inputs[k];
             grads[k] = kiln_op_input_differentiable(node->op, k) ? ex->grads[in] : NULL;
             if (grads[k] != NULL && !ex->zeroed[in]) {
-                rc = fill(ex, grads[k], 0.0f);
-                if (rc != KILN_OK)
-                    return rc;
+                args.grad_fresh |= 1u << k; /* the op writes it, or zero-fills it first */
                 ex->zeroed[in] = true;
             }
             any = any || grads[k] != NULL;

@@ -44,7 +44,8 @@ static kiln_status activation_forward(kiln_device *dev, const kiln_op *op, const
     return kiln__launch_1d(dev, "activation", FWD_KERNELS[op->variant], args, 4, n);
 }
 
-/* gx += g * f'(x), with f' from x or from y = f(x). x, y, g, gx: n elements. */
+/* gx += g * f'(x) (gx = ... when fresh), with f' from x or from y = f(x). x, y, g, gx: n
+ * elements. */
 static kiln_status activation_backward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)
 {
     if (a->grad_inputs == NULL || a->grad_inputs[0] == NULL)
@@ -55,8 +56,9 @@ static kiln_status activation_backward(kiln_device *dev, const kiln_op *op, cons
                         KILN__ARG_T(a->grad_output),
                         KILN__ARG_T(a->grad_inputs[0]),
                         KILN__ARG_FLOAT(slope_of(op, a->params)),
-                        KILN__ARG_UINT(n)};
-    return kiln__launch_1d(dev, "activation", BWD_KERNELS[op->variant], args, 6, n);
+                        KILN__ARG_UINT(n),
+                        KILN__ARG_INT(kiln__grad_fresh(a, 0) ? 0 : 1)};
+    return kiln__launch_1d(dev, "activation", BWD_KERNELS[op->variant], args, 7, n);
 }
 
 #define ACTIVATION_OP(symbol, op_name, code, params_type, infer_fn)                                \
@@ -68,6 +70,7 @@ static kiln_status activation_backward(kiln_device *dev, const kiln_op *op, cons
         .infer = infer_fn,                                                                         \
         .forward = activation_forward,                                                             \
         .backward = activation_backward,                                                           \
+        .writes_fresh_grads = 1u,                                                                  \
         .variant = code,                                                                           \
     }
 

@@ -74,16 +74,17 @@ static kiln_status binary_backward(kiln_device *dev, const kiln_op *op, const ki
         if (grad == NULL)
             continue;
         bool direct = kiln_shape_equal(&shapes[i], out);
+        bool fresh = kiln__grad_fresh(a, i);
         const kiln_buffer *target = direct ? kiln__tensor_buffer(grad) : a->workspace;
         kiln__arg args[] = {KILN__ARG_T(a->grad_output),       KILN__ARG_T(a->inputs[0]),
                             KILN__ARG_T(a->inputs[1]),         KILN__ARG_BUF(target),
                             KILN__ARG_UINT(n),                 kiln__arg_u32x4(plan.dims),
                             kiln__arg_u32x4(plan.strides[0]), kiln__arg_u32x4(plan.strides[1]),
-                            KILN__ARG_INT(direct ? 1 : 0)};
+                            KILN__ARG_INT(direct && !fresh ? 1 : 0)};
         rc = kiln__launch_1d(dev, "elementwise", TERM_KERNELS[op->variant][i], args, 9, n);
         if (rc == KILN_OK && !direct)
             rc = kiln__reduce_to(dev, op, a->workspace, out, kiln__tensor_buffer(grad),
-                                 &shapes[i], KILN__REDUCE_SUM, 1.0f, true);
+                                 &shapes[i], KILN__REDUCE_SUM, 1.0f, !fresh);
     }
     return rc;
 }
@@ -97,6 +98,7 @@ static kiln_status binary_backward(kiln_device *dev, const kiln_op *op, const ki
         .workspace = binary_workspace,                                                         \
         .forward = binary_forward,                                                             \
         .backward = binary_backward,                                                           \
+        .writes_fresh_grads = 3u,                                                              \
         .variant = code,                                                                       \
     }
 
@@ -118,12 +120,12 @@ static kiln_status scale_forward(kiln_device *dev, const kiln_op *op, const kiln
 }
 
 kiln_status kiln__accumulate_grad(kiln_device *dev, const kiln_tensor *g, kiln_tensor *gx,
-                                  float alpha)
+                                  float alpha, bool fresh)
 {
     uint32_t n = (uint32_t)kiln_tensor_count(gx);
     kiln__arg args[] = {KILN__ARG_T(g), KILN__ARG_T(gx), KILN__ARG_FLOAT(alpha),
-                        KILN__ARG_UINT(n)};
-    return kiln__launch_1d(dev, "elementwise", "scale_bwd_x", args, 4, n);
+                        KILN__ARG_UINT(n), KILN__ARG_INT(fresh ? 0 : 1)};
+    return kiln__launch_1d(dev, "elementwise", "scale_bwd_x", args, 5, n);
 }
 
 static kiln_status scale_backward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)
@@ -132,7 +134,8 @@ static kiln_status scale_backward(kiln_device *dev, const kiln_op *op, const kil
     const kiln_scale_params *p = a->params;
     if (a->grad_inputs == NULL || a->grad_inputs[0] == NULL)
         return KILN_OK;
-    return kiln__accumulate_grad(dev, a->grad_output, a->grad_inputs[0], p->alpha);
+    return kiln__accumulate_grad(dev, a->grad_output, a->grad_inputs[0], p->alpha,
+                                 kiln__grad_fresh(a, 0));
 }
 
 const kiln_op kiln__op_scale = {
@@ -143,6 +146,7 @@ const kiln_op kiln__op_scale = {
     .infer = kiln__infer_same_shape,
     .forward = scale_forward,
     .backward = scale_backward,
+    .writes_fresh_grads = 1u,
 };
 
 /* ---- bias_add ---- */
@@ -201,12 +205,13 @@ static kiln_status bias_backward(kiln_device *dev, const kiln_op *op, const kiln
     if (a->grad_inputs == NULL)
         return KILN_OK;
     if (a->grad_inputs[0] != NULL)
-        rc = kiln__accumulate_grad(dev, a->grad_output, a->grad_inputs[0], 1.0f);
+        rc = kiln__accumulate_grad(dev, a->grad_output, a->grad_inputs[0], 1.0f,
+                                   kiln__grad_fresh(a, 0));
     if (rc == KILN_OK && a->grad_inputs[1] != NULL) {
         kiln_shape b = bias_operand(x, kiln__axis(p->axis, x->ndim));
         rc = kiln__reduce_to(dev, op, kiln__tensor_buffer(a->grad_output), x,
                              kiln__tensor_buffer(a->grad_inputs[1]), &b, KILN__REDUCE_SUM, 1.0f,
-                             true);
+                             !kiln__grad_fresh(a, 1));
     }
     return rc;
 }
@@ -219,4 +224,5 @@ const kiln_op kiln__op_bias_add = {
     .infer = bias_infer,
     .forward = bias_forward,
     .backward = bias_backward,
+    .writes_fresh_grads = 3u,
 };

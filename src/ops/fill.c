@@ -47,7 +47,8 @@ static kiln_status copy_backward(kiln_device *dev, const kiln_op *op, const kiln
     (void)op;
     if (a->grad_inputs == NULL || a->grad_inputs[0] == NULL)
         return KILN_OK;
-    return kiln__accumulate_grad(dev, a->grad_output, a->grad_inputs[0], 1.0f);
+    return kiln__accumulate_grad(dev, a->grad_output, a->grad_inputs[0], 1.0f,
+                                 kiln__grad_fresh(a, 0));
 }
 
 const kiln_op kiln__op_copy = {
@@ -57,4 +58,5 @@ const kiln_op kiln__op_copy = {
     .infer = kiln__infer_same_shape,
     .forward = copy_forward,
     .backward = copy_backward,
+    .writes_fresh_grads = 1u,
 };

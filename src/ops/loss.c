@@ -5,7 +5,8 @@
  *
  * Forward writes one term per element into the workspace (cl/loss.cl) and averages the terms
  * with the shared tree reduction (reduce.c), never a serial float sum. Backward reads the
- * scalar output gradient on the device and accumulates into the prediction's gradient;
+ * scalar output gradient on the device and accumulates into the prediction's gradient (or sets
+ * it when fresh);
  * targets and labels take no gradient. The dice loss lives in dice.c.
  */
 #include "ops/op.h"
@@ -113,8 +114,9 @@ static kiln_status ce_backward(kiln_device *dev, const kiln_op *op, const kiln_o
                         KILN__ARG_UINT(n),
                         KILN__ARG_UINT(x->dim[1]),
                         KILN__ARG_FLOAT(p->label_smoothing),
-                        KILN__ARG_FLOAT(1.0 / (double)x->dim[0])};
-    return kiln__launch_1d(dev, "loss", "softmax_cross_entropy_bwd_logits", args, 10, n);
+                        KILN__ARG_FLOAT(1.0 / (double)x->dim[0]),
+                        KILN__ARG_INT(kiln__grad_fresh(a, 0) ? 0 : 1)};
+    return kiln__launch_1d(dev, "loss", "softmax_cross_entropy_bwd_logits", args, 11, n);
 }
 
 const kiln_op kiln__op_softmax_cross_entropy = {
@@ -129,6 +131,7 @@ const kiln_op kiln__op_softmax_cross_entropy = {
     .workspace = terms_workspace,
     .forward = ce_forward,
     .backward = ce_backward,
+    .writes_fresh_grads = 1u,
 };
 
 /* ---- pointwise losses: prediction x and target t of equal shape -> () ---- */
@@ -170,8 +173,9 @@ static kiln_status pointwise_backward(kiln_device *dev, const kiln_op *op, const
     uint32_t n = (uint32_t)kiln_tensor_count(a->inputs[0]);
     kiln__arg args[] = {KILN__ARG_T(a->inputs[0]),   KILN__ARG_T(a->inputs[1]),
                         KILN__ARG_T(a->grad_output), KILN__ARG_T(a->grad_inputs[0]),
-                        KILN__ARG_UINT(n),           KILN__ARG_FLOAT(1.0 / (double)n)};
-    return kiln__launch_1d(dev, "loss", PW_BWD[op->variant], args, 6, n);
+                        KILN__ARG_UINT(n),           KILN__ARG_FLOAT(1.0 / (double)n),
+                        KILN__ARG_INT(kiln__grad_fresh(a, 0) ? 0 : 1)};
+    return kiln__launch_1d(dev, "loss", PW_BWD[op->variant], args, 7, n);
 }
 
 #define POINTWISE_LOSS(symbol, op_name, code)                                                      \
@@ -184,6 +188,7 @@ static kiln_status pointwise_backward(kiln_device *dev, const kiln_op *op, const
         .workspace = terms_workspace,                                                              \
         .forward = pointwise_forward,                                                              \
         .backward = pointwise_backward,                                                            \
+        .writes_fresh_grads = 1u,                                                                  \
         .variant = code,                                                                           \
     }
 

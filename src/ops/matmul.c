@@ -72,17 +72,24 @@ static kiln_status product_forward(kiln_device *dev, const kiln_op *op, const pr
     return kiln__gemm_run(dev, gemm_what(what, sizeof what, op, "forward"), &g);
 }
 
+/* The GEMM's beta for a gradient: 0 sets a fresh one (C is then never read), 1 adds. */
+static float grad_beta(bool fresh)
+{
+    return fresh ? 0.0f : 1.0f;
+}
+
 /*
- * gA += d op(A) stored as A is: d op(A) (M, K) = G op(B)^T. Untransposed A takes that
- * directly; a transposed A (K, M) takes its transpose, op(B) G^T. Either way one
+ * gA += d op(A) stored as A is (gA = ... when fresh): d op(A) (M, K) = G op(B)^T. Untransposed
+ * A takes that directly; a transposed A (K, M) takes its transpose, op(B) G^T. Either way one
  * strided-batched GEMM, with B's stride 0 when B is shared.
  */
 static kiln_status grad_a(kiln_device *dev, const kiln_op *op, const product *p,
-                          const kiln_buffer *b, const kiln_buffer *g, const kiln_buffer *ga)
+                          const kiln_buffer *b, const kiln_buffer *g, const kiln_buffer *ga,
+                          bool fresh)
 {
     char what[96];
     kiln__gemm t = {.alpha = 1.0f,
-                    .beta = 1.0f,
+                    .beta = grad_beta(fresh),
                     .c = ga,
                     .ldc = lda_of(p),
                     .c_stride = p->m * p->k,
@@ -100,16 +107,17 @@ static kiln_status grad_a(kiln_device *dev, const kiln_op *op, const product *p,
 }
 
 /*
- * gB += d op(B) stored as B is: d op(B) (K, N) = op(A)^T G, or its transpose G^T op(A)
- * (N, K) when B is transposed. The product sums over M; `rows` is how many rows of A and G
- * it sums over and `batch`, `offset_a`, `offset_g` select which (see grad_b).
+ * gB += d op(B) stored as B is (gB = ... when fresh): d op(B) (K, N) = op(A)^T G, or its
+ * transpose G^T op(A) (N, K) when B is transposed. The product sums over M; `rows` is how many
+ * rows of A and G it sums over and `batch`, `offset_a`, `offset_g` select which (see grad_b).
  */
 static kiln_status grad_b_part(kiln_device *dev, const char *what, const product *p,
                                const kiln_buffer *a, const kiln_buffer *g, const kiln_buffer *gb,
-                               size_t rows, size_t batch, size_t offset_a, size_t offset_g)
+                               size_t rows, size_t batch, size_t offset_a, size_t offset_g,
+                               bool fresh)
 {
     kiln__gemm t = {.alpha = 1.0f,
-                    .beta = 1.0f,
+                    .beta = grad_beta(fresh),
                     .k = rows,
                     .c = gb,
                     .ldc = ldb_of(p),
@@ -135,25 +143,27 @@ static kiln_status grad_b_part(kiln_device *dev, const char *what, const product
  * G (B, M, N) are contiguous, so they read as (B*M, K) and (B*M, N) matrices and the sum is
  * one GEMM over B*M rows: the batch sum happens inside the GEMM's own accumulation. A
  * transposed A (B, K, M) has no such flat view (its (K, B*M) matrix is not strided), so
- * each entry's product is added onto gB in turn (beta = 1): B small GEMMs, a sum of B terms
- * per element, each itself a full-precision GEMM result.
+ * each entry's product is added onto gB in turn (beta = 1; the first sets a fresh gB): B small
+ * GEMMs, a sum of B terms per element, each itself a full-precision GEMM result.
  */
 static kiln_status grad_b(kiln_device *dev, const kiln_op *op, const product *p,
-                          const kiln_buffer *a, const kiln_buffer *g, const kiln_buffer *gb)
+                          const kiln_buffer *a, const kiln_buffer *g, const kiln_buffer *gb,
+                          bool fresh)
 {
     char what[96];
     gemm_what(what, sizeof what, op, "gradient of input 1");
     if (!p->b_shared)
-        return grad_b_part(dev, what, p, a, g, gb, p->m, p->batch, 0, 0);
+        return grad_b_part(dev, what, p, a, g, gb, p->m, p->batch, 0, 0, fresh);
     if (!p->ta)
-        return grad_b_part(dev, what, p, a, g, gb, p->batch * p->m, 1, 0, 0);
+        return grad_b_part(dev, what, p, a, g, gb, p->batch * p->m, 1, 0, 0, fresh);
     kiln_status rc = KILN_OK;
     for (size_t i = 0; rc == KILN_OK && i < p->batch; i++)
-        rc = grad_b_part(dev, what, p, a, g, gb, p->m, 1, i * p->m * p->k, i * p->m * p->n);
+        rc = grad_b_part(dev, what, p, a, g, gb, p->m, 1, i * p->m * p->k, i * p->m * p->n,
+                         fresh && i == 0);
     return rc;
 }
 
-/* Accumulates the gradients of inputs 0 (A) and 1 (B) that are wanted. */
+/* Accumulates (or sets, when fresh) the gradients of inputs 0 (A) and 1 (B) that are wanted. */
 static kiln_status product_backward(kiln_device *dev, const kiln_op *op, const product *p,
                                     const kiln_op_args *args)
 {
@@ -164,9 +174,11 @@ static kiln_status product_backward(kiln_device *dev, const kiln_op *op, const p
     if (args->grad_inputs == NULL)
         return KILN_OK;
     if (args->grad_inputs[0] != NULL)
-        rc = grad_a(dev, op, p, b, g, kiln__tensor_buffer(args->grad_inputs[0]));
+        rc = grad_a(dev, op, p, b, g, kiln__tensor_buffer(args->grad_inputs[0]),
+                    kiln__grad_fresh(args, 0));
     if (rc == KILN_OK && args->grad_inputs[1] != NULL)
-        rc = grad_b(dev, op, p, a, g, kiln__tensor_buffer(args->grad_inputs[1]));
+        rc = grad_b(dev, op, p, a, g, kiln__tensor_buffer(args->grad_inputs[1]),
+                    kiln__grad_fresh(args, 1));
     return rc;
 }
 
@@ -246,6 +258,7 @@ const kiln_op kiln__op_matmul = {
     .infer = matmul_infer,
     .forward = matmul_forward,
     .backward = matmul_backward,
+    .writes_fresh_grads = 3u,
 };
 
 /* ---- dense ---- */
@@ -308,7 +321,8 @@ static kiln_status dense_forward(kiln_device *dev, const kiln_op *op, const kiln
                            prm->has_bias ? 1.0f : 0.0f);
 }
 
-/* gx += g w^T and gw += x^T g as a product's gradients; gb += g summed over N. */
+/* gx += g w^T and gw += x^T g as a product's gradients; gb += g summed over N (each set
+ * instead when fresh). */
 static kiln_status dense_backward(kiln_device *dev, const kiln_op *op, const kiln_op_args *args)
 {
     const kiln_dense_params *prm = args->params;
@@ -317,7 +331,8 @@ static kiln_status dense_backward(kiln_device *dev, const kiln_op *op, const kil
     if (rc == KILN_OK && prm->has_bias && args->grad_inputs != NULL && args->grad_inputs[2] != NULL)
         rc = kiln__reduce_to(dev, op, kiln__tensor_buffer(args->grad_output),
                              &args->grad_output->shape, kiln__tensor_buffer(args->grad_inputs[2]),
-                             &args->inputs[2]->shape, KILN__REDUCE_SUM, 1.0f, true);
+                             &args->inputs[2]->shape, KILN__REDUCE_SUM, 1.0f,
+                             !kiln__grad_fresh(args, 2));
     return rc;
 }
 
@@ -330,4 +345,5 @@ const kiln_op kiln__op_dense = {
     .infer = dense_infer,
     .forward = dense_forward,
     .backward = dense_backward,
+    .writes_fresh_grads = 7u,
 };

@@ -9,6 +9,8 @@
 
 #include "ops/op.h"
 
+extern const kiln_op kiln__op_fill; /* zeroes the fresh gradients an op cannot write */
+
 size_t kiln_op_count(void)
 {
     return kiln__n_ops;
@@ -260,6 +262,42 @@ kiln_status kiln_op_forward(kiln_device *dev, const kiln_op *op, const kiln_op_a
     return op->forward(dev, op, args);
 }
 
+/*
+ * The fresh marks an op's backward sees: those it can honour (op->writes_fresh_grads) on a
+ * gradient no other input of the call shares. Any other gradient marked fresh is zero-filled
+ * here first (once for a shared gradient: at its first input marked fresh), so every op gives
+ * the same result with or without marks.
+ */
+static kiln_status resolve_fresh(kiln_device *dev, const kiln_op *op, const kiln_op_args *args,
+                                 uint32_t *fresh)
+{
+    *fresh = 0;
+    for (int i = 0; args->grad_inputs != NULL && i < args->n_inputs; i++) {
+        kiln_tensor *g = args->grad_inputs[i];
+        if (g == NULL || (args->grad_fresh >> i & 1u) == 0)
+            continue;
+        bool shared = false, first = true;
+        for (int j = 0; j < args->n_inputs; j++) {
+            if (j != i && args->grad_inputs[j] == g) {
+                shared = true;
+                first = first && (j > i || (args->grad_fresh >> j & 1u) == 0);
+            }
+        }
+        if (!shared && (op->writes_fresh_grads >> i & 1u) != 0) {
+            *fresh |= 1u << i;
+            continue;
+        }
+        if (!first)
+            continue;
+        kiln_fill_params p = {.shape = g->shape, .value = 0.0f};
+        kiln_op_args zero = {.params = &p, .output = g};
+        kiln_status rc = kiln_op_forward(dev, &kiln__op_fill, &zero);
+        if (rc != KILN_OK)
+            return rc;
+    }
+    return KILN_OK;
+}
+
 kiln_status kiln_op_backward(kiln_device *dev, const kiln_op *op, const kiln_op_args *args)
 {
     if (dev == NULL || op == NULL)
@@ -270,5 +308,9 @@ kiln_status kiln_op_backward(kiln_device *dev, const kiln_op *op, const kiln_op_
     kiln_status rc = check_call(dev, op, args, true);
     if (rc != KILN_OK)
         return rc;
-    return op->backward(dev, op, args);
+    kiln_op_args resolved = *args;
+    rc = resolve_fresh(dev, op, args, &resolved.grad_fresh);
+    if (rc != KILN_OK)
+        return rc;
+    return op->backward(dev, op, &resolved);
 }

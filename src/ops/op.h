@@ -20,6 +20,9 @@ struct kiln_op {
     size_t params_size;
     uint32_t no_grad_inputs; /* bit i: input i never receives a gradient */
     uint32_t i32_inputs;     /* bit i: input i is i32 */
+    /* Bit i: backward sets gradient i, without reading it, when args->grad_fresh has bit i
+     * (kiln_op_backward only passes it so). Other fresh gradients are zero-filled first. */
+    uint32_t writes_fresh_grads;
     kiln_status (*infer)(kiln_context *ctx, const kiln_op *op, const void *params,
                          const kiln_shape *in, int n_in, kiln_shape *out, kiln_shape *saved);
     /* NULL means no workspace. */
@@ -53,9 +56,17 @@ kiln_status kiln__infer_same_shape(kiln_context *ctx, const kiln_op *op, const v
                                    const kiln_shape *in, int n_in, kiln_shape *out,
                                    kiln_shape *saved);
 
-/* gx += alpha * g for tensors of equal element count (elementwise.c). */
+/* Whether backward sets gradient i instead of adding to it (args->grad_fresh, as
+ * kiln_op_backward passes it: only for ops whose writes_fresh_grads has bit i). */
+static inline bool kiln__grad_fresh(const kiln_op_args *args, int i)
+{
+    return (args->grad_fresh >> i & 1u) != 0;
+}
+
+/* gx += alpha * g, or gx = alpha * g when `fresh`, for tensors of equal element count
+ * (elementwise.c). */
 kiln_status kiln__accumulate_grad(kiln_device *dev, const kiln_tensor *g, kiln_tensor *gx,
-                                  float alpha);
+                                  float alpha, bool fresh);
 
 /* Resolves a possibly negative axis against ndim; -1 when out of range. */
 int kiln__axis(int axis, int ndim);

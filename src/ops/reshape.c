@@ -92,7 +92,8 @@ static kiln_status reshape_backward(kiln_device *dev, const kiln_op *op, const k
     (void)op;
     if (a->grad_inputs == NULL || a->grad_inputs[0] == NULL)
         return KILN_OK;
-    return kiln__accumulate_grad(dev, a->grad_output, a->grad_inputs[0], 1.0f);
+    return kiln__accumulate_grad(dev, a->grad_output, a->grad_inputs[0], 1.0f,
+                                 kiln__grad_fresh(a, 0));
 }
 
 const kiln_op kiln__op_reshape = {
@@ -103,6 +104,7 @@ const kiln_op kiln__op_reshape = {
     .infer = reshape_infer,
     .forward = reshape_forward,
     .backward = reshape_backward,
+    .writes_fresh_grads = 1u,
 };
 
 const kiln_op kiln__op_flatten = {
@@ -112,4 +114,5 @@ const kiln_op kiln__op_flatten = {
     .infer = flatten_infer,
     .forward = reshape_forward,
     .backward = reshape_backward,
+    .writes_fresh_grads = 1u,
 };

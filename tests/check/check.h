@@ -4,6 +4,8 @@
  * tolerances) in tests/ref/<family>.c, and this harness runs them on any device:
  *   forward   device output vs the reference, element by element, |got - ref| <= atol + rtol*|ref|
  *   backward  device gradients (accumulated onto random prior values) vs the reference's
+ *   backward fresh  the same call with the gradients set to NaN and marked fresh
+ *             (kiln_op_args.grad_fresh): each must equal the reference's alone
  *   ref-fd    the reference's analytic gradients vs central differences of its own forward
  * NaN must match NaN and infinities must match exactly. Families with needs beyond that
  * (running statistics, RNG reproducibility, large volumes) add custom checks that report

@@ -398,10 +398,73 @@ static kiln_op_args make_args(const kiln_check_case *c, case_state *s)
     return args;
 }
 
+/*
+ * One backward call, compared with the reference: onto the random prior values (the gradients
+ * as check_backward created them; each must come out prior + reference), or, `fresh`, onto
+ * gradients set to NaN and marked in grad_fresh (each must come out the reference alone, so an
+ * op that reads a fresh gradient, or leaves part of it unwritten, fails).
+ */
+static void run_backward(kiln_check_run *run, const kiln_check_case *c, case_state *s,
+                         const char *label, bool fresh)
+{
+    static const char *const WHAT[2][KILN_OP_MAX_INPUTS] = {
+        {"backward 0", "backward 1", "backward 2", "backward 3", "backward 4", "backward 5",
+         "backward 6", "backward 7"},
+        {"backward 0 fresh", "backward 1 fresh", "backward 2 fresh", "backward 3 fresh",
+         "backward 4 fresh", "backward 5 fresh", "backward 6 fresh", "backward 7 fresh"}};
+    const char *what = fresh ? "backward fresh" : "backward";
+    kiln_context *ctx = kiln_device_get_context(run->dev);
+    kiln_op_args args = make_args(c, s);
+    for (int i = 0; fresh && i < c->n_inputs; i++) {
+        if (s->grads[i] == NULL)
+            continue;
+        int64_t n = kiln_shape_count(&c->inputs[i]);
+        float *nan_values = malloc((size_t)n * sizeof(float));
+        kiln_status up = KILN_ERR_NO_MEMORY;
+        if (nan_values != NULL) {
+            for (int64_t e = 0; e < n; e++)
+                nan_values[e] = NAN;
+            up = kiln_tensor_upload(s->grads[i], nan_values, n);
+        }
+        free(nan_values);
+        if (up != KILN_OK) {
+            kiln_check_fail(run, c->op, label, what, kiln_context_last_error(ctx));
+            return;
+        }
+        args.grad_fresh |= 1u << i;
+    }
+    double t0 = kiln_check_now_ms();
+    kiln_status rc = kiln_op_backward(run->dev, s->op, &args);
+    if (rc == KILN_OK)
+        rc = kiln_device_finish(run->dev);
+    double ms = kiln_check_now_ms() - t0;
+    if (rc != KILN_OK) {
+        kiln_check_fail(run, c->op, label, what, kiln_context_last_error(ctx));
+        return;
+    }
+    for (int i = 0; i < c->n_inputs; i++) {
+        if (s->grads[i] == NULL)
+            continue;
+        int64_t n = kiln_shape_count(&c->inputs[i]);
+        float *got = malloc((size_t)n * sizeof(float));
+        double *want = malloc((size_t)n * sizeof(double));
+        if (got == NULL || want == NULL ||
+            kiln_tensor_download(s->grads[i], got, n) != KILN_OK) {
+            kiln_check_fail(run, c->op, label, what, kiln_context_last_error(ctx));
+        } else {
+            for (int64_t e = 0; e < n; e++)
+                want[e] = (fresh ? 0.0 : s->prior[i][e]) + s->ref_grad[i][e];
+            kiln_check_compare(run, c->op, label, WHAT[fresh][i], got, want, (size_t)n,
+                               c->grad_atol, c->grad_rtol, ms);
+        }
+        free(got);
+        free(want);
+    }
+}
+
 static void check_backward(kiln_check_run *run, const kiln_check_case *c, case_state *s,
                            const char *label)
 {
-    kiln_context *ctx = kiln_device_get_context(run->dev);
     int64_t n_out = kiln_shape_count(&s->out_shape);
     kiln_check_gen normal = {KILN_GEN_NORMAL, 0, 0, 0};
     s->gout = malloc((size_t)n_out * sizeof(double));
@@ -429,38 +492,8 @@ static void check_backward(kiln_check_run *run, const kiln_check_case *c, case_s
     }
     kiln_ref_io io = make_io(c, s);
     c->backward(&io, s->ref_out, s->gout, gin);
-
-    kiln_op_args args = make_args(c, s);
-    double t0 = kiln_check_now_ms();
-    kiln_status rc = kiln_op_backward(run->dev, s->op, &args);
-    if (rc == KILN_OK)
-        rc = kiln_device_finish(run->dev);
-    double ms = kiln_check_now_ms() - t0;
-    if (rc != KILN_OK) {
-        kiln_check_fail(run, c->op, label, "backward", kiln_context_last_error(ctx));
-        return;
-    }
-    for (int i = 0; i < c->n_inputs; i++) {
-        if (s->grads[i] == NULL)
-            continue;
-        int64_t n = kiln_shape_count(&c->inputs[i]);
-        float *got = malloc((size_t)n * sizeof(float));
-        double *want = malloc((size_t)n * sizeof(double));
-        if (got == NULL || want == NULL ||
-            kiln_tensor_download(s->grads[i], got, n) != KILN_OK) {
-            kiln_check_fail(run, c->op, label, "backward", kiln_context_last_error(ctx));
-        } else {
-            for (int64_t e = 0; e < n; e++)
-                want[e] = s->prior[i][e] + s->ref_grad[i][e];
-            static const char *const WHAT[] = {"backward 0", "backward 1", "backward 2",
-                                               "backward 3", "backward 4", "backward 5",
-                                               "backward 6", "backward 7"};
-            kiln_check_compare(run, c->op, label, WHAT[i], got, want, (size_t)n, c->grad_atol,
-                               c->grad_rtol, ms);
-        }
-        free(got);
-        free(want);
-    }
+    run_backward(run, c, s, label, false);
+    run_backward(run, c, s, label, true);
     check_reference_fd(run, c, s, label);
 }
 

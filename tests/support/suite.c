@@ -15,7 +15,7 @@ static void print_row(const kiln_check_row *row, void *user)
     const char *verbose = getenv("KILN_TEST_VERBOSE");
     if (row->pass && (verbose == NULL || strcmp(verbose, "1") != 0))
         return;
-    fprintf(stderr, "%-5s %-14s %-28s %-11s abs %.3g rel %.3g (atol %.3g rtol %.3g) %s\n",
+    fprintf(stderr, "%-5s %-14s %-28s %-16s abs %.3g rel %.3g (atol %.3g rtol %.3g) %s\n",
             row->pass ? "ok" : "FAIL", row->op, row->shape, row->what, row->max_abs,
             row->max_rel, row->atol, row->rtol, row->note);
 }
