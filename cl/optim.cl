@@ -1,27 +1,63 @@
 /*
- * Optimiser updates, in place, one work-item per element: SGD (momentum, Nesterov, weight
- * decay), Adam and AdamW, and the elementwise parts of global gradient-norm clipping (the sums
- * themselves go through reduce.cl). These are not ops of the table, so their kernels are named
- * by what they do rather than `<op>_fwd`. Every launch may round the global size up, so every
- * kernel checks i < n. Scalars derived from the step number are computed on the host in double.
+ * Optimiser updates, in place: SGD (momentum, Nesterov, weight decay), Adam and AdamW, and the
+ * elementwise parts of global gradient-norm clipping (the sums themselves go through
+ * reduce.cl). These are not ops of the table, so their kernels are named by what they do
+ * rather than `<op>_fwd`. Every launch may round the global size up, so every kernel checks its
+ * range. Scalars derived from the step number are computed on the host in double.
+ *
+ * The update kernels step a group of up to OPTIM_SLOTS tensors in one launch (src/ops/optim.c
+ * fills unused slots with slot 0's buffers and gives them no elements). Work-item w belongs to
+ * the last slot s with first[s] <= w and updates that tensor's elements
+ * [(w - first[s]) * OPTIM_RUN, + OPTIM_RUN) below count[s]: PoCL pays per work-item, and a run
+ * of contiguous elements lets the compiler use vector loads and stores.
  */
 #ifndef KILN_REAL
 #define KILN_REAL float
 #endif
 
-/*
- * torch.optim.SGD, dampening 0. param, grad, velocity: (n,). With has_momentum 0 the velocity
- * is neither read nor written (the host passes any buffer). Weight decay is skipped when 0,
- * as PyTorch does, so that a non-finite parameter does not turn the gradient into NaN.
- */
-__kernel void sgd_step(__global KILN_REAL *param, __global const KILN_REAL *grad,
-                       __global KILN_REAL *velocity, const KILN_REAL lr, const KILN_REAL momentum,
-                       const KILN_REAL weight_decay, const int has_momentum, const int nesterov,
-                       const uint n)
+#define OPTIM_RUN 16
+
+/* Eight kernel arguments name0 .. name7 of one role, and the one of slot s among them. */
+#define OPTIM_SLOT_ARGS(qual, name)                                                                \
+    qual name##0, qual name##1, qual name##2, qual name##3, qual name##4, qual name##5,            \
+        qual name##6, qual name##7
+#define OPTIM_PICK(name, s)                                                                        \
+    ((s) == 0   ? name##0                                                                          \
+     : (s) == 1 ? name##1                                                                          \
+     : (s) == 2 ? name##2                                                                          \
+     : (s) == 3 ? name##3                                                                          \
+     : (s) == 4 ? name##4                                                                          \
+     : (s) == 5 ? name##5                                                                          \
+     : (s) == 6 ? name##6                                                                          \
+                : name##7)
+
+/* Work-item w's slot and its run [*begin, *begin + *len) of that slot's tensor (*len 0: none). */
+inline uint optim_slot(const uint w, const uint8 first, const uint8 count, uint *begin, uint *len)
 {
-    const uint i = (uint)get_global_id(0);
-    if (i >= n)
-        return;
+    uint f[8], c[8];
+    vstore8(first, 0, f);
+    vstore8(count, 0, c);
+    uint s = 0;
+    for (uint k = 1; k < 8; k++)
+        s = w >= f[k] ? k : s;
+    const uint runs = c[s] / OPTIM_RUN + (c[s] % OPTIM_RUN != 0); /* no overflow near 2^32 */
+    const uint r = w - f[s];
+    *begin = r * OPTIM_RUN;
+    *len = r >= runs ? 0 : (c[s] - *begin < OPTIM_RUN ? c[s] - *begin : OPTIM_RUN);
+    return s;
+}
+
+/*
+ * torch.optim.SGD, dampening 0. param, grad, velocity: the slot's tensors, of one size. With
+ * has_momentum 0 the velocity is neither read nor written (the host passes any buffer). Weight
+ * decay is skipped when 0, as PyTorch does, so that a non-finite parameter does not turn the
+ * gradient into NaN.
+ */
+inline void sgd_update(__global KILN_REAL *param, __global const KILN_REAL *grad,
+                       __global KILN_REAL *velocity, const uint i, const KILN_REAL lr,
+                       const KILN_REAL momentum, const KILN_REAL weight_decay,
+                       const int has_momentum, const int nesterov)
+{
     const KILN_REAL p = param[i];
     const KILN_REAL g = weight_decay != 0 ? grad[i] + weight_decay * p : grad[i];
     KILN_REAL step = g;
@@ -33,20 +69,38 @@ __kernel void sgd_step(__global KILN_REAL *param, __global const KILN_REAL *grad
     param[i] = p - lr * step;
 }
 
+__kernel void sgd_step(OPTIM_SLOT_ARGS(__global KILN_REAL *, param),
+                       OPTIM_SLOT_ARGS(__global const KILN_REAL *, grad),
+                       OPTIM_SLOT_ARGS(__global KILN_REAL *, velocity), const KILN_REAL lr,
+                       const KILN_REAL momentum, const KILN_REAL weight_decay,
+                       const int has_momentum, const int nesterov, const uint8 first,
+                       const uint8 count)
+{
+    uint begin, len;
+    const uint s = optim_slot((uint)get_global_id(0), first, count, &begin, &len);
+    __global KILN_REAL *p = OPTIM_PICK(param, s);
+    __global const KILN_REAL *g = OPTIM_PICK(grad, s);
+    __global KILN_REAL *v = OPTIM_PICK(velocity, s);
+    if (len == OPTIM_RUN) {
+        for (uint j = 0; j < OPTIM_RUN; j++)
+            sgd_update(p, g, v, begin + j, lr, momentum, weight_decay, has_momentum, nesterov);
+    } else {
+        for (uint j = 0; j < len; j++)
+            sgd_update(p, g, v, begin + j, lr, momentum, weight_decay, has_momentum, nesterov);
+    }
+}
+
 /*
- * torch.optim.Adam / AdamW without amsgrad. param, grad, m, v: (n,).
+ * torch.optim.Adam / AdamW without amsgrad. param, grad, m, v: the slot's tensors.
  * decay: 1 - lr * weight_decay for AdamW, else 1. grad_decay: weight_decay for Adam, else 0.
  * step_size: lr / (1 - beta1^t). sqrt_bc2: sqrt(1 - beta2^t).
  */
-__kernel void adam_step(__global KILN_REAL *param, __global const KILN_REAL *grad,
-                        __global KILN_REAL *m, __global KILN_REAL *v, const KILN_REAL decay,
-                        const KILN_REAL grad_decay, const KILN_REAL beta1, const KILN_REAL beta2,
-                        const KILN_REAL step_size, const KILN_REAL sqrt_bc2, const KILN_REAL eps,
-                        const uint n)
+inline void adam_update(__global KILN_REAL *param, __global const KILN_REAL *grad,
+                        __global KILN_REAL *m, __global KILN_REAL *v, const uint i,
+                        const KILN_REAL decay, const KILN_REAL grad_decay, const KILN_REAL beta1,
+                        const KILN_REAL beta2, const KILN_REAL step_size, const KILN_REAL sqrt_bc2,
+                        const KILN_REAL eps)
 {
-    const uint i = (uint)get_global_id(0);
-    if (i >= n)
-        return;
     KILN_REAL p = param[i];
     const KILN_REAL g = grad_decay != 0 ? grad[i] + grad_decay * p : grad[i];
     p *= decay;
@@ -55,6 +109,31 @@ __kernel void adam_step(__global KILN_REAL *param, __global const KILN_REAL *gra
     m[i] = mi;
     v[i] = vi;
     param[i] = p - step_size * mi / (sqrt(vi) / sqrt_bc2 + eps);
+}
+
+__kernel void adam_step(OPTIM_SLOT_ARGS(__global KILN_REAL *, param),
+                        OPTIM_SLOT_ARGS(__global const KILN_REAL *, grad),
+                        OPTIM_SLOT_ARGS(__global KILN_REAL *, m),
+                        OPTIM_SLOT_ARGS(__global KILN_REAL *, v), const KILN_REAL decay,
+                        const KILN_REAL grad_decay, const KILN_REAL beta1, const KILN_REAL beta2,
+                        const KILN_REAL step_size, const KILN_REAL sqrt_bc2, const KILN_REAL eps,
+                        const uint8 first, const uint8 count)
+{
+    uint begin, len;
+    const uint s = optim_slot((uint)get_global_id(0), first, count, &begin, &len);
+    __global KILN_REAL *p = OPTIM_PICK(param, s);
+    __global const KILN_REAL *g = OPTIM_PICK(grad, s);
+    __global KILN_REAL *ms = OPTIM_PICK(m, s);
+    __global KILN_REAL *vs = OPTIM_PICK(v, s);
+    if (len == OPTIM_RUN) {
+        for (uint j = 0; j < OPTIM_RUN; j++)
+            adam_update(p, g, ms, vs, begin + j, decay, grad_decay, beta1, beta2, step_size,
+                        sqrt_bc2, eps);
+    } else {
+        for (uint j = 0; j < len; j++)
+            adam_update(p, g, ms, vs, begin + j, decay, grad_decay, beta1, beta2, step_size,
+                        sqrt_bc2, eps);
+    }
 }
 
 /* squares[i] = g[i]^2, the terms of one gradient's sum of squares. g, squares: (n,). */

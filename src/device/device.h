@@ -137,6 +137,7 @@ typedef enum kiln__arg_kind {
     KILN__ARG_F32,
     KILN__ARG_LOCAL, /* local memory of `local_bytes` */
     KILN__ARG_U32X4, /* a uint4: up to four collapsed dimensions or strides */
+    KILN__ARG_U32X8, /* a uint8: per-slot offsets and sizes of a grouped launch */
 } kiln__arg_kind;
 
 typedef struct kiln__arg {
@@ -147,7 +148,7 @@ typedef struct kiln__arg {
         uint32_t u32;
         float f32;
         size_t local_bytes;
-        uint32_t u32x4[4];
+        uint32_t u32v[8]; /* KILN__ARG_U32X4 uses the first 4 */
     } value;
 } kiln__arg;
 
@@ -158,6 +159,8 @@ typedef struct kiln__arg {
 #define KILN__ARG_LOCAL_BYTES(n) ((kiln__arg){.kind = KILN__ARG_LOCAL, .value.local_bytes = (n)})
 /* From a uint32_t[4] array. */
 kiln__arg kiln__arg_u32x4(const uint32_t v[4]);
+/* From a uint32_t[8] array. */
+kiln__arg kiln__arg_u32x8(const uint32_t v[8]);
 
 /* Enqueues kernel `kernel` of program `program` (built on first use) over `global` work-items
  * per dimension. `local` may be NULL (driver's choice); otherwise each global size is rounded

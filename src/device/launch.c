@@ -8,13 +8,25 @@
 
 #include "device/device.h"
 
-kiln__arg kiln__arg_u32x4(const uint32_t v[4])
+/* A uint vector argument of `n` (4 or 8) elements. */
+static kiln__arg u32_vector(kiln__arg_kind kind, const uint32_t *v, int n)
 {
     kiln__arg a;
-    a.kind = KILN__ARG_U32X4;
-    for (int k = 0; k < 4; k++)
-        a.value.u32x4[k] = v[k];
+    memset(&a, 0, sizeof a);
+    a.kind = kind;
+    for (int k = 0; k < n; k++)
+        a.value.u32v[k] = v[k];
     return a;
+}
+
+kiln__arg kiln__arg_u32x4(const uint32_t v[4])
+{
+    return u32_vector(KILN__ARG_U32X4, v, 4);
+}
+
+kiln__arg kiln__arg_u32x8(const uint32_t v[8])
+{
+    return u32_vector(KILN__ARG_U32X8, v, 8);
 }
 
 static kiln_status bind(kiln_device *dev, cl_kernel kernel, const char *kernel_name,
@@ -44,8 +56,13 @@ static kiln_status bind(kiln_device *dev, cl_kernel kernel, const char *kernel_n
             break;
         case KILN__ARG_U32X4: {
             cl_uint4 v;
-            for (int k = 0; k < 4; k++)
-                v.s[k] = a->value.u32x4[k];
+            memcpy(v.s, a->value.u32v, sizeof v.s);
+            err = clSetKernelArg(kernel, (cl_uint)i, sizeof v, &v);
+            break;
+        }
+        case KILN__ARG_U32X8: {
+            cl_uint8 v;
+            memcpy(v.s, a->value.u32v, sizeof v.s);
             err = clSetKernelArg(kernel, (cl_uint)i, sizeof v, &v);
             break;
         }

@@ -171,9 +171,12 @@ static kiln_status pointwise_backward(kiln_device *dev, const kiln_op *op, const
     if (a->grad_inputs == NULL || a->grad_inputs[0] == NULL)
         return KILN_OK;
     uint32_t n = (uint32_t)kiln_tensor_count(a->inputs[0]);
-    kiln__arg args[] = {KILN__ARG_T(a->inputs[0]),   KILN__ARG_T(a->inputs[1]),
-                        KILN__ARG_T(a->grad_output), KILN__ARG_T(a->grad_inputs[0]),
-                        KILN__ARG_UINT(n),           KILN__ARG_FLOAT(1.0 / (double)n),
+    kiln__arg args[] = {KILN__ARG_T(a->inputs[0]),
+                        KILN__ARG_T(a->inputs[1]),
+                        KILN__ARG_T(a->grad_output),
+                        KILN__ARG_T(a->grad_inputs[0]),
+                        KILN__ARG_UINT(n),
+                        KILN__ARG_FLOAT(1.0 / (double)n),
                         KILN__ARG_INT(kiln__grad_fresh(a, 0) ? 0 : 1)};
     return kiln__launch_1d(dev, "loss", PW_BWD[op->variant], args, 7, n);
 }

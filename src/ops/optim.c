@@ -82,11 +82,60 @@ static kiln_status check_like_param(kiln_device *dev, const char *fn, const char
                        kiln_shape_format(&param->shape, b, sizeof b));
 }
 
+/* ---- grouped launches: cl/optim.cl steps up to OPTIM_SLOTS tensors per launch ---- */
+
+enum { OPTIM_SLOTS = 8, OPTIM_RUN = 16, OPTIM_MAX_ROLES = 4 };
+
+/* The role name of tensor i as errors show it: "grad" for a single step, "grad[3]" in a group. */
+static const char *role_name(char *buf, size_t size, const char *role, size_t i, bool group)
+{
+    if (group)
+        snprintf(buf, size, "%s[%zu]", role, i);
+    else
+        snprintf(buf, size, "%s", role);
+    return buf;
+}
+
+/*
+ * Queues `kernel` over tensors [0, n) of the roles (role 0 the parameters; a NULL role array
+ * or entry, which the kernel does not touch, takes the parameter's buffer), OPTIM_SLOTS tensors
+ * a launch: the role buffers slot by slot, then `scalars`, then each slot's first work-item and
+ * element count (unused slots: no elements).
+ */
+static kiln_status launch_group(kiln_device *dev, const char *kernel,
+                                const kiln_tensor *const *const *roles, size_t n_roles, size_t n,
+                                const kiln__arg *scalars, size_t n_scalars)
+{
+    kiln__arg args[OPTIM_MAX_ROLES * OPTIM_SLOTS + 8 + 2];
+    kiln_status rc = KILN_OK;
+    for (size_t from = 0; rc == KILN_OK && from < n; from += OPTIM_SLOTS) {
+        size_t used = n - from < OPTIM_SLOTS ? n - from : OPTIM_SLOTS, items = 0, a = 0;
+        uint32_t first[OPTIM_SLOTS], count[OPTIM_SLOTS];
+        for (size_t k = 0; k < OPTIM_SLOTS; k++) {
+            size_t t = from + (k < used ? k : 0);
+            count[k] = k < used ? (uint32_t)kiln_tensor_count(roles[0][t]) : 0;
+            first[k] = (uint32_t)items;
+            items += ((size_t)count[k] + OPTIM_RUN - 1) / OPTIM_RUN;
+        }
+        for (size_t r = 0; r < n_roles; r++) {
+            for (size_t k = 0; k < OPTIM_SLOTS; k++) {
+                size_t t = from + (k < used ? k : 0);
+                const kiln_tensor *x = roles[r] != NULL ? roles[r][t] : NULL;
+                args[a++] = KILN__ARG_T(x != NULL ? x : roles[0][t]);
+            }
+        }
+        for (size_t i = 0; i < n_scalars; i++)
+            args[a++] = scalars[i];
+        args[a++] = kiln__arg_u32x8(first);
+        args[a++] = kiln__arg_u32x8(count);
+        rc = kiln__launch_1d(dev, "optim", kernel, args, a, items);
+    }
+    return rc;
+}
+
 /* ---- SGD ---- */
 
-static kiln_status check_sgd(kiln_device *dev, const char *fn, const kiln_sgd_params *p,
-                             const kiln_tensor *param, const kiln_tensor *grad,
-                             const kiln_tensor *velocity)
+static kiln_status check_sgd(kiln_device *dev, const char *fn, const kiln_sgd_params *p)
 {
     if (p == NULL)
         return bad_argument(dev, fn, "params is NULL");
@@ -97,18 +146,52 @@ static kiln_status check_sgd(kiln_device *dev, const char *fn, const kiln_sgd_pa
         rc = check_scalar(dev, fn, "weight_decay", p->weight_decay, 0, false);
     if (rc == KILN_OK && p->nesterov && p->momentum == 0)
         rc = bad_argument(dev, fn, "nesterov needs momentum > 0 (PyTorch's rule as well)");
+    return rc;
+}
+
+static kiln_status check_sgd_tensors(kiln_device *dev, const char *fn, const kiln_sgd_params *p,
+                                     size_t i, bool group, const kiln_tensor *param,
+                                     const kiln_tensor *grad, const kiln_tensor *velocity)
+{
+    char role[48];
+    kiln_status rc = check_tensor(dev, fn, role_name(role, sizeof role, "param", i, group), param);
     if (rc == KILN_OK)
-        rc = check_tensor(dev, fn, "param", param);
-    if (rc == KILN_OK)
-        rc = check_like_param(dev, fn, "grad", grad, param);
+        rc = check_like_param(dev, fn, role_name(role, sizeof role, "grad", i, group), grad, param);
     if (rc != KILN_OK || p->momentum == 0)
         return rc;
     if (velocity == NULL)
         return bad_argument(dev, fn,
-                            "velocity is NULL but momentum is %g; pass a zero-filled tensor "
+                            "%s is NULL but momentum is %g; pass a zero-filled tensor "
                             "of the parameter's shape",
+                            role_name(role, sizeof role, "velocity", i, group),
                             (double)p->momentum);
-    return check_like_param(dev, fn, "velocity", velocity, param);
+    return check_like_param(dev, fn, role_name(role, sizeof role, "velocity", i, group), velocity,
+                            param);
+}
+
+/* The SGD step of every entry point: checks everything, then queues the grouped launches. */
+static kiln_status sgd_group(kiln_device *dev, const char *fn, const kiln_sgd_params *params,
+                             size_t n, kiln_tensor *const *param, const kiln_tensor *const *grad,
+                             kiln_tensor *const *velocity, bool group)
+{
+    kiln_status rc = check_sgd(dev, fn, params);
+    if (rc == KILN_OK && n > 0 && (param == NULL || grad == NULL))
+        rc = bad_argument(dev, fn, "%s is NULL with n %zu", param == NULL ? "param" : "grad", n);
+    for (size_t i = 0; rc == KILN_OK && i < n; i++)
+        rc = check_sgd_tensors(dev, fn, params, i, group, param[i], grad[i],
+                               velocity != NULL ? velocity[i] : NULL);
+    if (rc != KILN_OK)
+        return rc;
+    bool has_momentum = params->momentum != 0;
+    /* Without momentum the kernel never touches its velocity arguments. */
+    const kiln_tensor *const *roles[] = {(const kiln_tensor *const *)param, grad,
+                                         has_momentum ? (const kiln_tensor *const *)velocity
+                                                      : NULL};
+    kiln__arg scalars[] = {KILN__ARG_FLOAT(params->lr), KILN__ARG_FLOAT(params->momentum),
+                           KILN__ARG_FLOAT(params->weight_decay),
+                           KILN__ARG_INT(has_momentum ? 1 : 0),
+                           KILN__ARG_INT(params->nesterov ? 1 : 0)};
+    return launch_group(dev, "sgd_step", roles, 3, n, scalars, 5);
 }
 
 kiln_status kiln_optim_sgd_step(kiln_device *dev, const kiln_sgd_params *params, kiln_tensor *param,
@@ -116,29 +199,22 @@ kiln_status kiln_optim_sgd_step(kiln_device *dev, const kiln_sgd_params *params,
 {
     if (dev == NULL)
         return KILN_ERR_INVALID_ARGUMENT;
-    kiln_status rc = check_sgd(dev, __func__, params, param, grad, velocity);
-    if (rc != KILN_OK)
-        return rc;
-    bool has_momentum = params->momentum != 0;
-    uint32_t n = (uint32_t)kiln_tensor_count(param);
-    /* Without momentum the kernel never touches its velocity argument; any buffer will do. */
-    kiln__arg args[] = {KILN__ARG_T(param),
-                        KILN__ARG_T(grad),
-                        KILN__ARG_T(has_momentum ? velocity : param),
-                        KILN__ARG_FLOAT(params->lr),
-                        KILN__ARG_FLOAT(params->momentum),
-                        KILN__ARG_FLOAT(params->weight_decay),
-                        KILN__ARG_INT(has_momentum ? 1 : 0),
-                        KILN__ARG_INT(params->nesterov ? 1 : 0),
-                        KILN__ARG_UINT(n)};
-    return kiln__launch_1d(dev, "optim", "sgd_step", args, sizeof args / sizeof args[0], n);
+    return sgd_group(dev, __func__, params, 1, &param, &grad, &velocity, false);
+}
+
+kiln_status kiln_optim_sgd_step_group(kiln_device *dev, const kiln_sgd_params *params, size_t n,
+                                      kiln_tensor *const *param, const kiln_tensor *const *grad,
+                                      kiln_tensor *const *velocity)
+{
+    if (dev == NULL)
+        return KILN_ERR_INVALID_ARGUMENT;
+    return sgd_group(dev, __func__, params, n, param, grad, velocity, true);
 }
 
 /* ---- Adam and AdamW ---- */
 
 static kiln_status check_adam(kiln_device *dev, const char *fn, const kiln_adam_params *p,
-                              uint64_t step, const kiln_tensor *param, const kiln_tensor *grad,
-                              const kiln_tensor *m, const kiln_tensor *v)
+                              uint64_t step)
 {
     if (p == NULL)
         return bad_argument(dev, fn, "params is NULL");
@@ -153,24 +229,35 @@ static kiln_status check_adam(kiln_device *dev, const char *fn, const kiln_adam_
         rc = check_scalar(dev, fn, "weight_decay", p->weight_decay, 0, false);
     if (rc == KILN_OK && step == 0)
         rc = bad_argument(dev, fn, "step must count from 1 (the first step is 1), got 0");
-    if (rc == KILN_OK)
-        rc = check_tensor(dev, fn, "param", param);
-    if (rc == KILN_OK)
-        rc = check_like_param(dev, fn, "grad", grad, param);
-    if (rc == KILN_OK)
-        rc = check_like_param(dev, fn, "m", m, param);
-    if (rc == KILN_OK)
-        rc = check_like_param(dev, fn, "v", v, param);
     return rc;
 }
 
-kiln_status kiln_optim_adam_step(kiln_device *dev, const kiln_adam_params *params, uint64_t step,
-                                 kiln_tensor *param, const kiln_tensor *grad, kiln_tensor *m,
-                                 kiln_tensor *v)
+static kiln_status check_adam_tensors(kiln_device *dev, const char *fn, size_t i, bool group,
+                                      const kiln_tensor *param, const kiln_tensor *grad,
+                                      const kiln_tensor *m, const kiln_tensor *v)
 {
-    if (dev == NULL)
-        return KILN_ERR_INVALID_ARGUMENT;
-    kiln_status rc = check_adam(dev, __func__, params, step, param, grad, m, v);
+    char role[48];
+    kiln_status rc = check_tensor(dev, fn, role_name(role, sizeof role, "param", i, group), param);
+    if (rc == KILN_OK)
+        rc = check_like_param(dev, fn, role_name(role, sizeof role, "grad", i, group), grad, param);
+    if (rc == KILN_OK)
+        rc = check_like_param(dev, fn, role_name(role, sizeof role, "m", i, group), m, param);
+    if (rc == KILN_OK)
+        rc = check_like_param(dev, fn, role_name(role, sizeof role, "v", i, group), v, param);
+    return rc;
+}
+
+/* The Adam step of every entry point: checks everything, then queues the grouped launches. */
+static kiln_status adam_group(kiln_device *dev, const char *fn, const kiln_adam_params *params,
+                              uint64_t step, size_t n, kiln_tensor *const *param,
+                              const kiln_tensor *const *grad, kiln_tensor *const *m,
+                              kiln_tensor *const *v, bool group)
+{
+    kiln_status rc = check_adam(dev, fn, params, step);
+    if (rc == KILN_OK && n > 0 && (param == NULL || grad == NULL || m == NULL || v == NULL))
+        rc = bad_argument(dev, fn, "param, grad, m and v must not be NULL with n %zu", n);
+    for (size_t i = 0; rc == KILN_OK && i < n; i++)
+        rc = check_adam_tensors(dev, fn, i, group, param[i], grad[i], m[i], v[i]);
     if (rc != KILN_OK)
         return rc;
     /* The step-dependent scalars in double, as PyTorch computes them in Python floats; beta < 1
@@ -180,20 +267,33 @@ kiln_status kiln_optim_adam_step(kiln_device *dev, const kiln_adam_params *param
     double bc2 = 1.0 - pow((double)params->beta2, (double)step);
     double decay = params->decoupled ? 1.0 - lr * wd : 1.0;
     double grad_decay = params->decoupled ? 0.0 : wd;
-    uint32_t n = (uint32_t)kiln_tensor_count(param);
-    kiln__arg args[] = {KILN__ARG_T(param),
-                        KILN__ARG_T(grad),
-                        KILN__ARG_T(m),
-                        KILN__ARG_T(v),
-                        KILN__ARG_FLOAT(decay),
-                        KILN__ARG_FLOAT(grad_decay),
-                        KILN__ARG_FLOAT(params->beta1),
-                        KILN__ARG_FLOAT(params->beta2),
-                        KILN__ARG_FLOAT(lr / bc1),
-                        KILN__ARG_FLOAT(sqrt(bc2)),
-                        KILN__ARG_FLOAT(params->eps),
-                        KILN__ARG_UINT(n)};
-    return kiln__launch_1d(dev, "optim", "adam_step", args, sizeof args / sizeof args[0], n);
+    const kiln_tensor *const *roles[] = {(const kiln_tensor *const *)param, grad,
+                                         (const kiln_tensor *const *)m,
+                                         (const kiln_tensor *const *)v};
+    kiln__arg scalars[] = {KILN__ARG_FLOAT(decay),         KILN__ARG_FLOAT(grad_decay),
+                           KILN__ARG_FLOAT(params->beta1), KILN__ARG_FLOAT(params->beta2),
+                           KILN__ARG_FLOAT(lr / bc1),      KILN__ARG_FLOAT(sqrt(bc2)),
+                           KILN__ARG_FLOAT(params->eps)};
+    return launch_group(dev, "adam_step", roles, 4, n, scalars, 7);
+}
+
+kiln_status kiln_optim_adam_step(kiln_device *dev, const kiln_adam_params *params, uint64_t step,
+                                 kiln_tensor *param, const kiln_tensor *grad, kiln_tensor *m,
+                                 kiln_tensor *v)
+{
+    if (dev == NULL)
+        return KILN_ERR_INVALID_ARGUMENT;
+    return adam_group(dev, __func__, params, step, 1, &param, &grad, &m, &v, false);
+}
+
+kiln_status kiln_optim_adam_step_group(kiln_device *dev, const kiln_adam_params *params,
+                                       uint64_t step, size_t n, kiln_tensor *const *param,
+                                       const kiln_tensor *const *grad, kiln_tensor *const *m,
+                                       kiln_tensor *const *v)
+{
+    if (dev == NULL)
+        return KILN_ERR_INVALID_ARGUMENT;
+    return adam_group(dev, __func__, params, step, n, param, grad, m, v, true);
 }
 
 /* ---- global gradient-norm clipping ----

@@ -24,8 +24,10 @@ struct kiln_optimizer {
     kiln_tensor **state; /* n_params * n_slots, parameter-major */
     char **names;        /* the state tensors' names, same order */
     uint64_t step;
-    kiln_tensor **grads; /* n_params, scratch for one step */
-    kiln_tensor *norm;   /* clipping only */
+    kiln_tensor **grads; /* n_params, scratch for one step: the gradients that exist */
+    /* 3 * n_params, scratch for one step: their parameters, then state slots 0 and 1 */
+    kiln_tensor **stepped;
+    kiln_tensor *norm; /* clipping only */
     kiln_buffer *clip_workspace;
 };
 
@@ -152,9 +154,11 @@ kiln_status kiln_optimizer_create(kiln_model *model, const kiln_optimizer_config
     size_t n_state = opt->n_params * (size_t)opt->n_slots;
     opt->params = kiln__calloc(ctx, opt->n_params + 1, sizeof *opt->params);
     opt->grads = kiln__calloc(ctx, opt->n_params + 1, sizeof *opt->grads);
+    opt->stepped = kiln__calloc(ctx, 3 * opt->n_params + 1, sizeof *opt->stepped);
     opt->state = kiln__calloc(ctx, n_state + 1, sizeof *opt->state);
     opt->names = kiln__calloc(ctx, n_state + 1, sizeof *opt->names);
-    if (opt->params == NULL || opt->grads == NULL || opt->state == NULL || opt->names == NULL)
+    if (opt->params == NULL || opt->grads == NULL || opt->stepped == NULL || opt->state == NULL ||
+        opt->names == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory creating an optimiser");
     for (size_t v = 0, i = 0; v < kiln_graph_n_values(g); v++)
         if (kiln_graph_value_kind(g, (kiln_value)v) == KILN_VALUE_PARAMETER)
@@ -183,24 +187,35 @@ void kiln_optimizer_destroy(kiln_optimizer *opt)
     kiln_buffer_destroy(opt->clip_workspace);
     kiln__free(opt->ctx, opt->params);
     kiln__free(opt->ctx, opt->grads);
+    kiln__free(opt->ctx, opt->stepped);
     kiln__free(opt->ctx, opt->state);
     kiln__free(opt->ctx, opt->names);
     kiln__free(opt->ctx, opt);
 }
 
-/* Updates parameter i (with gradient `grad`) for step number `t`. */
-static kiln_status update(kiln_optimizer *opt, size_t i, const kiln_tensor *grad, uint64_t t)
+/* Updates the n parameters whose gradients opt->grads holds (in parameter order, as
+ * kiln_optimizer_step gathered them) for step number `t`, as one group. */
+static kiln_status update(kiln_optimizer *opt, kiln_executor *ex, size_t n, uint64_t t)
 {
     const kiln_optimizer_config *c = &opt->config;
-    kiln_tensor *param = kiln_model_get_state(opt->model, opt->params[i]);
-    kiln_tensor **state = &opt->state[i * (size_t)opt->n_slots];
+    kiln_tensor **param = opt->stepped, **s0 = param + n, **s1 = s0 + n;
+    for (size_t i = 0, k = 0; i < opt->n_params && k < n; i++) {
+        if (kiln_executor_get_grad(ex, opt->params[i]) == NULL)
+            continue;
+        kiln_tensor **state = &opt->state[i * (size_t)opt->n_slots];
+        param[k] = kiln_model_get_state(opt->model, opt->params[i]);
+        s0[k] = opt->n_slots > 0 ? state[0] : NULL;
+        s1[k] = opt->n_slots > 1 ? state[1] : NULL;
+        k++;
+    }
+    const kiln_tensor *const *grad = (const kiln_tensor *const *)opt->grads;
     if (c->kind == KILN_OPTIMIZER_SGD) {
         kiln_sgd_params p = {c->lr, c->momentum, c->weight_decay, c->nesterov};
-        return kiln_optim_sgd_step(opt->dev, &p, param, grad, opt->n_slots > 0 ? state[0] : NULL);
+        return kiln_optim_sgd_step_group(opt->dev, &p, n, param, grad, s0);
     }
     kiln_adam_params p = {c->lr,  c->beta1,        c->beta2,
                           c->eps, c->weight_decay, c->kind == KILN_OPTIMIZER_ADAMW};
-    return kiln_optim_adam_step(opt->dev, &p, t, param, grad, state[0], state[1]);
+    return kiln_optim_adam_step_group(opt->dev, &p, t, n, param, grad, s0, s1);
 }
 
 kiln_status kiln_optimizer_step(kiln_optimizer *opt, kiln_executor *ex)
@@ -228,11 +243,8 @@ kiln_status kiln_optimizer_step(kiln_optimizer *opt, kiln_executor *ex)
         rc = kiln_optim_clip_grad_norm(opt->dev, opt->grads, n, opt->config.clip_norm, opt->norm,
                                        opt->clip_workspace);
     uint64_t t = opt->step + 1;
-    for (size_t i = 0; rc == KILN_OK && opt->config.lr > 0 && i < opt->n_params; i++) {
-        kiln_tensor *grad = kiln_executor_get_grad(ex, opt->params[i]);
-        if (grad != NULL)
-            rc = update(opt, i, grad, t);
-    }
+    if (rc == KILN_OK && opt->config.lr > 0)
+        rc = update(opt, ex, n, t);
     if (rc == KILN_OK)
         opt->step = t;
     return rc;

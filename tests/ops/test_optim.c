@@ -2,7 +2,8 @@
  * Optimiser updates on the test device: the "optim" check suite (SGD, Adam and AdamW
  * trajectories, gradient-norm clipping; tests/ref/optim.c), then the argument checks: each bad
  * shape or hyperparameter gives the right status, a message naming the function and what is
- * wrong, and leaves every tensor unchanged; plus clipping an empty list.
+ * wrong, and leaves every tensor unchanged (for a group, naming the entry); plus clipping an
+ * empty list.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -227,6 +228,37 @@ static void test_clip_empty(void **state)
     expect_all(f, f->norm, 0.0f);
 }
 
+/* A group step checks every entry before queueing anything: a bad later entry names its index
+ * and leaves the good earlier ones unchanged; NULL arrays are refused; n 0 does nothing. */
+static void test_group_bad_arguments(void **state)
+{
+    fixture *f = *state;
+    kiln_sgd_params sgd = {0.1f, 0.9f, 0.0f, false};
+    kiln_adam_params adam = {0.01f, 0.9f, 0.999f, 1e-8f, 0.0f, false};
+    kiln_tensor *param[3] = {f->param, f->param, f->param};
+    const kiln_tensor *grad[3] = {f->grad, f->grad, f->wrong};
+    kiln_tensor *velocity[3] = {f->state, f->state, f->state};
+    kiln_tensor *v[3] = {f->state2, f->state2, f->state2};
+    const char *sgd_fn = "kiln_optim_sgd_step_group", *adam_fn = "kiln_optim_adam_step_group";
+    expect(f, kiln_optim_sgd_step_group(f->dev, &sgd, 3, param, grad, velocity), KILN_ERR_SHAPE,
+           sgd_fn, "grad[2] 'b'", "(4, 3)", NULL);
+    expect(f, kiln_optim_adam_step_group(f->dev, &adam, 1, 3, param, grad, velocity, v),
+           KILN_ERR_SHAPE, adam_fn, "grad[2] 'b'", "(4, 3)", NULL);
+    grad[2] = f->grad;
+    velocity[1] = NULL;
+    expect(f, kiln_optim_sgd_step_group(f->dev, &sgd, 3, param, grad, velocity),
+           KILN_ERR_INVALID_ARGUMENT, sgd_fn, "velocity[1] is NULL", "momentum", NULL);
+    expect(f, kiln_optim_sgd_step_group(f->dev, &sgd, 3, param, NULL, velocity),
+           KILN_ERR_INVALID_ARGUMENT, sgd_fn, "grad is NULL", NULL, NULL);
+    expect(f, kiln_optim_adam_step_group(f->dev, &adam, 1, 3, param, grad, NULL, v),
+           KILN_ERR_INVALID_ARGUMENT, adam_fn, "must not be NULL", NULL, NULL);
+    expect_all(f, f->param, 1.0f);
+    expect_all(f, f->state, 0.0f);
+    expect_all(f, f->state2, 0.0f);
+    assert_int_equal(kiln_optim_sgd_step_group(f->dev, &sgd, 0, NULL, NULL, NULL), KILN_OK);
+    expect_all(f, f->param, 1.0f);
+}
+
 int main(void)
 {
     kiln_test_require_device();
@@ -237,6 +269,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_adam_bad_arguments, set_up, tear_down),
         cmocka_unit_test_setup_teardown(test_clip_bad_arguments, set_up, tear_down),
         cmocka_unit_test_setup_teardown(test_clip_empty, set_up, tear_down),
+        cmocka_unit_test_setup_teardown(test_group_bad_arguments, set_up, tear_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,10 +151,20 @@ static const trajectory TRAJECTORIES[] = {
     ADAMW("wd 0.1 from step 1000", 0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 1000),
 };
 
-static const int64_t SIZES[] = {1, 7, 1000003};
+/* Single steps at these sizes: 1, below, at and just past one work-item's run of 16
+ * elements, and a large odd size. */
+static const size_t SIZES[] = {1, 7, 16, 17, 1000003};
 
-/* Host arrays and device tensors of one trajectory: param and up to two state tensors. */
+/* Group steps (kiln_optim_*_step_group) over these tensors: more than one launch's 8 slots,
+ * single-element tensors, runs cut short, and a large one among small ones. */
+static const size_t GROUP_SIZES[] = {3, 2, 1, 16, 33, 100003, 7, 1, 250, 17, 5};
+
+enum { MAX_GROUP = sizeof GROUP_SIZES / sizeof GROUP_SIZES[0] };
+
+/* Host arrays and device tensors of one tensor of a trajectory: param and up to two state
+ * tensors. */
 typedef struct traj_state {
+    size_t n;
     double *param, *grad, *s0, *s1;
     kiln_tensor *t_param, *t_grad, *t_s0, *t_s1;
 } traj_state;
@@ -171,19 +181,21 @@ static void traj_release(traj_state *s)
     kiln_tensor_destroy(s->t_s1);
 }
 
-/* Generates the starting values and puts them on the device; false after reporting. */
-static bool traj_set_up(kiln_check_run *run, const trajectory *t, size_t n, uint64_t seed,
-                        const char *label, traj_state *s)
+/* Generates the starting values of s->n elements and puts them on the device; false after
+ * reporting. */
+static bool traj_set_up(kiln_check_run *run, const trajectory *t, uint64_t seed, const char *label,
+                        traj_state *s)
 {
     kiln_check_gen normal = {KILN_GEN_NORMAL, 0, 0, 0};
     kiln_check_gen small = {KILN_GEN_NORMAL, 0, 0.1, 0};
     kiln_check_gen positive = {KILN_GEN_UNIFORM, 0.05, 0.5, 0};
+    size_t n = s->n;
     kiln_shape shape = kiln_shape_of(1, (int64_t[]){(int64_t)n});
     bool has_s0 = t->adam || t->sgd.momentum != 0;
-    s->param = malloc(n * sizeof(double));
-    s->grad = malloc(n * sizeof(double));
-    s->s0 = has_s0 ? calloc(n, sizeof(double)) : NULL;
-    s->s1 = t->adam ? calloc(n, sizeof(double)) : NULL;
+    s->param = malloc((n + 1) * sizeof(double));
+    s->grad = malloc((n + 1) * sizeof(double));
+    s->s0 = has_s0 ? calloc(n + 1, sizeof(double)) : NULL;
+    s->s1 = t->adam ? calloc(n + 1, sizeof(double)) : NULL;
     if (s->param == NULL || s->grad == NULL || (has_s0 && s->s0 == NULL) ||
         (t->adam && s->s1 == NULL)) {
         kiln_check_fail(run, t->op, label, "setup", "out of host memory");
@@ -206,6 +218,31 @@ static bool traj_set_up(kiln_check_run *run, const trajectory *t, size_t n, uint
     return true;
 }
 
+/* One step of every tensor of the trajectory on the device: one call per tensor, or one
+ * group call for all of them. */
+static kiln_status device_step(kiln_check_run *run, const trajectory *t, uint64_t step,
+                               traj_state *s, size_t n_tensors, bool group)
+{
+    kiln_tensor *param[MAX_GROUP], *s0[MAX_GROUP], *s1[MAX_GROUP];
+    const kiln_tensor *grad[MAX_GROUP];
+    for (size_t i = 0; i < n_tensors; i++) {
+        param[i] = s[i].t_param;
+        grad[i] = s[i].t_grad;
+        s0[i] = s[i].t_s0;
+        s1[i] = s[i].t_s1;
+    }
+    if (group)
+        return t->adam ? kiln_optim_adam_step_group(run->dev, &t->adam_params, step, n_tensors,
+                                                    param, grad, s0, s1)
+                       : kiln_optim_sgd_step_group(run->dev, &t->sgd, n_tensors, param, grad, s0);
+    kiln_status rc = KILN_OK;
+    for (size_t i = 0; rc == KILN_OK && i < n_tensors; i++)
+        rc = t->adam ? kiln_optim_adam_step(run->dev, &t->adam_params, step, param[i], grad[i],
+                                            s0[i], s1[i])
+                     : kiln_optim_sgd_step(run->dev, &t->sgd, param[i], grad[i], s0[i]);
+    return rc;
+}
+
 /*
  * N_STEPS steps, each with a fresh N(0, 1) gradient, on the device and in double; then the
  * parameter and the state are compared with TRAJ_ATOL + TRAJ_RTOL |ref|. Each step rounds
@@ -222,51 +259,68 @@ static bool traj_set_up(kiln_check_run *run, const trajectory *t, size_t n, uint
 #define TRAJ_ATOL 2e-6
 #define TRAJ_RTOL 1e-6
 
-static void run_trajectory(kiln_check_run *run, const trajectory *t, size_t n, uint64_t seed)
+/* Runs trajectory t over tensors of `sizes` (one tensor unless `group`). */
+static void run_trajectory(kiln_check_run *run, const trajectory *t, const size_t *sizes,
+                           size_t n_tensors, bool group, uint64_t seed)
 {
     char label[96];
-    snprintf(label, sizeof label, "(%zu,) %s", n, t->what);
+    if (group)
+        snprintf(label, sizeof label, "group of %zu %s", n_tensors, t->what);
+    else
+        snprintf(label, sizeof label, "(%zu,) %s", sizes[0], t->what);
     kiln_context *ctx = kiln_device_get_context(run->dev);
     kiln_check_gen normal = {KILN_GEN_NORMAL, 0, 0, 0};
-    traj_state s;
-    memset(&s, 0, sizeof s);
-    if (!traj_set_up(run, t, n, seed, label, &s)) {
-        traj_release(&s);
-        return;
+    traj_state s[MAX_GROUP];
+    memset(s, 0, sizeof s);
+    bool ok = true;
+    for (size_t i = 0; ok && i < n_tensors; i++) {
+        s[i].n = sizes[i];
+        ok = traj_set_up(run, t, seed + 97 * i, label, &s[i]);
     }
     double ms = 0;
-    for (int k = 0; k < N_STEPS; k++) {
+    for (int k = 0; ok && k < N_STEPS; k++) {
         uint64_t step = t->first_step + (uint64_t)k;
-        kiln_check_generate(&normal, seed * 7919 + 101 + (uint64_t)k, s.grad, n);
-        if (!upload(run, t->op, label, s.t_grad, s.grad, n)) {
-            traj_release(&s);
-            return;
+        for (size_t i = 0; ok && i < n_tensors; i++) {
+            kiln_check_generate(&normal, seed * 7919 + 101 + (uint64_t)k + 13 * i, s[i].grad,
+                                s[i].n);
+            ok = upload(run, t->op, label, s[i].t_grad, s[i].grad, s[i].n);
         }
+        if (!ok)
+            break;
         double t0 = kiln_check_now_ms();
-        kiln_status rc = t->adam
-                             ? kiln_optim_adam_step(run->dev, &t->adam_params, step, s.t_param,
-                                                    s.t_grad, s.t_s0, s.t_s1)
-                             : kiln_optim_sgd_step(run->dev, &t->sgd, s.t_param, s.t_grad, s.t_s0);
+        kiln_status rc = device_step(run, t, step, s, n_tensors, group);
         if (rc == KILN_OK)
             rc = kiln_device_finish(run->dev);
         ms += kiln_check_now_ms() - t0;
         if (rc != KILN_OK) {
             kiln_check_fail(run, t->op, label, "step", kiln_context_last_error(ctx));
-            traj_release(&s);
-            return;
+            ok = false;
+            break;
         }
-        if (t->adam)
-            ref_adam_step(&t->adam_params, step, s.param, s.grad, s.s0, s.s1, n);
-        else
-            ref_sgd_step(&t->sgd, s.param, s.grad, s.s0, n);
+        for (size_t i = 0; i < n_tensors; i++) {
+            if (t->adam)
+                ref_adam_step(&t->adam_params, step, s[i].param, s[i].grad, s[i].s0, s[i].s1,
+                              s[i].n);
+            else
+                ref_sgd_step(&t->sgd, s[i].param, s[i].grad, s[i].s0, s[i].n);
+        }
     }
-    compare_tensor(run, t->op, label, "param", s.t_param, s.param, n, TRAJ_ATOL, TRAJ_RTOL, ms);
-    if (s.t_s0 != NULL)
-        compare_tensor(run, t->op, label, t->adam ? "m" : "velocity", s.t_s0, s.s0, n, TRAJ_ATOL,
-                       TRAJ_RTOL, 0);
-    if (s.t_s1 != NULL)
-        compare_tensor(run, t->op, label, "v", s.t_s1, s.s1, n, 1e-12, TRAJ_RTOL, 0);
-    traj_release(&s);
+    for (size_t i = 0; ok && i < n_tensors; i++) {
+        char what[3][32];
+        snprintf(what[0], sizeof what[0], group ? "param[%zu]" : "param", i);
+        snprintf(what[1], sizeof what[1], group ? "%s[%zu]" : "%s", t->adam ? "m" : "velocity", i);
+        snprintf(what[2], sizeof what[2], group ? "v[%zu]" : "v", i);
+        compare_tensor(run, t->op, label, what[0], s[i].t_param, s[i].param, s[i].n, TRAJ_ATOL,
+                       TRAJ_RTOL, i == 0 ? ms : 0);
+        if (s[i].t_s0 != NULL)
+            compare_tensor(run, t->op, label, what[1], s[i].t_s0, s[i].s0, s[i].n, TRAJ_ATOL,
+                           TRAJ_RTOL, 0);
+        if (s[i].t_s1 != NULL)
+            compare_tensor(run, t->op, label, what[2], s[i].t_s1, s[i].s1, s[i].n, 1e-12, TRAJ_RTOL,
+                           0);
+    }
+    for (size_t i = 0; i < n_tensors; i++)
+        traj_release(&s[i]);
 }
 
 /* ---- clipping ---- */
@@ -402,10 +456,11 @@ static void optim_custom(kiln_check_run *run)
 {
     size_t n_traj = sizeof TRAJECTORIES / sizeof TRAJECTORIES[0];
     for (size_t i = 0; i < n_traj; i++) {
-        for (size_t j = 0; j < sizeof SIZES / sizeof SIZES[0]; j++) {
-            if (selected(run, TRAJECTORIES[i].op))
-                run_trajectory(run, &TRAJECTORIES[i], (size_t)SIZES[j], 1000 + 10 * i + j);
-        }
+        if (!selected(run, TRAJECTORIES[i].op))
+            continue;
+        for (size_t j = 0; j < sizeof SIZES / sizeof SIZES[0]; j++)
+            run_trajectory(run, &TRAJECTORIES[i], &SIZES[j], 1, false, 1000 + 10 * i + j);
+        run_trajectory(run, &TRAJECTORIES[i], GROUP_SIZES, MAX_GROUP, true, 3000 + 10 * i);
     }
     for (size_t i = 0; i < sizeof CLIPS / sizeof CLIPS[0]; i++) {
         if (selected(run, "clip_grad_norm"))
