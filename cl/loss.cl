@@ -1,10 +1,10 @@
 /*
  * Loss kernels: softmax cross-entropy over class rows, and the pointwise losses
- * bce_with_logits, mse and l1. Forward kernels write one non-negative term per element into
- * a workspace that src/ops/loss.c then averages with the shared tree reduction; backward
- * kernels read the scalar output gradient g (one element) on the device and accumulate
- * g / n times the per-element derivative. Work-item i handles element i; every kernel checks
- * i < n because global sizes are rounded up.
+ * bce_with_logits, mse and l1. Forward kernels write one non-negative term per element (per
+ * row for the cross-entropy) into a workspace that src/ops/loss.c then averages with the
+ * shared tree reduction; backward kernels read the scalar output gradient g (one element) on
+ * the device and accumulate g / n times the per-element derivative. Work-item i handles
+ * element (or row) i; every kernel checks its range because global sizes are rounded up.
  */
 #ifndef KILN_REAL
 #define KILN_REAL float
@@ -25,39 +25,52 @@ inline bool label_valid(const int label, const uint classes)
     return label >= 0 && (uint)label < classes;
 }
 
-/* e[i] = exp(x[i] - m[row]), m the row maximum, so every term is in (0, 1]. e: (N, C). */
-__kernel void softmax_cross_entropy_fwd_exp(__global const KILN_REAL *x,
-                                            __global const KILN_REAL *m, __global KILN_REAL *e,
-                                            const uint n, const uint classes)
+/* sum += y with Kahan's compensation c; once the sum is infinite or NaN the correction would
+ * be NaN, and IEEE arithmetic alone gives the right result, so it stops correcting. */
+inline void kahan_add(KILN_REAL *sum, KILN_REAL *c, const KILN_REAL y)
 {
-    const uint i = (uint)get_global_id(0);
-    if (i >= n)
-        return;
-    e[i] = exp(x[i] - m[i / classes]);
+    const KILN_REAL z = y - *c;
+    const KILN_REAL t = *sum + z;
+    *c = isfinite(t) ? (t - *sum) - z : 0;
+    *sum = t;
 }
 
 /*
- * term[i] = -q_c log p_c = q_c (m + log s - x[i]), with s = sum_c exp(x_c - m) of the row.
- * m + log s - x >= 0, so the terms never cancel when summed. A label outside [0, C) makes
- * every term of its row NaN, and so the loss (PyTorch raises an error instead; a kernel
- * cannot). term: (N, C).
+ * One work-item per row of x (N, C): the row maximum m (NaN wins, as torch.amax), the sum
+ * s = sum_c exp(x_c - m) (every term in (0, 1]), and the row's loss
+ * term[row] = sum_c q_c (m + log s - x_c) = (m + log s) - sum_c q_c x_c, summed as the terms
+ * q_c (m + log s - x_c) >= 0, which never cancel. Both sums are compensated. A label outside
+ * [0, C) makes the row's term NaN, and so the loss (PyTorch raises an error instead; a kernel
+ * cannot). m, s, term: (N,).
  */
-__kernel void softmax_cross_entropy_fwd(__global const KILN_REAL *x, __global const int *labels,
-                                        __global const KILN_REAL *m, __global const KILN_REAL *s,
-                                        __global KILN_REAL *term, const uint n, const uint classes,
-                                        const KILN_REAL smoothing)
+__kernel void softmax_cross_entropy_rows(__global const KILN_REAL *x, __global const int *labels,
+                                         __global KILN_REAL *m, __global KILN_REAL *s,
+                                         __global KILN_REAL *term, const uint rows,
+                                         const uint classes, const KILN_REAL smoothing)
 {
-    const uint i = (uint)get_global_id(0);
-    if (i >= n)
+    const uint row = (uint)get_global_id(0);
+    if (row >= rows)
         return;
-    const uint row = i / classes;
+    __global const KILN_REAL *xr = x + (size_t)row * classes;
+    KILN_REAL best = -INFINITY;
+    for (uint c = 0; c < classes; c++)
+        best = (isnan(xr[c]) || xr[c] > best) ? xr[c] : best;
+    KILN_REAL sum = 0, comp = 0;
+    for (uint c = 0; c < classes; c++)
+        kahan_add(&sum, &comp, exp(xr[c] - best));
+    m[row] = best;
+    s[row] = sum;
     const int label = labels[row];
     if (!label_valid(label, classes)) {
-        term[i] = NAN;
+        term[row] = NAN;
         return;
     }
-    const KILN_REAL q = smoothed_target(i % classes, label, classes, smoothing);
-    term[i] = q * (m[row] + log(s[row]) - x[i]);
+    const KILN_REAL lse = best + log(sum);
+    KILN_REAL loss = 0;
+    comp = 0;
+    for (uint c = 0; c < classes; c++)
+        kahan_add(&loss, &comp, smoothed_target(c, label, classes, smoothing) * (lse - xr[c]));
+    term[row] = loss;
 }
 
 /* gx[i] += g * inv_n * (p_c - q_c), p = softmax of the row (gx[i] = ... when accumulate is 0);

@@ -3,23 +3,14 @@
  * CrossEntropyLoss with reduction='mean' and label_smoothing), and the pointwise losses
  * bce_with_logits, mse and l1 (PyTorch BCEWithLogitsLoss, MSELoss, L1Loss, reduction='mean').
  *
- * Forward writes one term per element into the workspace (cl/loss.cl) and averages the terms
- * with the shared tree reduction (reduce.c), never a serial float sum. Backward reads the
+ * Forward writes one term per element (per row for the cross-entropy, whose kernel sums a row's
+ * classes with compensation) into the workspace (cl/loss.cl) and averages the terms with the
+ * shared tree reduction (reduce.c), never a plain serial float sum. Backward reads the
  * scalar output gradient on the device and accumulates into the prediction's gradient (or sets
  * it when fresh);
  * targets and labels take no gradient. The dice loss lives in dice.c.
  */
 #include "ops/op.h"
-
-/* The shape `shape` with every axis from `from` on set to 1: what a reduction over those
- * axes writes (reduce.c aligns shapes from the right). */
-static kiln_shape reduced_from(const kiln_shape *shape, int from)
-{
-    kiln_shape s = *shape;
-    for (int i = from; i < s.ndim; i++)
-        s.dim[i] = 1;
-    return s;
-}
 
 /* The mean of the workspace terms (shape `terms`) into the scalar output. */
 static kiln_status mean_into_output(kiln_device *dev, const kiln_op *op, const kiln_op_args *a,
@@ -30,6 +21,7 @@ static kiln_status mean_into_output(kiln_device *dev, const kiln_op *op, const k
                            KILN__REDUCE_SUM, (float)(1.0 / (double)divisor), false);
 }
 
+/* The pointwise losses' workspace: one term per element. */
 static size_t terms_workspace(const kiln_op *op, const void *params, const kiln_shape *in, int n_in)
 {
     (void)op;
@@ -66,34 +58,30 @@ static kiln_status ce_infer(kiln_context *ctx, const kiln_op *op, const void *pa
     return KILN_OK;
 }
 
+/* The cross-entropy's workspace: one term per row. */
+static size_t ce_workspace(const kiln_op *op, const void *params, const kiln_shape *in, int n_in)
+{
+    (void)op;
+    (void)params;
+    (void)n_in;
+    return (size_t)in[0].dim[0] * sizeof(float);
+}
+
+/* One kernel computes each row's maximum, exponential sum and loss term (the terms into the
+ * workspace); the shared reduction averages the N terms. */
 static kiln_status ce_forward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)
 {
     const kiln_cross_entropy_params *p = a->params;
     const kiln_shape *x = &a->inputs[0]->shape;
-    kiln_shape rows = reduced_from(x, 1);
-    uint32_t n = (uint32_t)kiln_shape_count(x);
-    uint32_t classes = (uint32_t)x->dim[1];
-    kiln_status rc = kiln__reduce_to(dev, op, kiln__tensor_buffer(a->inputs[0]), x,
-                                     kiln__tensor_buffer(a->saved[CE_MAX]), &rows, KILN__REDUCE_MAX,
-                                     1.0f, false);
-    if (rc == KILN_OK) {
-        kiln__arg args[] = {KILN__ARG_T(a->inputs[0]), KILN__ARG_T(a->saved[CE_MAX]),
-                            KILN__ARG_BUF(a->workspace), KILN__ARG_UINT(n),
-                            KILN__ARG_UINT(classes)};
-        rc = kiln__launch_1d(dev, "loss", "softmax_cross_entropy_fwd_exp", args, 5, n);
-    }
+    uint32_t rows = (uint32_t)x->dim[0], classes = (uint32_t)x->dim[1];
+    kiln__arg args[] = {KILN__ARG_T(a->inputs[0]),     KILN__ARG_T(a->inputs[1]),
+                        KILN__ARG_T(a->saved[CE_MAX]), KILN__ARG_T(a->saved[CE_SUM]),
+                        KILN__ARG_BUF(a->workspace),   KILN__ARG_UINT(rows),
+                        KILN__ARG_UINT(classes),       KILN__ARG_FLOAT(p->label_smoothing)};
+    kiln_status rc = kiln__launch_1d(dev, "loss", "softmax_cross_entropy_rows", args, 8, rows);
+    kiln_shape terms = kiln_shape_of(1, x->dim);
     if (rc == KILN_OK)
-        rc = kiln__reduce_to(dev, op, a->workspace, x, kiln__tensor_buffer(a->saved[CE_SUM]), &rows,
-                             KILN__REDUCE_SUM, 1.0f, false);
-    if (rc == KILN_OK) {
-        kiln__arg args[] = {KILN__ARG_T(a->inputs[0]),     KILN__ARG_T(a->inputs[1]),
-                            KILN__ARG_T(a->saved[CE_MAX]), KILN__ARG_T(a->saved[CE_SUM]),
-                            KILN__ARG_BUF(a->workspace),   KILN__ARG_UINT(n),
-                            KILN__ARG_UINT(classes),       KILN__ARG_FLOAT(p->label_smoothing)};
-        rc = kiln__launch_1d(dev, "loss", "softmax_cross_entropy_fwd", args, 8, n);
-    }
-    if (rc == KILN_OK)
-        rc = mean_into_output(dev, op, a, x, x->dim[0]);
+        rc = mean_into_output(dev, op, a, &terms, x->dim[0]);
     return rc;
 }
 
@@ -128,7 +116,7 @@ const kiln_op kiln__op_softmax_cross_entropy = {
     .no_grad_inputs = 1u << 1,
     .i32_inputs = 1u << 1,
     .infer = ce_infer,
-    .workspace = terms_workspace,
+    .workspace = ce_workspace,
     .forward = ce_forward,
     .backward = ce_backward,
     .writes_fresh_grads = 1u,
