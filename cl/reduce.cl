@@ -93,6 +93,50 @@ __kernel void reduce_max_fwd(__global const KILN_REAL *src, __global KILN_REAL *
         dst[dst_at + o] = accumulate ? dst[dst_at + o] + scale * scratch[0] : scale * scratch[0];
 }
 
+/*
+ * The same sum when src is a row-major (n_reduce, n_out) matrix (a bias gradient: the
+ * output gradient summed over its rows): each work-item sums REDUCE_COLS neighbouring columns
+ * down the rows as one vector, with Kahan's compensation per lane; the last work-item takes
+ * the columns past the last full vector one by one. No work-group tree, whose barriers cost
+ * more than the sum on a CPU device; the host uses it for up to REDUCE_COLUMN_ROWS_MAX rows
+ * (src/ops/reduce.c), where the compensated serial sum is as accurate as the tree.
+ */
+#define REDUCE_COLS 8
+
+__kernel void reduce_sum_cols_fwd(__global const KILN_REAL *src, __global KILN_REAL *dst,
+                                  const uint n_reduce, const uint n_out, const KILN_REAL scale,
+                                  const int accumulate, const uint dst_at)
+{
+    const uint first = (uint)get_global_id(0) * REDUCE_COLS;
+    if (first >= n_out)
+        return;
+    if (n_out - first >= REDUCE_COLS) {
+        float8 sum = 0, comp = 0;
+        for (uint r = 0; r < n_reduce; r++) {
+            const float8 y = vload8(0, src + (size_t)r * n_out + first) - comp;
+            const float8 t = sum + y;
+            comp = select((float8)0, (t - sum) - y, isfinite(t));
+            sum = t;
+        }
+        float8 out = scale * sum;
+        if (accumulate)
+            out += vload8(0, dst + dst_at + first);
+        vstore8(out, 0, dst + dst_at + first);
+        return;
+    }
+    for (uint o = first; o < n_out; o++) {
+        KILN_REAL sum = 0;
+        KILN_REAL comp = 0;
+        for (uint r = 0; r < n_reduce; r++) {
+            const KILN_REAL y = src[(size_t)r * n_out + o] - comp;
+            const KILN_REAL t = sum + y;
+            comp = isfinite(t) ? (t - sum) - y : 0;
+            sum = t;
+        }
+        dst[dst_at + o] = accumulate ? dst[dst_at + o] + scale * sum : scale * sum;
+    }
+}
+
 /* Nothing to reduce (every reduced axis has size 1): dst[o] (+)= scale * src[kept(o)]. */
 __kernel void reduce_copy_fwd(__global const KILN_REAL *src, __global KILN_REAL *dst,
                               const uint n_out, const uint4 kdims, const uint4 kst,

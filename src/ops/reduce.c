@@ -10,7 +10,22 @@
 
 #include "ops/op.h"
 
-enum { REDUCE_WG_MAX = 64 };
+/* REDUCE_COLUMN_ROWS_MAX: the most rows the column kernel sums serially (see reduce.cl);
+ * REDUCE_COLUMN_OUT_MIN: the fewest columns for which it is used (fewer would leave the
+ * device idle while each work-item walks its column). */
+enum { REDUCE_WG_MAX = 64, REDUCE_COLUMN_ROWS_MAX = 4096, REDUCE_COLUMN_OUT_MIN = 8 };
+enum { REDUCE_COLS = 8 }; /* columns per work-item of reduce_sum_cols_fwd (cl/reduce.cl) */
+
+/* Whether the reduction reads src as a row-major (n_reduce, n_out) matrix summed over its
+ * rows: one kept axis of stride 1 and one reduced axis of stride n_out. */
+static bool column_sum(const uint32_t kdims[4], const uint32_t kst[4], const uint32_t rdims[4],
+                       const uint32_t rst[4], uint32_t n_out)
+{
+    bool kept_flat = kdims[0] == 1 && kdims[1] == 1 && kdims[2] == 1 && kst[3] == 1;
+    bool reduced_flat = rdims[0] == 1 && rdims[1] == 1 && rdims[2] == 1 && rst[3] == n_out;
+    return kept_flat && reduced_flat && rdims[3] <= REDUCE_COLUMN_ROWS_MAX &&
+           n_out >= REDUCE_COLUMN_OUT_MIN;
+}
 
 /* Collapses the axes listed in `axes` (source order) to at most four, merging neighbours
  * that are contiguous in the source; fills dims/strides right-aligned. False if > 4 remain. */
@@ -94,6 +109,14 @@ kiln_status kiln__reduce_to_at(kiln_device *dev, const kiln_op *op, const kiln_b
                             kiln__arg_u32x4(kst),  KILN__ARG_FLOAT(scale),
                             KILN__ARG_INT(accumulate ? 1 : 0), KILN__ARG_UINT(dst_at)};
         return kiln__launch_1d(dev, "reduce", "reduce_copy_fwd", args, 8, n_out);
+    }
+    if (kind == KILN__REDUCE_SUM && column_sum(kdims, kst, rdims, rst, n_out)) {
+        kiln__arg args[] = {KILN__ARG_BUF(src),       KILN__ARG_BUF(dst),
+                            KILN__ARG_UINT(n_reduce), KILN__ARG_UINT(n_out),
+                            KILN__ARG_FLOAT(scale),   KILN__ARG_INT(accumulate ? 1 : 0),
+                            KILN__ARG_UINT(dst_at)};
+        return kiln__launch_1d(dev, "reduce", "reduce_sum_cols_fwd", args, 7,
+                               (n_out + REDUCE_COLS - 1) / REDUCE_COLS);
     }
     size_t wg = 1;
     while (wg < REDUCE_WG_MAX && wg < n_reduce && wg * 2 <= dev->info.max_work_group_size)

@@ -92,6 +92,7 @@ static const kiln_reduce_params LAST3 = {0x4, true};
 static const kiln_reduce_params MID4 = {0xA, false};  /* axes 1 and 3 of 4 */
 static const kiln_reduce_params OUTER3 = {0x5, true}; /* axes 0 and 2 of 3 */
 static const kiln_reduce_params ALL3 = {0x7, false};
+static const kiln_reduce_params FIRST = {0x1, false}; /* axis 0: the column sums of a bias */
 
 #define RED(op_name, f, b, prm, shape, tol, ...)                                                   \
     {                                                                                              \
@@ -122,6 +123,21 @@ static const kiln_check_case CASES[] = {
      .gen = {G_SPECIAL}, .forward = sum_fwd, .atol = 1e-5, .rtol = 1e-5, .seed = 12,
      .label = "(4, 3, 11) +-inf/NaN"},
     RED("reduce_mean", mean_fwd, mean_bwd, LAST3, S3(3, 2, 100003), 2e-6, G_UNIFORM(0.5, 1.5)),
+    /* Sums over the leading axis with the rest contiguous take the column kernel (8 columns a
+     * work-item, the rest one by one): 13 columns (one vector and 5 alone), exactly 8, 1027,
+     * one row, 5 x (4 x 12) seen as 48 columns, a long column of one sign (compensated: 5e-8
+     * seen against 2e-7 allowed; a plain serial float sum is off by 1.5e-6 there), and past
+     * 4096 rows (the tree again). */
+    RED("reduce_sum", sum_fwd, sum_bwd, FIRST, S2(37, 13), 1e-5, G_NORMAL),
+    RED("reduce_sum", sum_fwd, sum_bwd, FIRST, S2(1000, 8), 1e-5, G_NORMAL),
+    RED("reduce_sum", sum_fwd, sum_bwd, FIRST, S2(3, 1027), 1e-5, G_NORMAL),
+    RED("reduce_mean", mean_fwd, mean_bwd, FIRST, S2(1, 9), 1e-6, G_NORMAL),
+    RED("reduce_mean", mean_fwd, mean_bwd, FIRST, S3(5, 4, 12), 1e-5, G_NORMAL),
+    RED("reduce_sum", sum_fwd, sum_bwd, FIRST, S2(4096, 17), 2e-7, G_UNIFORM(0.5, 1.5)),
+    RED("reduce_sum", sum_fwd, sum_bwd, FIRST, S2(5000, 9), 2e-6, G_UNIFORM(0.5, 1.5)),
+    {.op = "reduce_sum", .params = &FIRST, .n_inputs = 1, .inputs = {S2(11, 21)},
+     .gen = {G_SPECIAL}, .forward = sum_fwd, .atol = 1e-5, .rtol = 1e-5, .seed = 13,
+     .label = "(11, 21) +-inf/NaN cols"},
 };
 
 const kiln_check_suite kiln_check_suite_reduce = {
