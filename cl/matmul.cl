@@ -9,12 +9,23 @@
 #define KILN_REAL float
 #endif
 
-/* y[r][c] = b[c] for the n = rows * cols elements of y. b: (cols,), y: (rows, cols) */
-__kernel void dense_fwd(__global const KILN_REAL *b, __global KILN_REAL *y, const uint n,
+/* Columns each work-item writes: one 8-wide vector store, no per-element division. */
+#define DENSE_COLS 8
+
+/* y[r][c] = b[c]. b: (cols,), y: (rows, cols). Work-item (x, r) writes row r's columns
+ * [x * DENSE_COLS, + DENSE_COLS) below cols. */
+__kernel void dense_fwd(__global const KILN_REAL *b, __global KILN_REAL *y, const uint rows,
                         const uint cols)
 {
-    const uint i = (uint)get_global_id(0);
-    if (i >= n)
+    const uint first = (uint)get_global_id(0) * DENSE_COLS;
+    const uint r = (uint)get_global_id(1);
+    if (first >= cols || r >= rows)
         return;
-    y[i] = b[i % cols];
+    __global KILN_REAL *row = y + (size_t)r * cols;
+    if (cols - first >= DENSE_COLS) {
+        vstore8(vload8(0, b + first), 0, row + first);
+        return;
+    }
+    for (uint c = first; c < cols; c++)
+        row[c] = b[c];
 }

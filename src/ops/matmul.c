@@ -309,10 +309,11 @@ static kiln_status dense_forward(kiln_device *dev, const kiln_op *op, const kiln
     const kiln_dense_params *prm = args->params;
     product p = dense_product(&args->inputs[0]->shape, &args->inputs[1]->shape);
     if (prm->has_bias) {
-        uint32_t n = (uint32_t)kiln_tensor_count(args->output);
+        enum { DENSE_COLS = 8 }; /* columns per work-item (cl/matmul.cl) */
         kiln__arg bias_args[] = {KILN__ARG_T(args->inputs[2]), KILN__ARG_T(args->output),
-                                 KILN__ARG_UINT(n), KILN__ARG_UINT(p.n)};
-        kiln_status rc = kiln__launch_1d(dev, "matmul", "dense_fwd", bias_args, 4, n);
+                                 KILN__ARG_UINT(p.m), KILN__ARG_UINT(p.n)};
+        size_t global[2] = {(p.n + DENSE_COLS - 1) / DENSE_COLS, p.m};
+        kiln_status rc = kiln__launch(dev, "matmul", "dense_fwd", bias_args, 4, 2, global, NULL);
         if (rc != KILN_OK)
             return rc;
     }
