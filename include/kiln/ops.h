@@ -51,6 +51,10 @@ bool kiln_op_is_variadic(const kiln_op *op);
 int kiln_op_n_saved(const kiln_op *op);
 /* False for ops that are explicitly not differentiable (fill). */
 bool kiln_op_has_backward(const kiln_op *op);
+/* True for ops whose output is input 0's elements in the same order under another shape
+ * (reshape, flatten): running one copies; an executor can instead let the output share the
+ * input's memory and run nothing. */
+bool kiln_op_is_view(const kiln_op *op);
 /* Whether input i can receive a gradient (labels and running statistics cannot). */
 bool kiln_op_input_differentiable(const kiln_op *op, int input);
 /* The dtype input i must have. */

@@ -77,6 +77,16 @@ static bool *gradient_flags(kiln_graph *g)
     return depends;
 }
 
+/* Whether node i's output shares its input's buffer instead of being computed: a view op
+ * (reshape, flatten) over a graph input or a node output. A parameter or buffer is copied,
+ * since the model may replace its tensor (loading a checkpoint). */
+static bool aliases_input(const kiln_graph *g, size_t i)
+{
+    const kiln__node *node = &g->nodes[i];
+    kiln_value_kind kind = g->values[node->inputs[0]].kind;
+    return kiln_op_is_view(node->op) && (kind == KILN_VALUE_INPUT || kind == KILN_VALUE_NODE);
+}
+
 /* Infer mode always shares buffers; the others when asked. */
 static bool shares(const kiln_executor_options *o)
 {
@@ -145,6 +155,16 @@ static size_t build_items(const kiln_graph *g, kiln_mode mode, const bool *kept,
         item_of_value[v] = SIZE_MAX;
     for (size_t i = 0; i < g->n_nodes; i++) {
         const kiln__node *node = &g->nodes[i];
+        if (aliases_input(g, i)) {
+            /* The output is the input's buffer: it lives as long as either is needed. */
+            size_t in = item_of_value[node->inputs[0]];
+            item_of_value[node->output] = in;
+            if (in != SIZE_MAX && kept[node->output])
+                items[in].end = last;
+            if (in != SIZE_MAX && train && grad[node->output])
+                extend(&items[in], step_backward(g, i));
+            continue;
+        }
         kiln__plan_item *it = &items[n];
         it->bytes = (size_t)kiln_shape_count(&sh->values[node->output]) * 4;
         it->start = it->end = (int32_t)i;
@@ -486,6 +506,15 @@ static kiln_status allocate(kiln_executor *ex, const plan *p)
         KILN_CHECK(kiln_buffer_create(ex->dev, p->slot_bytes[s], purpose, &ex->slots[s]));
     }
     KILN_CHECK(bind_items(ex, p));
+    for (size_t i = 0; i < g->n_nodes; i++) { /* in graph order: a view of a view works */
+        if (!aliases_input(g, i))
+            continue;
+        const kiln__node *node = &g->nodes[i];
+        const kiln__value *out = &g->values[node->output];
+        kiln_tensor *in = ex->values[node->inputs[0]];
+        KILN_CHECK(kiln__tensor_wrap(ex->dev, in->buffer, &out->shape, KILN_F32, out->name,
+                                     &ex->values[node->output]));
+    }
     if (p->workspace > 0)
         KILN_CHECK(kiln_buffer_create(ex->dev, p->workspace, "op workspace", &ex->workspace));
     ex->planned_bytes = p->bytes;
@@ -670,6 +699,8 @@ kiln_status kiln_executor_forward(kiln_executor *ex, uint64_t step)
     kiln_tensor *inputs[KILN_OP_MAX_INPUTS];
     kiln_op_args args;
     for (size_t i = 0; i < ex->g->n_nodes; i++) {
+        if (aliases_input(ex->g, i))
+            continue; /* its output already holds its input's elements */
         node_args(ex, i, step, inputs, &args);
         kiln_status rc = kiln_op_forward(ex->dev, ex->g->nodes[i].op, &args);
         if (rc != KILN_OK)

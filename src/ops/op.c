@@ -60,6 +60,11 @@ bool kiln_op_has_backward(const kiln_op *op)
     return op->backward != NULL;
 }
 
+bool kiln_op_is_view(const kiln_op *op)
+{
+    return op->view;
+}
+
 bool kiln_op_input_differentiable(const kiln_op *op, int input)
 {
     return op->backward != NULL && (op->no_grad_inputs & (1u << input)) == 0;

@@ -23,6 +23,9 @@ struct kiln_op {
     /* Bit i: backward sets gradient i, without reading it, when args->grad_fresh has bit i
      * (kiln_op_backward only passes it so). Other fresh gradients are zero-filled first. */
     uint32_t writes_fresh_grads;
+    /* Forward copies input 0 unchanged (same elements in the same order, another shape): the
+     * executor may give the output input 0's buffer and skip the launch (kiln_op_is_view). */
+    bool view;
     kiln_status (*infer)(kiln_context *ctx, const kiln_op *op, const void *params,
                          const kiln_shape *in, int n_in, kiln_shape *out, kiln_shape *saved);
     /* NULL means no workspace. */

@@ -3,8 +3,9 @@
  * inferred; torch.reshape semantics on a contiguous tensor) and flatten, (N, ...) ->
  * (N, rest) (Keras Flatten: a (N,) input becomes (N, 1)).
  *
- * Neither moves data in principle: the graph layer aliases their outputs as views of the
- * input (kiln_tensor_reshape) instead of running them. Run as ops, forward copies and backward
+ * Neither moves data in principle: both are marked `view`, and the executor gives their output
+ * the input's buffer and runs nothing (src/graph/executor.c). Run as ops (by the executor
+ * where the input is a parameter, or by callers of kiln_op_forward), forward copies; backward
  * accumulates the gradient, with the copy kernel of cl/fill.cl and kiln__accumulate_grad, so
  * this family has no .cl file of its own.
  */
@@ -105,6 +106,7 @@ const kiln_op kiln__op_reshape = {
     .forward = reshape_forward,
     .backward = reshape_backward,
     .writes_fresh_grads = 1u,
+    .view = true,
 };
 
 const kiln_op kiln__op_flatten = {
@@ -115,4 +117,5 @@ const kiln_op kiln__op_flatten = {
     .forward = reshape_forward,
     .backward = reshape_backward,
     .writes_fresh_grads = 1u,
+    .view = true,
 };

@@ -292,6 +292,65 @@ static void test_build_errors(void **state)
     kiln_context_destroy(ctx);
 }
 
+/*
+ * Views run nothing and share memory: x (2, 3, 4) -> flat = flatten(x) -> act = relu(flat) ->
+ * back = reshape(act) (4, 6); neg = scale(flat, -1) -> negr = reshape(neg) (4, 6); y = back +
+ * negr = relu(x) - x. The infer executor (which always plans memory) must launch no copy for
+ * the four views, and y must be right: `neg` is computed after the last node that reads `act`
+ * directly, so if `back` did not keep act's buffer alive, neg would take it and overwrite it.
+ */
+static void test_views_share_memory(void **state)
+{
+    (void)state;
+    kiln_context *ctx = kiln_test_context();
+    kiln_device_options options = {.spec = kiln_test_device_spec(),
+                                    .cache_dir = getenv("KILN_CACHE_DIR"),
+                                    .profile = true};
+    kiln_device *dev = NULL;
+    assert_int_equal(kiln_device_create(ctx, &options, &dev), KILN_OK);
+    kiln_graph *g = NULL;
+    assert_int_equal(kiln_graph_create(ctx, &g), KILN_OK);
+    kiln_shape xs = {3, {2, 3, 4}};
+    kiln_value x, flat, act, back, neg, negr, y;
+    assert_int_equal(kiln_graph_input(g, "x", &xs, KILN_F32, &x), KILN_OK);
+    assert_int_equal(kiln_graph_unary(g, "flat", "flatten", NULL, x, &flat), KILN_OK);
+    assert_int_equal(kiln_graph_unary(g, "act", "relu", NULL, flat, &act), KILN_OK);
+    kiln_reshape_params to = {.shape = {2, {4, 6}}};
+    assert_int_equal(kiln_graph_unary(g, "back", "reshape", &to, act, &back), KILN_OK);
+    kiln_scale_params minus = {.alpha = -1.0f};
+    assert_int_equal(kiln_graph_unary(g, "neg", "scale", &minus, flat, &neg), KILN_OK);
+    assert_int_equal(kiln_graph_unary(g, "negr", "reshape", &to, neg, &negr), KILN_OK);
+    kiln_value pair[2] = {back, negr};
+    assert_int_equal(kiln_graph_op(g, "y", "add", NULL, pair, 2, &y), KILN_OK);
+    kiln_model *m = NULL;
+    assert_int_equal(kiln_model_create(g, dev, 1, &m), KILN_OK);
+    float xv[24], got[24];
+    for (int i = 0; i < 24; i++)
+        xv[i] = (float)((i * 7) % 11) - 5.0f;
+    kiln_executor_options o = {.mode = KILN_MODE_INFER};
+    kiln_executor *ex = NULL;
+    assert_int_equal(kiln_executor_create(m, &o, &ex), KILN_OK);
+    assert_int_equal(kiln_executor_set_input(ex, x, xv, 24), KILN_OK);
+    kiln_device_profile_reset(dev);
+    assert_int_equal(kiln_executor_forward(ex, 0), KILN_OK);
+    assert_int_equal(kiln_executor_read(ex, y, got, 24), KILN_OK);
+    for (int i = 0; i < 24; i++)
+        assert_float_equal(got[i], fmaxf(xv[i], 0.0f) - xv[i], 0);
+    const kiln_profile_row *rows = NULL;
+    size_t n_rows = 0;
+    assert_int_equal(kiln_device_profile(dev, &rows, &n_rows), KILN_OK);
+    for (size_t i = 0; i < n_rows; i++) {
+        if (strstr(rows[i].name, "copy") != NULL)
+            fail_msg("a view launched '%s' %llu time(s)", rows[i].name,
+                     (unsigned long long)rows[i].launches);
+    }
+    kiln_executor_destroy(ex);
+    kiln_model_destroy(m);
+    kiln_graph_destroy(g);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+}
+
 int main(void)
 {
     kiln_test_require_device();
@@ -300,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_planning_changes_nothing),
         cmocka_unit_test(test_modes),
         cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_views_share_memory),
         cmocka_unit_test(test_build_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
