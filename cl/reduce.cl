@@ -26,6 +26,17 @@ inline uint split_offset(uint i, const uint4 dims, const uint4 st)
     return i0 * st.s0 + i1 * st.s1 + i2 * st.s2 + i3 * st.s3;
 }
 
+/* sum += y with Kahan's compensation c; once the sum is infinite or NaN the correction would
+ * be inf - inf = NaN, and IEEE arithmetic alone gives the right result (the sum stays
+ * infinite, or turns NaN on an opposite infinity), so it stops correcting. */
+inline void kahan_add(KILN_REAL *sum, KILN_REAL *c, const KILN_REAL y)
+{
+    const KILN_REAL z = y - *c;
+    const KILN_REAL t = *sum + z;
+    *c = isfinite(t) ? (t - *sum) - z : 0;
+    *sum = t;
+}
+
 /*
  * dst[o] (+)= scale * sum over r < n_reduce of src[kept(o) + reduced(r)].
  * Launch: n_out work-groups of get_local_size(0) (a power of two) work-items; scratch holds
@@ -44,14 +55,8 @@ __kernel void reduce_sum_fwd(__global const KILN_REAL *src, __global KILN_REAL *
     const uint base = split_offset(o, kdims, kst);
     KILN_REAL sum = 0;
     KILN_REAL comp = 0;
-    for (uint r = lid; r < n_reduce; r += wg) {
-        const KILN_REAL y = src[base + split_offset(r, rdims, rst)] - comp;
-        const KILN_REAL t = sum + y;
-        /* Once the sum is infinite the correction would be inf - inf = NaN; IEEE says the
-         * sum stays infinite (or turns NaN on an opposite infinity), so stop correcting. */
-        comp = isfinite(t) ? (t - sum) - y : 0;
-        sum = t;
-    }
+    for (uint r = lid; r < n_reduce; r += wg)
+        kahan_add(&sum, &comp, src[base + split_offset(r, rdims, rst)]);
     scratch[lid] = sum;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint s = wg / 2; s > 0; s >>= 1) {
@@ -127,12 +132,8 @@ __kernel void reduce_sum_cols_fwd(__global const KILN_REAL *src, __global KILN_R
     for (uint o = first; o < n_out; o++) {
         KILN_REAL sum = 0;
         KILN_REAL comp = 0;
-        for (uint r = 0; r < n_reduce; r++) {
-            const KILN_REAL y = src[(size_t)r * n_out + o] - comp;
-            const KILN_REAL t = sum + y;
-            comp = isfinite(t) ? (t - sum) - y : 0;
-            sum = t;
-        }
+        for (uint r = 0; r < n_reduce; r++)
+            kahan_add(&sum, &comp, src[(size_t)r * n_out + o]);
         dst[dst_at + o] = accumulate ? dst[dst_at + o] + scale * sum : scale * sum;
     }
 }

@@ -29,7 +29,7 @@ struct kiln_executor {
     kiln_tensor **grads;  /* per value, train mode; NULL where no gradient flows */
     kiln_tensor **saved;  /* per node, KILN_OP_MAX_SAVED each */
     bool *kept;           /* per value: readable after forward */
-    bool *zeroed;         /* per value: gradient written (or zeroed) in the current backward */
+    bool *written;        /* per value: gradient written (or zeroed) in the current backward */
     kiln_buffer **slots;
     size_t n_slots;
     kiln_buffer *workspace;
@@ -582,9 +582,9 @@ kiln_status kiln_executor_create(kiln_model *m, const kiln_executor_options *o, 
     ex->values = kiln__calloc(ctx, g->n_values, sizeof *ex->values);
     ex->grads = kiln__calloc(ctx, g->n_values, sizeof *ex->grads);
     ex->kept = kiln__calloc(ctx, g->n_values, sizeof *ex->kept);
-    ex->zeroed = kiln__calloc(ctx, g->n_values, sizeof *ex->zeroed);
+    ex->written = kiln__calloc(ctx, g->n_values, sizeof *ex->written);
     ex->saved = kiln__calloc(ctx, g->n_nodes * KILN_OP_MAX_SAVED + 1, sizeof *ex->saved);
-    if (ex->values == NULL || ex->grads == NULL || ex->kept == NULL || ex->zeroed == NULL ||
+    if (ex->values == NULL || ex->grads == NULL || ex->kept == NULL || ex->written == NULL ||
         ex->saved == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory creating an executor");
     keep_flags(g, o, ex->kept);
@@ -621,7 +621,7 @@ void kiln_executor_destroy(kiln_executor *ex)
     kiln__free(ctx, ex->grads);
     kiln__free(ctx, ex->saved);
     kiln__free(ctx, ex->kept);
-    kiln__free(ctx, ex->zeroed);
+    kiln__free(ctx, ex->written);
     kiln__free(ctx, ex->slots);
     kiln__free(ctx, ex);
 }
@@ -724,13 +724,13 @@ kiln_status kiln_executor_backward(kiln_executor *ex)
     if (ex->mode != KILN_MODE_TRAIN)
         return kiln__error(g->ctx, KILN_ERR_INVALID_ARGUMENT, __func__,
                            "backward needs a train-mode executor (eval and infer keep no tape)");
-    memset(ex->zeroed, 0, g->n_values * sizeof *ex->zeroed);
+    memset(ex->written, 0, g->n_values * sizeof *ex->written);
     if (ex->grads[g->loss] == NULL)
         return KILN_OK; /* the loss depends on no parameter: there is nothing to compute */
     kiln_status rc = fill(ex, ex->grads[g->loss], 1.0f);
     if (rc != KILN_OK)
         return rc;
-    ex->zeroed[g->loss] = true;
+    ex->written[g->loss] = true;
     kiln_tensor *inputs[KILN_OP_MAX_INPUTS], *grads[KILN_OP_MAX_INPUTS];
     kiln_op_args args;
     for (size_t i = g->n_nodes; i-- > 0;) {
@@ -742,9 +742,9 @@ kiln_status kiln_executor_backward(kiln_executor *ex)
         for (int k = 0; k < node->n_inputs; k++) {
             kiln_value in = node->inputs[k];
             grads[k] = kiln_op_input_differentiable(node->op, k) ? ex->grads[in] : NULL;
-            if (grads[k] != NULL && !ex->zeroed[in]) {
+            if (grads[k] != NULL && !ex->written[in]) {
                 args.grad_fresh |= 1u << k; /* the op writes it, or zero-fills it first */
-                ex->zeroed[in] = true;
+                ex->written[in] = true;
             }
             any = any || grads[k] != NULL;
         }

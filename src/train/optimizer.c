@@ -25,7 +25,8 @@ struct kiln_optimizer {
     char **names;        /* the state tensors' names, same order */
     uint64_t step;
     kiln_tensor **grads; /* n_params, scratch for one step: the gradients that exist */
-    /* 3 * n_params, scratch for one step: their parameters, then state slots 0 and 1 */
+    /* 3 * n_params, scratch for one step: those gradients' parameters (from 0), state slot 0
+     * (from n_params) and state slot 1 (from 2 n_params), in the order of `grads` */
     kiln_tensor **stepped;
     kiln_tensor *norm; /* clipping only */
     kiln_buffer *clip_workspace;
@@ -193,21 +194,12 @@ void kiln_optimizer_destroy(kiln_optimizer *opt)
     kiln__free(opt->ctx, opt);
 }
 
-/* Updates the n parameters whose gradients opt->grads holds (in parameter order, as
- * kiln_optimizer_step gathered them) for step number `t`, as one group. */
-static kiln_status update(kiln_optimizer *opt, kiln_executor *ex, size_t n, uint64_t t)
+/* Updates the n parameters that kiln_optimizer_step gathered (opt->grads and opt->stepped) for
+ * step number `t`, as one group. */
+static kiln_status update(kiln_optimizer *opt, size_t n, uint64_t t)
 {
     const kiln_optimizer_config *c = &opt->config;
-    kiln_tensor **param = opt->stepped, **s0 = param + n, **s1 = s0 + n;
-    for (size_t i = 0, k = 0; i < opt->n_params && k < n; i++) {
-        if (kiln_executor_get_grad(ex, opt->params[i]) == NULL)
-            continue;
-        kiln_tensor **state = &opt->state[i * (size_t)opt->n_slots];
-        param[k] = kiln_model_get_state(opt->model, opt->params[i]);
-        s0[k] = opt->n_slots > 0 ? state[0] : NULL;
-        s1[k] = opt->n_slots > 1 ? state[1] : NULL;
-        k++;
-    }
+    kiln_tensor **param = opt->stepped, **s0 = param + opt->n_params, **s1 = s0 + opt->n_params;
     const kiln_tensor *const *grad = (const kiln_tensor *const *)opt->grads;
     if (c->kind == KILN_OPTIMIZER_SGD) {
         kiln_sgd_params p = {c->lr, c->momentum, c->weight_decay, c->nesterov};
@@ -233,8 +225,14 @@ kiln_status kiln_optimizer_step(kiln_optimizer *opt, kiln_executor *ex)
     size_t n = 0;
     for (size_t i = 0; i < opt->n_params; i++) {
         kiln_tensor *grad = kiln_executor_get_grad(ex, opt->params[i]);
-        if (grad != NULL)
-            opt->grads[n++] = grad;
+        if (grad == NULL)
+            continue;
+        kiln_tensor **state = &opt->state[i * (size_t)opt->n_slots];
+        opt->grads[n] = grad;
+        opt->stepped[n] = kiln_model_get_state(opt->model, opt->params[i]);
+        opt->stepped[opt->n_params + n] = opt->n_slots > 0 ? state[0] : NULL;
+        opt->stepped[2 * opt->n_params + n] = opt->n_slots > 1 ? state[1] : NULL;
+        n++;
     }
     if (n == 0)
         return KILN_OK;
@@ -244,7 +242,7 @@ kiln_status kiln_optimizer_step(kiln_optimizer *opt, kiln_executor *ex)
                                        opt->clip_workspace);
     uint64_t t = opt->step + 1;
     if (rc == KILN_OK && opt->config.lr > 0)
-        rc = update(opt, ex, n, t);
+        rc = update(opt, n, t);
     if (rc == KILN_OK)
         opt->step = t;
     return rc;
