@@ -21,8 +21,9 @@ bool trainer_host_loss_exact(const trainer *t)
            k == KILN_LOSS_MSE || k == KILN_LOSS_L1;
 }
 
-double trainer_host_loss(const trainer *t, const trainer_slot *s, int64_t n_rows, float device_loss)
+double trainer_host_loss(const trainer *t, const trainer_slot *s)
 {
+    int64_t n_rows = s->n_rows;
     int64_t c = t->out_per_row;
     double sum = 0;
     switch (t->cfg->loss.kind) {
@@ -57,7 +58,7 @@ double trainer_host_loss(const trainer *t, const trainer_slot *s, int64_t n_rows
         }
         return sum / (double)c;
     default:
-        return (double)device_loss * (double)n_rows;
+        return (double)s->loss * (double)n_rows;
     }
 }
 

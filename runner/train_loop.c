@@ -399,7 +399,7 @@ static kiln_status eval_consume(trainer *t, const trainer_slot *s, int64_t index
         rc = kiln_metric_update_classes(t->confusion, s->outputs, s->classes, s->n_rows,
                                         t->out_per_row);
     if (rc == KILN_OK)
-        st->loss_sum += trainer_host_loss(t, s, s->n_rows, s->loss);
+        st->loss_sum += trainer_host_loss(t, s);
     st->n_total += s->n_rows;
     return rc;
 }

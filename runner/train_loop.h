@@ -124,8 +124,8 @@ kiln_status trainer_resume_callbacks(trainer *t, kiln_early_stopping *es, kiln_c
 /* Whether trainer_host_loss computes the loss exactly from the outputs (else it weights the
  * device's batch-mean loss by the real rows, approximate on a padded batch). */
 bool trainer_host_loss_exact(const trainer *t);
-/* The loss summed over the first n_rows rows of s->outputs (against s's labels). */
-double trainer_host_loss(const trainer *t, const trainer_slot *s, int64_t n_rows,
-                         float device_loss);
+/* The loss summed over the slot's real rows (s->n_rows) of s->outputs against its labels, or
+ * the device's batch-mean loss s->loss weighted by them. */
+double trainer_host_loss(const trainer *t, const trainer_slot *s);
 
 #endif

@@ -47,7 +47,6 @@ static const char *clblast_status_name(CLBlastStatusCode code)
     }
 }
 
-/* Elements one operand spans: its last element's index + 1 over the whole batch. */
 /* x * y + z into *out; false when it overflows. */
 static bool mul_add(size_t x, size_t y, size_t z, size_t *out)
 {
@@ -57,7 +56,8 @@ static bool mul_add(size_t x, size_t y, size_t z, size_t *out)
     return true;
 }
 
-/* The span in elements, or SIZE_MAX when it overflows (which no buffer can hold). */
+/* Elements one operand spans: its last element's index + 1 over the whole batch, or SIZE_MAX
+ * when that overflows (which no buffer can hold). */
 static size_t span(size_t rows, size_t cols, size_t ld, size_t offset, size_t stride, size_t batch)
 {
     size_t last_row = 0, total = 0;

@@ -118,10 +118,7 @@ static void test_malformed_file_ignored(void **state)
         "kiln-gemm-tuning 1\ngemm NN 33 17 0 1 10.0 clblast\n",  /* k = 0 */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fputs(bad[i], f);
-        fclose(f);
+        kiln_test_write_file(path, bad[i], strlen(bad[i]));
         WARNINGS[0] = '\0';
         dev = kiln_test_open_device(ctx, dir);
         assert_contains(WARNINGS, path);
@@ -135,10 +132,8 @@ static void test_malformed_file_ignored(void **state)
         kiln_device_destroy(dev);
     }
     /* A well-formed file by hand is read. */
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("kiln-gemm-tuning 1\n# comment\ngemm NN 33 17 9 1 10.0 kiln 4x1x8 packed\n", f);
-    fclose(f);
+    const char *good = "kiln-gemm-tuning 1\n# comment\ngemm NN 33 17 9 1 10.0 kiln 4x1x8 packed\n";
+    kiln_test_write_file(path, good, strlen(good));
     WARNINGS[0] = '\0';
     dev = kiln_test_open_device(ctx, dir);
     assert_string_equal(WARNINGS, "");

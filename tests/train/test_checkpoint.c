@@ -399,20 +399,17 @@ static void rewrite(kiln_context *ctx, const char *src, const char *dst, bool i3
     kiln_safetensors_destroy(file);
 }
 
+/* Writes src to dst with `cut` bytes dropped from its end and, when at >= 0, byte `at` set to
+ * `byte`. */
 static void copy_file(const char *src, const char *dst, long cut, long at, char byte)
 {
-    static unsigned char bytes[1 << 16];
-    FILE *f = fopen(src, "rb");
-    assert_non_null(f);
-    size_t n = fread(bytes, 1, sizeof bytes, f);
-    fclose(f);
-    assert_true(n < sizeof bytes && (long)n > cut && at < (long)n);
+    size_t n = 0;
+    unsigned char *bytes = kiln_test_read_file(src, &n);
+    assert_true((long)n > cut && at < (long)n);
     if (at >= 0)
         bytes[at] = (unsigned char)byte;
-    f = fopen(dst, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(bytes, 1, n - (size_t)cut, f), n - (size_t)cut);
-    fclose(f);
+    kiln_test_write_file(dst, bytes, n - (size_t)cut);
+    free(bytes);
 }
 
 static void test_mismatches(void **state)

@@ -41,26 +41,6 @@ static const unsigned char REFERENCE_DATA[47] = {
     0x00, 0x00, 0xc0, 0x3f, 0x00, 0x00, 0x00, 0xc0, 0x00, 0x00, 0x40, 0x40, 0x00, 0x00, 0x80, 0x40,
     0x00, 0x00, 0xa0, 0x40, 0x00, 0x00, 0xc8, 0x40, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0xff};
 
-static void write_bytes(const char *path, const void *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(bytes, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
-
-/* The whole file; *n receives its size. */
-static unsigned char *read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    unsigned char *data = malloc(1 << 20);
-    assert_non_null(data);
-    *n = fread(data, 1, 1 << 20, f);
-    fclose(f);
-    return data;
-}
-
 /* An 8-byte length, `header` and n_data bytes (0, 1, 2, ...) as a file. */
 static void write_file(const char *path, const char *header, size_t n_data)
 {
@@ -72,7 +52,7 @@ static void write_file(const char *path, const char *header, size_t n_data)
     memcpy(bytes + 8, header, n_header);
     for (size_t i = 0; i < n_data; i++)
         bytes[8 + n_header + i] = (unsigned char)i;
-    write_bytes(path, bytes, 8 + n_header + n_data);
+    kiln_test_write_file(path, bytes, 8 + n_header + n_data);
     free(bytes);
 }
 
@@ -151,7 +131,7 @@ static void test_reference_bytes(void **state)
     memcpy(expected, REFERENCE_LENGTH, 8);
     memcpy(expected + 8, REFERENCE_HEADER, n_header);
     memcpy(expected + 8 + n_header, REFERENCE_DATA, sizeof REFERENCE_DATA);
-    write_bytes(python, expected, n);
+    kiln_test_write_file(python, expected, n);
 
     kiln_safetensors *file = NULL;
     assert_int_equal(kiln_safetensors_read(ctx, python, &file), KILN_OK);
@@ -164,7 +144,7 @@ static void test_reference_bytes(void **state)
     kiln_metadata_entry note = {"note", NOTE};
     assert_int_equal(kiln_safetensors_write(ctx, ours, &note, 1, t, 4), KILN_OK);
     size_t n_ours = 0;
-    unsigned char *bytes = read_bytes(ours, &n_ours);
+    unsigned char *bytes = kiln_test_read_file(ours, &n_ours);
     assert_int_equal(n_ours, n);
     assert_memory_equal(bytes, expected, n);
     free(bytes);
@@ -198,7 +178,7 @@ static void test_round_trip(void **state)
     assert_int_equal(count_entries(dir), 1); /* no temporary left behind */
 
     size_t n = 0;
-    unsigned char *bytes = read_bytes(path, &n);
+    unsigned char *bytes = kiln_test_read_file(path, &n);
     uint64_t n_header = 0;
     for (int i = 0; i < 8; i++)
         n_header |= (uint64_t)bytes[i] << (8 * i);
@@ -369,14 +349,14 @@ static void test_corrupt_files(void **state)
     }
 
     /* The file itself: shorter than the length field, a length beyond the file, length 0. */
-    write_bytes(path, "\x10\x00\x00", 3);
+    kiln_test_write_file(path, "\x10\x00\x00", 3);
     kiln_safetensors *file = NULL;
     assert_int_equal(kiln_safetensors_read(ctx, path, &file), KILN_ERR_CORRUPT);
     assert_contains(kiln_context_last_error(ctx), "fewer than the 8-byte header length");
-    write_bytes(path, "\xe8\x03\x00\x00\x00\x00\x00\x00{\"w\":{}}", 16);
+    kiln_test_write_file(path, "\xe8\x03\x00\x00\x00\x00\x00\x00{\"w\":{}}", 16);
     assert_int_equal(kiln_safetensors_read(ctx, path, &file), KILN_ERR_CORRUPT);
     assert_contains(kiln_context_last_error(ctx), "header length 1000 does not fit the 8 bytes");
-    write_bytes(path, "\0\0\0\0\0\0\0\0{}", 10);
+    kiln_test_write_file(path, "\0\0\0\0\0\0\0\0{}", 10);
     assert_int_equal(kiln_safetensors_read(ctx, path, &file), KILN_ERR_CORRUPT);
     assert_contains(kiln_context_last_error(ctx), "header length 0");
     /* A valid file cut short inside its data names the tensor that no longer fits. */
@@ -490,7 +470,7 @@ static void test_atomic_write(void **state)
     /* A target that cannot be replaced (a non-empty directory): the rename itself fails. */
     char *blocked = kiln_test_path_in(dir, "blocked"), *inside = kiln_test_path_in(blocked, "keep");
     assert_int_equal(mkdir(blocked, 0755), 0);
-    write_bytes(inside, "x", 1);
+    kiln_test_write_file(inside, "x", 1);
     assert_int_equal(kiln_safetensors_write(ctx, blocked, &v2, 1, &t, 1), KILN_ERR_IO);
     assert_contains(kiln_context_last_error(ctx), "cannot rename");
     assert_int_equal(count_entries(dir), 2); /* model.safetensors and blocked/ */
