@@ -170,6 +170,45 @@ static void bench_conv(const char *key, const char *op_name, const kiln_shape *x
     kiln_tensor_destroy(gx), kiln_tensor_destroy(gw), kiln_tensor_destroy(g);
 }
 
+/* ---- the CNN's elementwise and pooling passes, through the op table ---- */
+
+/* Forward and backward of a one-input op on x, rated in GB/s of the bytes each pass must move:
+ * forward reads x and writes y and the saved tensors; backward reads g and the saved tensors
+ * and writes gx (the op's backward also reads x or y where it needs them; not counted). */
+static void bench_pass(const char *key, const char *op_name, const void *params,
+                       const kiln_shape *xs)
+{
+    if (!wanted(key))
+        return;
+    const kiln_op *op = kiln_op_find(op_name);
+    kiln_shape out, saved_shape;
+    die_on(kiln_op_infer(CTX, op, params, xs, 1, &out, &saved_shape), key);
+    int n_saved = kiln_op_n_saved(op);
+    kiln_tensor *x = tensor(xs, "x"), *y = tensor(&out, "y"), *g = tensor(&out, "g");
+    kiln_tensor *gx = tensor(xs, "gx"), *saved = n_saved > 0 ? tensor(&saved_shape, "saved") : NULL;
+    kiln_tensor *inputs[1] = {x}, *grads[1] = {gx}, *saves[1] = {saved};
+    op_call call = {op,
+                    {.params = params,
+                     .inputs = inputs,
+                     .n_inputs = 1,
+                     .output = y,
+                     .saved = n_saved > 0 ? saves : NULL,
+                     .grad_output = g,
+                     .grad_inputs = grads},
+                    false};
+    double in_bytes = 4.0 * (double)kiln_shape_count(xs);
+    double out_bytes = 4.0 * (double)kiln_shape_count(&out) * (1 + n_saved);
+    char shape[48], k2[48];
+    kiln_shape_format(xs, shape, sizeof shape);
+    snprintf(k2, sizeof k2, "%s_fwd", key);
+    row(k2, shape, in_bytes + out_bytes, "GB/s", time_it(run_op, &call));
+    call.backward = true;
+    snprintf(k2, sizeof k2, "%s_bwd", key);
+    row(k2, shape, out_bytes + 2 * in_bytes, "GB/s", time_it(run_op, &call));
+    kiln_tensor_destroy(x), kiln_tensor_destroy(y), kiln_tensor_destroy(g);
+    kiln_tensor_destroy(gx), kiln_tensor_destroy(saved);
+}
+
 int main(int argc, char **argv)
 {
     bench_open("bench/ops", argc > 1 ? argv[1] : NULL);
@@ -192,6 +231,14 @@ int main(int argc, char **argv)
     kiln_shape x2 = {4, {64, 32, 14, 14}}, w2 = {4, {64, 32, 3, 3}};
     bench_conv("conv2d_cnn1", "conv2d", &x1, &w1, &c2);
     bench_conv("conv2d_cnn2", "conv2d", &x2, &w2, &c2);
+    /* The CNN's ReLU and 2 x 2 max pooling after each convolution (gx is accumulated into, as
+     * the executor's unmarked gradients are; backward bytes count gx once). */
+    kiln_shape y1 = {4, {64, 32, 28, 28}}, y2 = {4, {64, 64, 14, 14}};
+    kiln_pool_params pool = {.n_spatial = 2, .size = {2, 2}, .stride = {2, 2}};
+    bench_pass("relu_cnn1", "relu", NULL, &y1);
+    bench_pass("relu_cnn2", "relu", NULL, &y2);
+    bench_pass("maxpool_cnn1", "maxpool2d", &pool, &y1);
+    bench_pass("maxpool_cnn2", "maxpool2d", &pool, &y2);
     kiln_conv_params c3 = {
         .n_spatial = 3, .stride = {1, 1, 1}, .padding = {1, 1, 1}, .dilation = {1, 1, 1}};
     kiln_shape x3 = {5, {2, 8, 32, 32, 32}}, w3 = {5, {16, 8, 3, 3, 3}};

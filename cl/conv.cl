@@ -105,12 +105,14 @@ inline int conv_source(const int p, const int k, const uint stride, const uint p
  * that read input element (c, d, h, w) of sample s in conv_fwd_cols: the transpose of vol2col
  * written as a gather, so no two work-items write one element. One work-item per input row
  * (s, c, d, h), n = S C D H of them: the depth and height taps are resolved once per row, and
- * with stride 1 along the width the width taps need no division. cols: (K, S P); gx:
- * (S, C, D, H, W), the chunk's samples from x_offset.
+ * with stride 1 along the width the width taps need no division. Without `accumulate` the row
+ * is zeroed first, so gx is set (=) instead. cols: (K, S P); gx: (S, C, D, H, W), the chunk's
+ * samples from x_offset.
  */
 __kernel void conv_bwd_x(__global const KILN_REAL *cols, __global KILN_REAL *gx,
-                         const uint x_offset, const uint n, const uint samples, const uint4 size,
-                         const uint4 out, const uint4 ksize, const uint4 stride, const uint4 pad,
+                         const uint x_offset, const uint n, const uint samples,
+                         const uint accumulate, const uint4 size, const uint4 out,
+                         const uint4 ksize, const uint4 stride, const uint4 pad,
                          const uint4 dilation)
 {
     const uint row = (uint)get_global_id(0);
@@ -126,6 +128,10 @@ __kernel void conv_bwd_x(__global const KILN_REAL *cols, __global KILN_REAL *gx,
     const uint n_cols = out.s1 * out.s2 * out.s3; /* P */
     const uint ld = samples * n_cols;             /* the column matrix's row length */
     __global KILN_REAL *g = gx + x_offset + row * size.s3;
+    if (!accumulate) {
+        for (uint w = 0; w < size.s3; w++)
+            g[w] = 0;
+    }
     for (uint kd = 0; kd < ksize.s1; kd++) {
         const int od = conv_source(d, (int)kd, stride.s1, pad.s1, dilation.s1, out.s1);
         if (od < 0)
@@ -175,13 +181,17 @@ __kernel void conv_fwd_bias(__global const KILN_REAL *b, __global KILN_REAL *y, 
 /*
  * Moves a chunk of S samples between the GEMM's layout, chunk (F, S P) at chunk_offset, and
  * the sample-major rows of y or its gradient, rows (S, F, P) at rows_offset: with to_rows,
- * rows[s, f, :] = chunk[f, s P : s P + P] + (has_bias ? b[f] : 0) after the forward product;
- * otherwise chunk[f, s P : s P + P] = rows[s, f, :] before the backward ones. One work-item per
- * (s, f) row of P = n_cols elements, n = S F of them. b: (F,), read only with has_bias.
+ * rows[s, f, :] = act(chunk[f, s P : s P + P] + (has_bias ? b[f] : 0)) after the forward
+ * product, act being relu when `relu` is set (as relu_fwd: v <= 0 gives 0, NaN passes) and the
+ * identity otherwise; without to_rows, chunk[f, s P : s P + P] = rows[s, f, :] before the
+ * backward ones, times relu's derivative (y > 0, y the activated output, at the same offsets in
+ * `y`) when `relu` is set. One work-item per (s, f) row of P = n_cols elements, n = S F of
+ * them. b: (F,), read only with has_bias; y read only with relu and without to_rows.
  */
 __kernel void conv_chunk_transpose(__global KILN_REAL *chunk, const uint chunk_offset,
                                    __global KILN_REAL *rows, const uint rows_offset,
                                    __global const KILN_REAL *b, const uint has_bias,
+                                   __global const KILN_REAL *y, const uint relu,
                                    const uint to_rows, const uint n, const uint n_cols,
                                    const uint n_filters, const uint samples)
 {
@@ -193,8 +203,19 @@ __kernel void conv_chunk_transpose(__global KILN_REAL *chunk, const uint chunk_o
     __global KILN_REAL *r = rows + rows_offset + row * n_cols;
     if (to_rows) {
         const KILN_REAL v = has_bias ? b[f] : (KILN_REAL)0;
+        if (relu) {
+            for (uint j = 0; j < n_cols; j++) {
+                const KILN_REAL t = c[j] + v;
+                r[j] = t <= 0 ? (KILN_REAL)0 : t;
+            }
+        } else {
+            for (uint j = 0; j < n_cols; j++)
+                r[j] = c[j] + v;
+        }
+    } else if (relu) {
+        __global const KILN_REAL *a = y + rows_offset + row * n_cols;
         for (uint j = 0; j < n_cols; j++)
-            r[j] = c[j] + v;
+            c[j] = a[j] > 0 ? r[j] : (KILN_REAL)0;
     } else {
         for (uint j = 0; j < n_cols; j++)
             c[j] = r[j];
@@ -202,14 +223,16 @@ __kernel void conv_chunk_transpose(__global KILN_REAL *chunk, const uint chunk_o
 }
 
 /*
- * gb[f] += the sum of g[n, f, :] over every sample n. g: (N, F, P) with P = n_cols; gb: (F,).
- * One work-item per filter, n = F of them, reading its N rows of P contiguous elements: each
- * row is summed in 8 interleaved partial sums (a few hundred terms each at most for the
- * shapes convolution sees), and the row sums are added with Kahan compensation, so no float
- * is added to a long running total.
+ * gb[f] += the sum of g[n, f, :] over every sample n (gb[f] = ... without `accumulate`);
+ * with `relu`, of g[n, f, :] (y[n, f, :] > 0), the gradient before a fused relu whose output
+ * is y. g, y: (N, F, P) with P = n_cols; gb: (F,). One work-item per filter, n = F of them,
+ * reading its N rows of P contiguous elements: each row is summed in 8 interleaved partial
+ * sums (a few hundred terms each at most for the shapes convolution sees), and the row sums
+ * are added with Kahan compensation, so no float is added to a long running total.
  */
-__kernel void conv_bwd_b(__global const KILN_REAL *g, __global KILN_REAL *gb, const uint n,
-                         const uint n_cols, const uint batch)
+__kernel void conv_bwd_b(__global const KILN_REAL *g, __global const KILN_REAL *y,
+                         __global KILN_REAL *gb, const uint relu, const uint accumulate,
+                         const uint n, const uint n_cols, const uint batch)
 {
     const uint f = (uint)get_global_id(0);
     if (f >= n)
@@ -218,21 +241,31 @@ __kernel void conv_bwd_b(__global const KILN_REAL *g, __global KILN_REAL *gb, co
     KILN_REAL comp = 0;
     for (uint s = 0; s < batch; s++) {
         __global const KILN_REAL *row = g + ((size_t)s * n + f) * n_cols;
+        __global const KILN_REAL *act = y + ((size_t)s * n + f) * n_cols;
         KILN_REAL part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         uint j = 0;
-        for (; j + 8 <= n_cols; j += 8) {
-            for (uint l = 0; l < 8; l++)
-                part[l] += row[j + l];
+        if (relu) {
+            for (; j + 8 <= n_cols; j += 8) {
+                for (uint l = 0; l < 8; l++)
+                    part[l] += act[j + l] > 0 ? row[j + l] : (KILN_REAL)0;
+            }
+            for (; j < n_cols; j++)
+                part[j % 8] += act[j] > 0 ? row[j] : (KILN_REAL)0;
+        } else {
+            for (; j + 8 <= n_cols; j += 8) {
+                for (uint l = 0; l < 8; l++)
+                    part[l] += row[j + l];
+            }
+            for (; j < n_cols; j++)
+                part[j % 8] += row[j];
         }
-        for (; j < n_cols; j++)
-            part[j % 8] += row[j];
         const KILN_REAL r = ((part[0] + part[1]) + (part[2] + part[3])) +
                             ((part[4] + part[5]) + (part[6] + part[7]));
-        const KILN_REAL y = r - comp;
-        const KILN_REAL t = sum + y;
+        const KILN_REAL step = r - comp;
+        const KILN_REAL t = sum + step;
         /* As in cl/reduce.cl: once the sum is infinite, stop correcting (inf - inf = NaN). */
-        comp = isfinite(t) ? (t - sum) - y : 0;
+        comp = isfinite(t) ? (t - sum) - step : 0;
         sum = t;
     }
-    gb[f] += sum;
+    gb[f] = accumulate ? gb[f] + sum : sum;
 }

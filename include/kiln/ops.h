@@ -25,6 +25,14 @@ extern "C" {
 
 typedef struct kiln_op kiln_op;
 
+/* An activation an op can apply to its own output (kiln_op_args.activation) instead of a
+ * separate activation op running over it: "bias plus activation" in the producer's last
+ * pass. */
+typedef enum kiln_activation {
+    KILN_ACTIVATION_NONE = 0,
+    KILN_ACTIVATION_RELU = 1, /* y = x <= 0 ? 0 : x, as the relu op (NaN passes through) */
+} kiln_activation;
+
 enum { KILN_OP_MAX_INPUTS = 8, KILN_OP_MAX_SAVED = 4 };
 
 /* Executor modes (DESIGN.md): train uses batch statistics and active dropout; eval and infer
@@ -55,6 +63,13 @@ bool kiln_op_has_backward(const kiln_op *op);
  * (reshape, flatten): running one copies; an executor can instead let the output share the
  * input's memory and run nothing. */
 bool kiln_op_is_view(const kiln_op *op);
+/* The activation an op computes, for an executor fusing it into its producer: RELU for relu,
+ * NONE for every other op. */
+kiln_activation kiln_op_activation(const kiln_op *op);
+/* Whether the op can apply `act` to its output itself (kiln_op_args.activation) for these
+ * parameters and input shapes (conv2d and conv3d take relu on their column path). */
+bool kiln_op_fuses_activation(const kiln_op *op, const void *params, const kiln_shape *inputs,
+                              int n_inputs, kiln_activation act);
 /* Whether input i can receive a gradient (labels and running statistics cannot). */
 bool kiln_op_input_differentiable(const kiln_op *op, int input);
 /* The dtype input i must have. */
@@ -90,6 +105,10 @@ typedef struct kiln_op_args {
     /* Bit i: grad_inputs[i] holds no value yet (its memory may be anything), so backward sets
      * it to the gradient instead of adding to it. 0: accumulate into every gradient. */
     uint32_t grad_fresh;
+    /* Forward writes act(the op's result) to output; backward then takes `output` as that
+     * activated output and grad_output as the gradient of it, and differentiates through the
+     * activation first. Only where kiln_op_fuses_activation says so; NONE for a plain op. */
+    kiln_activation activation;
 } kiln_op_args;
 
 /* Queues the forward computation. Checks arity, dtypes and shapes against kiln_op_infer first

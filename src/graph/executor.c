@@ -6,6 +6,12 @@
  * Creation is preflighted: every op's program is built and the plan is checked against the
  * device's memory (suggesting a batch size that fits) before anything is allocated.
  *
+ * Activation fusion: with shared buffers (plan_memory, or infer mode), where an activation
+ * node (relu) is the only reader of a node's output and that node's op can apply it itself
+ * (kiln_op_fuses_activation: conv on its column path), the producer runs with
+ * kiln_op_args.activation and writes the activation's output; the activation node runs
+ * nothing, forward or backward, and the value between them is never allocated.
+ *
  * Step numbering: node i's forward runs at step i; with N nodes, step N seeds d(loss) = 1 and
  * node i's backward runs at step 2N - i. A gradient's first writer marks it fresh (the op sets
  * it, or kiln_op_backward zero-fills it first), so its lifetime starts there; gradients of a
@@ -28,6 +34,8 @@ struct kiln_executor {
     kiln_tensor **values; /* per value: owned for inputs and node outputs */
     kiln_tensor **grads;  /* per value, train mode; NULL where no gradient flows */
     kiln_tensor **saved;  /* per node, KILN_OP_MAX_SAVED each */
+    int32_t *absorbs;     /* per node: the activation node it applies itself, or -1 */
+    int32_t *absorbed_by; /* per node: the node applying it as its activation, or -1 */
     bool *kept;           /* per value: readable after forward */
     bool *written;        /* per value: gradient written (or zeroed) in the current backward */
     kiln_buffer **slots;
@@ -93,6 +101,46 @@ static bool shares(const kiln_executor_options *o)
     return o->plan_memory || o->mode == KILN_MODE_INFER;
 }
 
+/* Which nodes apply a following activation themselves (absorbs[i] = j, absorbed_by[j] = i):
+ * j's op is an activation, its one input is i's output, nothing else reads that value, it is
+ * not kept (the loss, or asked for), and i's op can apply the activation for its parameters
+ * and input shapes. Only with shared buffers: without them every value stays readable, and a
+ * fused one would not exist. */
+static void fuse_activations(const kiln_graph *g, bool share, const bool *kept, int32_t *absorbs,
+                             int32_t *absorbed_by)
+{
+    for (size_t i = 0; i < g->n_nodes; i++)
+        absorbs[i] = absorbed_by[i] = -1;
+    for (size_t j = 0; share && j < g->n_nodes; j++) {
+        const kiln__node *act = &g->nodes[j];
+        kiln_activation kind = kiln_op_activation(act->op);
+        kiln_value in = act->inputs[0];
+        int32_t i = g->values[in].producer;
+        if (kind == KILN_ACTIVATION_NONE || act->n_inputs != 1 || i < 0 || kept[in] ||
+            absorbs[i] >= 0 || absorbed_by[i] >= 0)
+            continue;
+        size_t readers = 0;
+        for (size_t k = 0; k < g->n_nodes; k++)
+            for (int m = 0; m < g->nodes[k].n_inputs; m++)
+                readers += g->nodes[k].inputs[m] == in;
+        const kiln__node *producer = &g->nodes[i];
+        kiln_shape shapes[KILN_OP_MAX_INPUTS];
+        for (int m = 0; m < producer->n_inputs; m++)
+            shapes[m] = g->values[producer->inputs[m]].shape;
+        if (readers == 1 && kiln_op_fuses_activation(producer->op, producer->params, shapes,
+                                                     producer->n_inputs, kind)) {
+            absorbs[i] = (int32_t)j;
+            absorbed_by[j] = i;
+        }
+    }
+}
+
+/* The value node i writes: its own output, or that of the activation it absorbs. */
+static kiln_value written_value(const kiln_graph *g, const int32_t *absorbs, size_t i)
+{
+    return absorbs[i] >= 0 ? g->nodes[absorbs[i]].output : g->nodes[i].output;
+}
+
 /* Values nobody consumes are the graph's outputs: they stay readable, and so do the loss and
  * the values the caller asked to keep. */
 static void keep_flags(const kiln_graph *g, const kiln_executor_options *o, bool *kept)
@@ -145,8 +193,8 @@ static void extend(kiln__plan_item *it, int32_t step)
 
 /* Builds the plan items of every planned tensor and returns their count. */
 static size_t build_items(const kiln_graph *g, kiln_mode mode, const bool *kept, const bool *grad,
-                          const plan_shapes *sh, kiln__plan_item *items, item_ref *refs,
-                          size_t *item_of_value)
+                          const int32_t *absorbs, const int32_t *absorbed_by, const plan_shapes *sh,
+                          kiln__plan_item *items, item_ref *refs, size_t *item_of_value)
 {
     bool train = mode == KILN_MODE_TRAIN;
     int32_t last = (int32_t)(2 * g->n_nodes + 1); /* past every step: read by the caller */
@@ -155,6 +203,11 @@ static size_t build_items(const kiln_graph *g, kiln_mode mode, const bool *kept,
         item_of_value[v] = SIZE_MAX;
     for (size_t i = 0; i < g->n_nodes; i++) {
         const kiln__node *node = &g->nodes[i];
+        if (absorbed_by[i] >= 0) {
+            /* Its producer wrote its output; its input is never materialised. */
+            item_of_value[node->inputs[0]] = item_of_value[node->output];
+            continue;
+        }
         if (aliases_input(g, i)) {
             /* The output is the input's buffer: it lives as long as either is needed. */
             size_t in = item_of_value[node->inputs[0]];
@@ -165,20 +218,21 @@ static size_t build_items(const kiln_graph *g, kiln_mode mode, const bool *kept,
                 extend(&items[in], step_backward(g, i));
             continue;
         }
+        kiln_value out = written_value(g, absorbs, i);
         kiln__plan_item *it = &items[n];
-        it->bytes = (size_t)kiln_shape_count(&sh->values[node->output]) * 4;
+        it->bytes = (size_t)kiln_shape_count(&sh->values[out]) * 4;
         it->start = it->end = (int32_t)i;
-        if (kept[node->output])
+        if (kept[out])
             it->end = last;
-        if (train && grad[node->output])
+        if (train && grad[out])
             extend(it, step_backward(g, i)); /* backward reads its output */
-        refs[n] = (item_ref){ITEM_VALUE, node->output};
-        item_of_value[node->output] = n++;
+        refs[n] = (item_ref){ITEM_VALUE, out};
+        item_of_value[out] = n++;
         for (int k = 0; k < kiln_op_n_saved(node->op); k++) {
             kiln__plan_item *s = &items[n];
             s->bytes = (size_t)kiln_shape_count(&sh->saved[i * KILN_OP_MAX_SAVED + k]) * 4;
             s->start = s->end = (int32_t)i;
-            if (train && grad[node->output])
+            if (train && grad[out])
                 s->end = step_backward(g, i);
             refs[n++] = (item_ref){ITEM_SAVED, i * KILN_OP_MAX_SAVED + (size_t)k};
         }
@@ -198,8 +252,9 @@ static size_t build_items(const kiln_graph *g, kiln_mode mode, const bool *kept,
     if (!train)
         return n;
     for (size_t v = 0; v < g->n_values; v++) {
-        if (!grad[v])
-            continue;
+        int32_t producer = g->values[v].producer;
+        if (!grad[v] || (producer >= 0 && absorbs[producer] >= 0))
+            continue; /* no gradient, or a fused pre-activation: its producer masks instead */
         kiln__plan_item *it = &items[n];
         it->bytes = (size_t)kiln_shape_count(&sh->values[v]) * 4;
         it->start = INT32_MAX;
@@ -213,7 +268,10 @@ static size_t build_items(const kiln_graph *g, kiln_mode mode, const bool *kept,
                     kiln_op_input_differentiable(node->op, k) && step_backward(g, j) < it->start)
                     it->start = step_backward(g, j);
         }
-        int32_t producer = g->values[v].producer;
+        /* Read until its producer's backward; for a fused activation's output, the backward
+         * of the node that applied it. */
+        if (producer >= 0 && absorbed_by[producer] >= 0)
+            producer = absorbed_by[producer];
         it->end = producer >= 0 ? step_backward(g, (size_t)producer) : last;
         if (it->end < it->start)
             it->end = it->start;
@@ -300,15 +358,19 @@ static kiln_status plan_at_batch(kiln_model *m, kiln_mode mode, bool share, cons
     memset(p, 0, sizeof *p);
     size_t cap = g->n_nodes * (1 + KILN_OP_MAX_SAVED) + g->n_values + 1;
     size_t *item_of_value = kiln__calloc(ctx, g->n_values + 1, sizeof *item_of_value);
+    int32_t *fused = kiln__calloc(ctx, 2 * g->n_nodes + 1, sizeof *fused);
     bool *grad = gradient_flags(g);
     p->items = kiln__calloc(ctx, cap, sizeof *p->items);
     p->refs = kiln__calloc(ctx, cap, sizeof *p->refs);
-    if (p->items == NULL || p->refs == NULL || item_of_value == NULL || grad == NULL)
+    if (p->items == NULL || p->refs == NULL || item_of_value == NULL || fused == NULL ||
+        grad == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory planning the executor");
     KILN_CHECK(shapes_at_batch(g, batch, new_batch > 0 ? new_batch : batch, &sh));
     if (mode != KILN_MODE_TRAIN)
         memset(grad, 0, g->n_values * sizeof *grad);
-    p->n_items = build_items(g, mode, kept, grad, &sh, p->items, p->refs, item_of_value);
+    fuse_activations(g, share, kept, fused, fused + g->n_nodes);
+    p->n_items = build_items(g, mode, kept, grad, fused, fused + g->n_nodes, &sh, p->items, p->refs,
+                             item_of_value);
     KILN_CHECK(kiln__plan_assign(ctx, p->items, p->n_items, share, &p->slot_bytes, &p->n_slots));
     p->workspace = sh.workspace;
     p->bytes = p->workspace;
@@ -327,6 +389,7 @@ static kiln_status plan_at_batch(kiln_model *m, kiln_mode mode, bool share, cons
     }
 cleanup:
     kiln__free(ctx, item_of_value);
+    kiln__free(ctx, fused);
     kiln__free(ctx, grad);
     shapes_free(ctx, &sh);
     if (rc != KILN_OK)
@@ -584,10 +647,13 @@ kiln_status kiln_executor_create(kiln_model *m, const kiln_executor_options *o, 
     ex->kept = kiln__calloc(ctx, g->n_values, sizeof *ex->kept);
     ex->written = kiln__calloc(ctx, g->n_values, sizeof *ex->written);
     ex->saved = kiln__calloc(ctx, g->n_nodes * KILN_OP_MAX_SAVED + 1, sizeof *ex->saved);
+    ex->absorbs = kiln__calloc(ctx, 2 * g->n_nodes + 1, sizeof *ex->absorbs);
     if (ex->values == NULL || ex->grads == NULL || ex->kept == NULL || ex->written == NULL ||
-        ex->saved == NULL)
+        ex->saved == NULL || ex->absorbs == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory creating an executor");
+    ex->absorbed_by = ex->absorbs + g->n_nodes;
     keep_flags(g, o, ex->kept);
+    fuse_activations(g, ex->plan, ex->kept, ex->absorbs, ex->absorbed_by);
     /* Preflight: every op builds on this device and the plan fits, before any allocation. */
     KILN_CHECK(prepare_programs(g, ex->dev, ex->mode));
     KILN_CHECK(plan_at_batch(m, ex->mode, ex->plan, ex->kept, 0, &p));
@@ -620,6 +686,7 @@ void kiln_executor_destroy(kiln_executor *ex)
     kiln__free(ctx, ex->values);
     kiln__free(ctx, ex->grads);
     kiln__free(ctx, ex->saved);
+    kiln__free(ctx, ex->absorbs);
     kiln__free(ctx, ex->kept);
     kiln__free(ctx, ex->written);
     kiln__free(ctx, ex->slots);
@@ -678,9 +745,11 @@ static void node_args(kiln_executor *ex, size_t i, uint64_t step, kiln_tensor **
     args->node = (uint32_t)i;
     args->inputs = inputs;
     args->n_inputs = node->n_inputs;
-    args->output = ex->values[node->output];
+    args->output = ex->values[written_value(ex->g, ex->absorbs, i)];
     args->saved = &ex->saved[i * KILN_OP_MAX_SAVED];
     args->workspace = ex->workspace;
+    if (ex->absorbs[i] >= 0)
+        args->activation = kiln_op_activation(ex->g->nodes[ex->absorbs[i]].op);
 }
 
 /* Prefixes a failing node's error with its name. */
@@ -699,8 +768,9 @@ kiln_status kiln_executor_forward(kiln_executor *ex, uint64_t step)
     kiln_tensor *inputs[KILN_OP_MAX_INPUTS];
     kiln_op_args args;
     for (size_t i = 0; i < ex->g->n_nodes; i++) {
-        if (aliases_input(ex->g, i))
-            continue; /* its output already holds its input's elements */
+        if (aliases_input(ex->g, i) || ex->absorbed_by[i] >= 0)
+            continue; /* its output already holds its input's elements, or its producer
+                       * applied it */
         node_args(ex, i, step, inputs, &args);
         kiln_status rc = kiln_op_forward(ex->dev, ex->g->nodes[i].op, &args);
         if (rc != KILN_OK)
@@ -735,7 +805,8 @@ kiln_status kiln_executor_backward(kiln_executor *ex)
     kiln_op_args args;
     for (size_t i = g->n_nodes; i-- > 0;) {
         const kiln__node *node = &g->nodes[i];
-        if (ex->grads[node->output] == NULL || !kiln_op_has_backward(node->op))
+        kiln_value out = written_value(g, ex->absorbs, i);
+        if (ex->grads[out] == NULL || !kiln_op_has_backward(node->op) || ex->absorbed_by[i] >= 0)
             continue;
         node_args(ex, i, ex->last_step, inputs, &args);
         bool any = false;
@@ -750,7 +821,7 @@ kiln_status kiln_executor_backward(kiln_executor *ex)
         }
         if (!any)
             continue;
-        args.grad_output = ex->grads[node->output];
+        args.grad_output = ex->grads[out];
         args.grad_inputs = grads;
         rc = kiln_op_backward(ex->dev, node->op, &args);
         if (rc != KILN_OK)

@@ -61,7 +61,7 @@ static kiln_status activation_backward(kiln_device *dev, const kiln_op *op, cons
     return kiln__launch_1d(dev, "activation", BWD_KERNELS[op->variant], args, 7, n);
 }
 
-#define ACTIVATION_OP(symbol, op_name, code, params_type, infer_fn)                                \
+#define ACTIVATION_OP(symbol, op_name, code, params_type, infer_fn, fusable)                       \
     const kiln_op symbol = {                                                                       \
         .name = op_name,                                                                           \
         .program = "activation",                                                                   \
@@ -71,12 +71,14 @@ static kiln_status activation_backward(kiln_device *dev, const kiln_op *op, cons
         .forward = activation_forward,                                                             \
         .backward = activation_backward,                                                           \
         .writes_fresh_grads = 1u,                                                                  \
+        .activation = fusable,                                                                     \
         .variant = code,                                                                           \
     }
 
-ACTIVATION_OP(kiln__op_relu, "relu", ACT_RELU, 0, kiln__infer_same_shape);
+ACTIVATION_OP(kiln__op_relu, "relu", ACT_RELU, 0, kiln__infer_same_shape, KILN_ACTIVATION_RELU);
 ACTIVATION_OP(kiln__op_leaky_relu, "leaky_relu", ACT_LEAKY_RELU, sizeof(kiln_leaky_relu_params),
-              leaky_relu_infer);
-ACTIVATION_OP(kiln__op_sigmoid, "sigmoid", ACT_SIGMOID, 0, kiln__infer_same_shape);
-ACTIVATION_OP(kiln__op_tanh, "tanh", ACT_TANH, 0, kiln__infer_same_shape);
-ACTIVATION_OP(kiln__op_gelu, "gelu", ACT_GELU, 0, kiln__infer_same_shape);
+              leaky_relu_infer, KILN_ACTIVATION_NONE);
+ACTIVATION_OP(kiln__op_sigmoid, "sigmoid", ACT_SIGMOID, 0, kiln__infer_same_shape,
+              KILN_ACTIVATION_NONE);
+ACTIVATION_OP(kiln__op_tanh, "tanh", ACT_TANH, 0, kiln__infer_same_shape, KILN_ACTIVATION_NONE);
+ACTIVATION_OP(kiln__op_gelu, "gelu", ACT_GELU, 0, kiln__infer_same_shape, KILN_ACTIVATION_NONE);

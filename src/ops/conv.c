@@ -19,7 +19,13 @@
  * chunk of one sample reads g in place); grad w (F, K) += g (F, S P) cols^T (one GEMM with
  * beta = 1, which also accumulates across chunks); the column gradients (K, S P) = w^T g
  * overwrite the columns and a gather per input element (cl/conv.cl) adds them into grad x.
- * grad b sums g over N and the spatial axes in one kernel of its own.
+ * grad b sums g over N and the spatial axes in one kernel of its own. Gradients marked fresh
+ * are set: grad w's first product takes beta = 0, the gather and the bias sum write.
+ *
+ * Fused relu (kiln_op_args.activation, column path only): the forward copy into y applies it
+ * after the bias, so y is relu's output; backward copies g times relu's derivative (y > 0)
+ * into the workspace (also for one-sample chunks) and the bias sum masks alike, so the
+ * executor runs no relu pass over the convolution's output in either direction.
  *
  * A 1x1(x1) kernel with stride 1 and no padding needs no columns: x[n] (C, P) already is the
  * matrix, so forward and grad x are one strided-batched GEMM over the whole batch and grad w
@@ -279,8 +285,9 @@ static kiln_status chunk_columns(kiln_device *dev, const conv_geometry *g, const
 }
 
 /* Copies the chunk between the workspace's (F, count P) products and the (count, F, P) rows of
- * y or g that start at sample n0: into y (adding b when given) after the forward product, out
- * of g before the backward ones. */
+ * y or g that start at sample n0: into y (adding b when given, then the fused relu) after the
+ * forward product, out of g (times the fused relu's derivative, from y) before the backward
+ * ones. */
 static kiln_status chunk_transpose(kiln_device *dev, const conv_geometry *g, const kiln_op_args *a,
                                    const conv_chunk *c, bool to_rows, const kiln_tensor *bias)
 {
@@ -293,6 +300,8 @@ static kiln_status chunk_transpose(kiln_device *dev, const conv_geometry *g, con
                         KILN__ARG_UINT(c->n0 * g->out[0] * g->cols),
                         KILN__ARG_BUF(bias != NULL ? kiln__tensor_buffer(bias) : rows),
                         KILN__ARG_UINT(bias != NULL),
+                        KILN__ARG_T(a->output),
+                        KILN__ARG_UINT(a->activation == KILN_ACTIVATION_RELU),
                         KILN__ARG_UINT(to_rows),
                         KILN__ARG_UINT(n),
                         KILN__ARG_UINT(g->cols),
@@ -376,7 +385,8 @@ static kiln_status conv_forward(kiln_device *dev, const kiln_op *op, const kiln_
 
 /* Direct backward: grad x[n] (K, P) += w^T (K, F) g[n] (F, P) for every n in one batched
  * product; grad w (F, K) += g[n] (F, P) x[n]^T (P, K) one sample at a time (beta = 1 sums
- * them; a batched product would race on grad w). */
+ * them; a batched product would race on grad w). A fresh gradient takes beta = 0 in its
+ * first product. */
 static kiln_status backward_direct(kiln_device *dev, const kiln_op *op, const kiln_op_args *a,
                                    const conv_geometry *g)
 {
@@ -389,7 +399,7 @@ static kiln_status backward_direct(kiln_device *dev, const kiln_op *op, const ki
                               .n = n_cols,
                               .k = f,
                               .alpha = 1,
-                              .beta = 1,
+                              .beta = kiln__grad_fresh(a, 0) ? 0 : 1,
                               .a = kiln__tensor_buffer(a->inputs[1]),
                               .lda = k,
                               .b = kiln__tensor_buffer(a->grad_output),
@@ -407,7 +417,7 @@ static kiln_status backward_direct(kiln_device *dev, const kiln_op *op, const ki
                               .n = k,
                               .k = n_cols,
                               .alpha = 1,
-                              .beta = 1,
+                              .beta = n == 0 && kiln__grad_fresh(a, 1) ? 0 : 1,
                               .a = kiln__tensor_buffer(a->grad_output),
                               .a_offset = n * f * n_cols,
                               .lda = n_cols,
@@ -428,11 +438,12 @@ static kiln_status backward_chunk(kiln_device *dev, const kiln_op *op, const kil
 {
     size_t f = g->out[0], k = g->rows;
     kiln_tensor *gx = a->grad_inputs[0], *gw = a->grad_inputs[1];
-    /* The chunk's output gradients as (F, count P): for one sample, g[n] itself. */
+    /* The chunk's output gradients as (F, count P): for one sample, g[n] itself unless a fused
+     * relu's derivative must be applied first. */
     const kiln_buffer *grad = a->workspace;
     size_t grad_offset = c->products;
     kiln_status rc = KILN_OK;
-    if (c->count == 1) {
+    if (c->count == 1 && a->activation == KILN_ACTIVATION_NONE) {
         grad = kiln__tensor_buffer(a->grad_output);
         grad_offset = c->n0 * f * g->cols;
     } else {
@@ -440,13 +451,14 @@ static kiln_status backward_chunk(kiln_device *dev, const kiln_op *op, const kil
     }
     if (rc == KILN_OK && gw != NULL) {
         rc = chunk_columns(dev, g, a, c);
-        /* grad w (F, K) += g (F, count P) cols^T (count P, K); beta = 1 sums the chunks. */
+        /* grad w (F, K) += g (F, count P) cols^T (count P, K); beta = 1 sums the chunks (a
+         * fresh grad w takes beta = 0 in the first). */
         kiln__gemm product = {.transpose_b = true,
                               .m = f,
                               .n = k,
                               .k = c->width,
                               .alpha = 1,
-                              .beta = 1,
+                              .beta = c->n0 == 0 && kiln__grad_fresh(a, 1) ? 0 : 1,
                               .a = grad,
                               .a_offset = grad_offset,
                               .lda = c->width,
@@ -478,11 +490,14 @@ static kiln_status backward_chunk(kiln_device *dev, const kiln_op *op, const kil
         return rc;
     /* One work-item per input row (sample, c, d, h) (cl/conv.cl). */
     uint32_t rows = (uint32_t)(c->count * g->size[0] * g->size[1] * g->size[2]);
-    kiln__arg args[11] = {KILN__ARG_BUF(a->workspace), KILN__ARG_T(gx),
-                          KILN__ARG_UINT(c->n0 * g->in_count), KILN__ARG_UINT(rows),
-                          KILN__ARG_UINT(c->count)};
-    geometry_args(g, args + 5);
-    return kiln__launch_1d(dev, "conv", "conv_bwd_x", args, 11, rows);
+    kiln__arg args[12] = {KILN__ARG_BUF(a->workspace),
+                          KILN__ARG_T(gx),
+                          KILN__ARG_UINT(c->n0 * g->in_count),
+                          KILN__ARG_UINT(rows),
+                          KILN__ARG_UINT(c->count),
+                          KILN__ARG_UINT(!kiln__grad_fresh(a, 0))};
+    geometry_args(g, args + 6);
+    return kiln__launch_1d(dev, "conv", "conv_bwd_x", args, 12, rows);
 }
 
 static kiln_status conv_backward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)
@@ -503,15 +518,34 @@ static kiln_status conv_backward(kiln_device *dev, const kiln_op *op, const kiln
         }
     }
     if (rc == KILN_OK && gb != NULL) {
-        /* grad b (F,) += sum of g over N and the spatial axes: one work-item per filter
-         * (cl/conv.cl), reading g's contiguous rows, which the general strided reduction
-         * (kiln__reduce_to) did at a small fraction of the memory's speed. */
+        /* grad b (F,) += sum of g (times a fused relu's derivative) over N and the spatial
+         * axes: one work-item per filter (cl/conv.cl), reading g's contiguous rows, which the
+         * general strided reduction (kiln__reduce_to) did at a small fraction of the memory's
+         * speed. */
         uint32_t f = g.out[0];
-        kiln__arg args[] = {KILN__ARG_T(a->grad_output), KILN__ARG_T(gb), KILN__ARG_UINT(f),
-                            KILN__ARG_UINT(g.cols), KILN__ARG_UINT(g.batch)};
-        rc = kiln__launch_1d(dev, "conv", "conv_bwd_b", args, 5, f);
+        kiln__arg args[] = {KILN__ARG_T(a->grad_output),
+                            KILN__ARG_T(a->output),
+                            KILN__ARG_T(gb),
+                            KILN__ARG_UINT(a->activation == KILN_ACTIVATION_RELU),
+                            KILN__ARG_UINT(!kiln__grad_fresh(a, 2)),
+                            KILN__ARG_UINT(f),
+                            KILN__ARG_UINT(g.cols),
+                            KILN__ARG_UINT(g.batch)};
+        rc = kiln__launch_1d(dev, "conv", "conv_bwd_b", args, sizeof args / sizeof args[0], f);
     }
     return rc;
+}
+
+/* relu on the column path: the copy into y applies it, and backward's copy of g (and the bias
+ * gradient's sum) its derivative. The direct path writes y from the GEMM and reads g in place,
+ * with no pass to apply either in. */
+static bool conv_fuses(const kiln_op *op, const void *params, const kiln_shape *in, int n_in,
+                       kiln_activation act)
+{
+    char why[320];
+    conv_geometry g;
+    return act == KILN_ACTIVATION_RELU && params != NULL &&
+           plan(op, params, in, n_in, &g, why, sizeof why) == KILN_OK && !g.direct;
 }
 
 #define CONV_OP(symbol, op_name, n_spatial)                                                        \
@@ -525,6 +559,8 @@ static kiln_status conv_backward(kiln_device *dev, const kiln_op *op, const kiln
         .workspace = conv_workspace,                                                               \
         .forward = conv_forward,                                                                   \
         .backward = conv_backward,                                                                 \
+        .writes_fresh_grads = 7u,                                                                  \
+        .fuses = conv_fuses,                                                                       \
         .variant = n_spatial,                                                                      \
     }
 

@@ -65,6 +65,18 @@ bool kiln_op_is_view(const kiln_op *op)
     return op->view;
 }
 
+kiln_activation kiln_op_activation(const kiln_op *op)
+{
+    return op->activation;
+}
+
+bool kiln_op_fuses_activation(const kiln_op *op, const void *params, const kiln_shape *inputs,
+                              int n_inputs, kiln_activation act)
+{
+    return act == KILN_ACTIVATION_NONE ||
+           (op->fuses != NULL && op->fuses(op, params, inputs, n_inputs, act));
+}
+
 bool kiln_op_input_differentiable(const kiln_op *op, int input)
 {
     return op->backward != NULL && (op->no_grad_inputs & (1u << input)) == 0;
@@ -228,6 +240,12 @@ static kiln_status check_call(kiln_device *dev, const kiln_op *op, const kiln_op
                            args->output->name,
                            kiln_shape_format(&args->output->shape, got, sizeof got),
                            kiln_shape_format(&out, want, sizeof want));
+    if (!kiln_op_fuses_activation(op, args->params, in, args->n_inputs, args->activation))
+        return kiln__error(ctx, KILN_ERR_INVALID_ARGUMENT, __func__,
+                           "op '%s' cannot apply activation %d to its output for these "
+                           "parameters and inputs (kiln_op_fuses_activation); run the "
+                           "activation as an op of its own",
+                           op->name, (int)args->activation);
     size_t ws = kiln_op_workspace_bytes(op, args->params, in, args->n_inputs);
     if (ws > 0 && (args->workspace == NULL || kiln_buffer_get_size(args->workspace) < ws))
         return kiln__error(ctx, KILN_ERR_INVALID_ARGUMENT, __func__,

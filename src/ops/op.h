@@ -26,6 +26,12 @@ struct kiln_op {
     /* Forward copies input 0 unchanged (same elements in the same order, another shape): the
      * executor may give the output input 0's buffer and skip the launch (kiln_op_is_view). */
     bool view;
+    /* The activation this op is (relu: KILN_ACTIVATION_RELU), for kiln_op_activation. */
+    kiln_activation activation;
+    /* Whether forward and backward can apply `act` to the output themselves
+     * (kiln_op_args.activation) for these parameters and input shapes; NULL: never. */
+    bool (*fuses)(const kiln_op *op, const void *params, const kiln_shape *in, int n_in,
+                  kiln_activation act);
     kiln_status (*infer)(kiln_context *ctx, const kiln_op *op, const void *params,
                          const kiln_shape *in, int n_in, kiln_shape *out, kiln_shape *saved);
     /* NULL means no workspace. */

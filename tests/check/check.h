@@ -70,6 +70,9 @@ typedef struct kiln_check_case {
     double fd_rtol;              /* ref-fd tolerance (0: 1e-5); the atol is scaled alike */
     uint64_t seed;
     const char *label; /* shown instead of the input shapes when set */
+    /* Passed to forward and backward in kiln_op_args.activation; the reference computes the
+     * activated output and differentiates through it. */
+    kiln_activation activation;
 } kiln_check_case;
 
 typedef struct kiln_check_row {

@@ -395,6 +395,7 @@ static kiln_op_args make_args(const kiln_check_case *c, case_state *s)
     args.workspace = s->workspace;
     args.grad_output = s->grad_output;
     args.grad_inputs = s->grads;
+    args.activation = c->activation;
     return args;
 }
 

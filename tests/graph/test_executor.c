@@ -292,6 +292,17 @@ static void test_build_errors(void **state)
     kiln_context_destroy(ctx);
 }
 
+/* The test device with every launch timed, so a test can count launches by kernel. */
+static kiln_device *profiled_device(kiln_context *ctx)
+{
+    kiln_device_options options = {.spec = kiln_test_device_spec(),
+                                    .cache_dir = getenv("KILN_CACHE_DIR"),
+                                    .profile = true};
+    kiln_device *dev = NULL;
+    assert_int_equal(kiln_device_create(ctx, &options, &dev), KILN_OK);
+    return dev;
+}
+
 /*
  * Views run nothing and share memory: x (2, 3, 4) -> flat = flatten(x) -> act = relu(flat) ->
  * back = reshape(act) (4, 6); neg = scale(flat, -1) -> negr = reshape(neg) (4, 6); y = back +
@@ -303,11 +314,7 @@ static void test_views_share_memory(void **state)
 {
     (void)state;
     kiln_context *ctx = kiln_test_context();
-    kiln_device_options options = {.spec = kiln_test_device_spec(),
-                                    .cache_dir = getenv("KILN_CACHE_DIR"),
-                                    .profile = true};
-    kiln_device *dev = NULL;
-    assert_int_equal(kiln_device_create(ctx, &options, &dev), KILN_OK);
+    kiln_device *dev = profiled_device(ctx);
     kiln_graph *g = NULL;
     assert_int_equal(kiln_graph_create(ctx, &g), KILN_OK);
     kiln_shape xs = {3, {2, 3, 4}};
@@ -351,6 +358,124 @@ static void test_views_share_memory(void **state)
     kiln_context_destroy(ctx);
 }
 
+/*
+ * relu fused into the convolution before it: x (3, 2, 6, 5) -> c1 = conv 4 -> a1 = relu(c1)
+ * -> c2 = conv 3 -> a2 = relu(c2), s = a2 + c2 -> flatten -> dense 5 -> cross-entropy. With
+ * plan_memory a1 is fused (c1 has one reader), a2 is not (c2 is also read by the add). A train
+ * step must give the loss and every parameter gradient bit for bit as without planning (no
+ * fusion), launch relu forward and backward once each (a2's) instead of twice, and plan
+ * fewer bytes; an eval executor agrees on the loss too.
+ */
+typedef struct conv_net_run {
+    float loss, eval_loss;
+    float grads[2 * 2 * 9 + 4 * 2 * 9 + 4 + 3 * 4 * 9 + 3 + 90 * 5 + 5];
+    uint64_t relu_fwd, relu_bwd, bytes;
+} conv_net_run;
+
+static uint64_t launches_of(kiln_device *dev, const char *kernel)
+{
+    const kiln_profile_row *rows = NULL;
+    size_t n_rows = 0;
+    assert_int_equal(kiln_device_profile(dev, &rows, &n_rows), KILN_OK);
+    uint64_t n = 0;
+    for (size_t i = 0; i < n_rows; i++) {
+        const char *colon = strchr(rows[i].name, ':');
+        if (colon != NULL && strcmp(colon + 1, kernel) == 0)
+            n += rows[i].launches;
+    }
+    return n;
+}
+
+static void run_conv_net(kiln_device *dev, kiln_context *ctx, bool plan, conv_net_run *out)
+{
+    kiln_graph *g = NULL;
+    assert_int_equal(kiln_graph_create(ctx, &g), KILN_OK);
+    kiln_shape xs = {4, {3, 2, 6, 5}}, ls = {1, {3}};
+    kiln_value x, labels, c0, c1, a1, c2, a2, sum, flat, logits, loss;
+    int k3[3] = {3, 3, 1};
+    assert_int_equal(kiln_graph_input(g, "x", &xs, KILN_F32, &x), KILN_OK);
+    assert_int_equal(kiln_graph_input(g, "labels", &ls, KILN_I32, &labels), KILN_OK);
+    assert_int_equal(kiln_graph_conv(g, "c0", x, 2, 2, k3, NULL, NULL, true, NULL, false, &c0),
+                     KILN_OK);
+    assert_int_equal(kiln_graph_conv(g, "c1", c0, 2, 4, k3, NULL, NULL, true, NULL, true, &c1),
+                     KILN_OK);
+    assert_int_equal(kiln_graph_unary(g, "a1", "relu", NULL, c1, &a1), KILN_OK);
+    assert_int_equal(kiln_graph_conv(g, "c2", a1, 2, 3, k3, NULL, NULL, true, NULL, true, &c2),
+                     KILN_OK);
+    assert_int_equal(kiln_graph_unary(g, "a2", "relu", NULL, c2, &a2), KILN_OK);
+    kiln_value pair[2] = {a2, c2};
+    assert_int_equal(kiln_graph_op(g, "s", "add", NULL, pair, 2, &sum), KILN_OK);
+    assert_int_equal(kiln_graph_unary(g, "flat", "flatten", NULL, sum, &flat), KILN_OK);
+    assert_int_equal(kiln_graph_dense(g, "fc", flat, 5, true, &logits), KILN_OK);
+    kiln_cross_entropy_params ce = {0};
+    kiln_value in[2] = {logits, labels};
+    assert_int_equal(kiln_graph_op(g, "loss", "softmax_cross_entropy", &ce, in, 2, &loss),
+                     KILN_OK);
+    assert_int_equal(kiln_graph_set_loss(g, loss), KILN_OK);
+    kiln_model *model = NULL;
+    assert_int_equal(kiln_model_create(g, dev, 11, &model), KILN_OK);
+    float xv[180];
+    int32_t lv[3] = {4, 0, 2};
+    for (int i = 0; i < 180; i++)
+        xv[i] = (float)((i * 37) % 23) / 11.0f - 1.0f;
+    kiln_executor *train = NULL, *eval = NULL;
+    kiln_executor_options to = {.mode = KILN_MODE_TRAIN, .plan_memory = plan},
+                          eo = {.mode = KILN_MODE_EVAL, .plan_memory = plan};
+    assert_int_equal(kiln_executor_create(model, &to, &train), KILN_OK);
+    assert_int_equal(kiln_executor_create(model, &eo, &eval), KILN_OK);
+    kiln_executor *both[2] = {train, eval};
+    for (int e = 0; e < 2; e++) {
+        assert_int_equal(kiln_executor_set_input(both[e], x, xv, 180), KILN_OK);
+        assert_int_equal(kiln_executor_set_input(both[e], labels, lv, 3), KILN_OK);
+    }
+    kiln_device_profile_reset(dev);
+    assert_int_equal(kiln_executor_forward(train, 0), KILN_OK);
+    assert_int_equal(kiln_executor_backward(train), KILN_OK);
+    assert_int_equal(kiln_executor_read(train, loss, &out->loss, 1), KILN_OK);
+    out->relu_fwd = launches_of(dev, "relu_fwd");
+    out->relu_bwd = launches_of(dev, "relu_bwd_x");
+    out->bytes = kiln_executor_planned_bytes(train);
+    const char *params[] = {"c0.weight", "c1.weight", "c1.bias", "c2.weight", "c2.bias", "fc.weight",
+                            "fc.bias"};
+    size_t at = 0;
+    for (size_t p = 0; p < sizeof params / sizeof params[0]; p++) {
+        kiln_tensor *gt = kiln_executor_get_grad(train, kiln_graph_find(g, params[p]));
+        assert_non_null(gt);
+        int64_t n = kiln_tensor_count(gt);
+        assert_true(at + (size_t)n <= sizeof out->grads / sizeof out->grads[0]);
+        assert_int_equal(kiln_tensor_download(gt, out->grads + at, n), KILN_OK);
+        at += (size_t)n;
+    }
+    assert_int_equal(at, sizeof out->grads / sizeof out->grads[0]);
+    assert_int_equal(kiln_executor_forward(eval, 0), KILN_OK);
+    assert_int_equal(kiln_executor_read(eval, loss, &out->eval_loss, 1), KILN_OK);
+    kiln_executor_destroy(train);
+    kiln_executor_destroy(eval);
+    kiln_model_destroy(model);
+    kiln_graph_destroy(g);
+}
+
+static void test_conv_relu_fused(void **state)
+{
+    (void)state;
+    kiln_context *ctx = kiln_test_context();
+    kiln_device *dev = profiled_device(ctx);
+    conv_net_run plain, fused;
+    run_conv_net(dev, ctx, false, &plain);
+    run_conv_net(dev, ctx, true, &fused);
+    assert_true(isfinite(plain.loss) && plain.loss > 0);
+    assert_memory_equal(&plain.loss, &fused.loss, sizeof plain.loss);
+    assert_memory_equal(plain.grads, fused.grads, sizeof plain.grads);
+    assert_memory_equal(&plain.eval_loss, &fused.eval_loss, sizeof plain.eval_loss);
+    assert_int_equal(plain.relu_fwd, 2);
+    assert_int_equal(plain.relu_bwd, 2);
+    assert_int_equal(fused.relu_fwd, 1);
+    assert_int_equal(fused.relu_bwd, 1);
+    assert_true(fused.bytes < plain.bytes);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+}
+
 int main(void)
 {
     kiln_test_require_device();
@@ -360,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_modes),
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_views_share_memory),
+        cmocka_unit_test(test_conv_relu_fused),
         cmocka_unit_test(test_build_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -190,13 +190,58 @@ static void test_workspace(void **state)
     assert_int_equal(unsetenv("KILN_CONV_CHUNK"), 0);
 }
 
+/* relu fuses into the column path only: the direct 1x1 path writes y from its GEMM and reads g
+ * in place, so conv offers no other activation and no direct case, and a call asking for one
+ * anyway fails naming the op instead of computing without it. Only relu is an activation an
+ * executor can fuse. */
+static void test_fused_activation_offered(void **state)
+{
+    (void)state;
+    const kiln_op *conv2d = kiln_op_find("conv2d");
+    kiln_shape x[3] = {{4, {2, 3, 7, 5}}, {4, {4, 3, 3, 3}}, {1, {4}}};
+    kiln_shape x1[3] = {{4, {2, 3, 7, 5}}, {4, {4, 3, 1, 1}}, {1, {4}}};
+    kiln_conv_params point = {2, {1, 1}, {0, 0}, {1, 1}, true};
+    assert_true(kiln_op_fuses_activation(conv2d, &SAME2, x, 3, KILN_ACTIVATION_RELU));
+    assert_true(kiln_op_fuses_activation(conv2d, &SAME2, x, 3, KILN_ACTIVATION_NONE));
+    assert_false(kiln_op_fuses_activation(conv2d, &point, x1, 3, KILN_ACTIVATION_RELU));
+    assert_false(kiln_op_fuses_activation(conv2d, &SAME2, x, 3, (kiln_activation)7));
+    assert_false(kiln_op_fuses_activation(kiln_op_find("add"), NULL, x, 1, KILN_ACTIVATION_RELU));
+    assert_int_equal(kiln_op_activation(kiln_op_find("relu")), KILN_ACTIVATION_RELU);
+    assert_int_equal(kiln_op_activation(kiln_op_find("leaky_relu")), KILN_ACTIVATION_NONE);
+    assert_int_equal(kiln_op_activation(conv2d), KILN_ACTIVATION_NONE);
+
+    kiln_context *ctx = kiln_test_context();
+    kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
+    kiln_shape ys = {4, {2, 4, 7, 5}};
+    kiln_tensor *t[4] = {NULL, NULL, NULL, NULL};
+    assert_int_equal(kiln_tensor_create(dev, &x1[0], KILN_F32, "x", &t[0]), KILN_OK);
+    assert_int_equal(kiln_tensor_create(dev, &x1[1], KILN_F32, "w", &t[1]), KILN_OK);
+    assert_int_equal(kiln_tensor_create(dev, &x1[2], KILN_F32, "b", &t[2]), KILN_OK);
+    assert_int_equal(kiln_tensor_create(dev, &ys, KILN_F32, "y", &t[3]), KILN_OK);
+    kiln_op_args args = {.params = &point,
+                         .inputs = t,
+                         .n_inputs = 3,
+                         .output = t[3],
+                         .activation = KILN_ACTIVATION_RELU};
+    assert_int_equal(kiln_op_forward(dev, conv2d, &args), KILN_ERR_INVALID_ARGUMENT);
+    assert_contains(kiln_context_last_error(ctx), "op 'conv2d' cannot apply activation");
+    for (int i = 0; i < 4; i++)
+        kiln_tensor_destroy(t[i]);
+    kiln_device_destroy(dev);
+    kiln_context_destroy(ctx);
+}
+
 int main(void)
 {
     kiln_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_checks),          cmocka_unit_test(test_chunks_of_one),
-        cmocka_unit_test(test_chunks_of_three), cmocka_unit_test(test_bad_shapes),
-        cmocka_unit_test(test_bad_params),      cmocka_unit_test(test_workspace),
+        cmocka_unit_test(test_checks),
+        cmocka_unit_test(test_chunks_of_one),
+        cmocka_unit_test(test_chunks_of_three),
+        cmocka_unit_test(test_bad_shapes),
+        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_workspace),
+        cmocka_unit_test(test_fused_activation_offered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
  * reference is the definition itself, one output element at a time in double; a 2-D case is
  * a 3-D one with depth 1.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "ref/ref.h"
@@ -114,6 +115,30 @@ static void conv_bwd(const kiln_ref_io *io, const double *y, const double *g, do
     convolve(io, NULL, g, gin);
 }
 
+/* With a fused relu (kiln_op_args.activation): y = relu(conv(x)), relu as torch.nn.ReLU
+ * (x <= 0 gives 0); backward hands g (y > 0), the gradient of the convolution's own output, to
+ * the convolution's backward. */
+static void conv_relu_fwd(const kiln_ref_io *io, double *y)
+{
+    convolve(io, y, NULL, NULL);
+    int64_t n = kiln_shape_count(&io->out_shape);
+    for (int64_t o = 0; o < n; o++)
+        y[o] = y[o] <= 0 ? 0 : y[o];
+}
+
+static void conv_relu_bwd(const kiln_ref_io *io, const double *y, const double *g,
+                          double *const *gin)
+{
+    int64_t n = kiln_shape_count(&io->out_shape);
+    double *masked = malloc((size_t)n * sizeof *masked);
+    if (masked == NULL)
+        return; /* the gradients stay unwritten, and the comparison fails */
+    for (int64_t o = 0; o < n; o++)
+        masked[o] = y[o] > 0 ? g[o] : 0;
+    convolve(io, NULL, masked, gin);
+    free(masked);
+}
+
 /* ---- cases ---- */
 
 static const kiln_conv_params SAME2 = {2, {1, 1}, {1, 1}, {1, 1}, true};
@@ -137,13 +162,20 @@ static const kiln_conv_params MIXED3_NO_BIAS = {3, {2, 1, 2}, {0, 1, 1}, {1, 1, 
  * products (P the output positions), grad x up to F KD KH KW; `bwd_terms` is the larger, and
  * grad_atol = 1e-6 bwd_terms likewise. rtol stays at 1e-5 (a few float ulps per term).
  */
-#define CONV_CASE(op_name, prm, text, fwd_terms, bwd_terms, n_in, ...)                             \
+#define CONV_CASE_ACT(op_name, prm, text, fwd_terms, bwd_terms, act, fwd, bwd, n_in, ...)          \
     {                                                                                              \
         .op = op_name, .params = &prm, .n_inputs = n_in, .inputs = {__VA_ARGS__},                  \
-        .gen = {G_NORMAL, G_NORMAL, G_NORMAL}, .forward = conv_fwd, .backward = conv_bwd,          \
+        .gen = {G_NORMAL, G_NORMAL, G_NORMAL}, .forward = fwd, .backward = bwd,                    \
         .atol = 1e-6 * (fwd_terms), .rtol = 1e-5, .grad_atol = 1e-6 * (bwd_terms),                 \
-        .grad_rtol = 1e-5, .seed = __LINE__, .label = text                                         \
+        .grad_rtol = 1e-5, .seed = __LINE__, .label = text, .activation = act                      \
     }
+#define CONV_CASE(op_name, prm, text, fwd_terms, bwd_terms, n_in, ...)                             \
+    CONV_CASE_ACT(op_name, prm, text, fwd_terms, bwd_terms, KILN_ACTIVATION_NONE, conv_fwd,        \
+                  conv_bwd, n_in, __VA_ARGS__)
+/* The same with relu fused into the convolution (the executor's conv + relu). */
+#define CONV_RELU_CASE(op_name, prm, text, fwd_terms, bwd_terms, n_in, ...)                        \
+    CONV_CASE_ACT(op_name, prm, text, fwd_terms, bwd_terms, KILN_ACTIVATION_RELU, conv_relu_fwd,   \
+                  conv_relu_bwd, n_in, __VA_ARGS__)
 
 /* Every case keeps its reference forward small: the ref-fd row runs it 2 x 24 times per
  * input. The largest (the Fashion-MNIST-like one) is 4 x 8 x 28 x 28 outputs of 9 taps. */
@@ -189,6 +221,17 @@ static const kiln_check_case CASES[] = {
               S1(3)),
     CONV_CASE("conv3d", STRIDE3, "(3,2,4,5,3) k3x3x3 s2 p1", 54, 54, 3, S5(3, 2, 4, 5, 3),
               S5(2, 2, 3, 3, 3), S1(2)),
+    /* relu fused into the column path: the forward copy applies it; backward masks g in its
+     * copy (also for one-sample chunks, which otherwise read g in place) and in the bias sum.
+     * The 5-sample case runs in chunks of 1 and 3 too; about half the outputs are negative. */
+    CONV_RELU_CASE("conv2d", SAME2, "(2,3,7,5) k3x3 s1 p1 +relu", 27, 70, 3, S4(2, 3, 7, 5),
+                   S4(4, 3, 3, 3), S1(4)),
+    CONV_RELU_CASE("conv2d", SAME2_NO_BIAS, "(2,3,7,5) k3x3 p1 no bias +relu", 27, 70, 2,
+                   S4(2, 3, 7, 5), S4(4, 3, 3, 3)),
+    CONV_RELU_CASE("conv2d", STRIDE2, "(5,2,6,5) k3x3 s2 p0 +relu", 18, 30, 3, S4(5, 2, 6, 5),
+                   S4(3, 2, 3, 3), S1(3)),
+    CONV_RELU_CASE("conv3d", STRIDE3, "(3,2,4,5,3) k3x3x3 s2 p1 +relu", 54, 54, 3,
+                   S5(3, 2, 4, 5, 3), S5(2, 2, 3, 3, 3), S1(2)),
 };
 
 const kiln_check_suite kiln_check_suite_conv = {
