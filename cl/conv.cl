@@ -185,15 +185,17 @@ __kernel void conv_fwd_bias(__global const KILN_REAL *b, __global KILN_REAL *y, 
  * product, act being relu when `relu` is set (as relu_fwd: v <= 0 gives 0, NaN passes) and the
  * identity otherwise; without to_rows, chunk[f, s P : s P + P] = rows[s, f, :] before the
  * backward ones, times relu's derivative (y > 0, y the activated output, at the same offsets in
- * `y`) when `relu` is set. One work-item per (s, f) row of P = n_cols elements, n = S F of
- * them. b: (F,), read only with has_bias; y read only with relu and without to_rows.
+ * `y`) when `relu` is set, and with `want_sums` each row's sum goes to sums[row] (from
+ * sums_offset), for the bias gradient. One work-item per (s, f) row of P = n_cols elements,
+ * n = S F of them. b: (F,), read only with has_bias; y read only with relu and without to_rows.
  */
 __kernel void conv_chunk_transpose(__global KILN_REAL *chunk, const uint chunk_offset,
                                    __global KILN_REAL *rows, const uint rows_offset,
                                    __global const KILN_REAL *b, const uint has_bias,
                                    __global const KILN_REAL *y, const uint relu,
-                                   const uint to_rows, const uint n, const uint n_cols,
-                                   const uint n_filters, const uint samples)
+                                   __global KILN_REAL *sums, const uint sums_offset,
+                                   const uint want_sums, const uint to_rows, const uint n,
+                                   const uint n_cols, const uint n_filters, const uint samples)
 {
     const uint row = (uint)get_global_id(0); /* (s, f) */
     if (row >= n)
@@ -212,27 +214,61 @@ __kernel void conv_chunk_transpose(__global KILN_REAL *chunk, const uint chunk_o
             for (uint j = 0; j < n_cols; j++)
                 r[j] = c[j] + v;
         }
-    } else if (relu) {
-        __global const KILN_REAL *a = y + rows_offset + row * n_cols;
-        for (uint j = 0; j < n_cols; j++)
-            c[j] = a[j] > 0 ? r[j] : (KILN_REAL)0;
-    } else {
-        for (uint j = 0; j < n_cols; j++)
-            c[j] = r[j];
+        return;
     }
+    __global const KILN_REAL *a = y + rows_offset + row * n_cols;
+    KILN_REAL part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    uint j = 0;
+    for (; j + 8 <= n_cols; j += 8) {
+        for (uint l = 0; l < 8; l++) {
+            const KILN_REAL v = relu && !(a[j + l] > 0) ? (KILN_REAL)0 : r[j + l];
+            c[j + l] = v;
+            part[l] += v;
+        }
+    }
+    for (; j < n_cols; j++) {
+        const KILN_REAL v = relu && !(a[j] > 0) ? (KILN_REAL)0 : r[j];
+        c[j] = v;
+        part[j % 8] += v;
+    }
+    if (want_sums)
+        sums[sums_offset + row] = ((part[0] + part[1]) + (part[2] + part[3])) +
+                                  ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
 /*
- * gb[f] += the sum of g[n, f, :] over every sample n (gb[f] = ... without `accumulate`);
- * with `relu`, of g[n, f, :] (y[n, f, :] > 0), the gradient before a fused relu whose output
- * is y. g, y: (N, F, P) with P = n_cols; gb: (F,). One work-item per filter, n = F of them,
- * reading its N rows of P contiguous elements: each row is summed in 8 interleaved partial
- * sums (a few hundred terms each at most for the shapes convolution sees), and the row sums
- * are added with Kahan compensation, so no float is added to a long running total.
+ * sums[row] = the sum of g's row (n, f) of P = n_cols contiguous elements, in 8 interleaved
+ * partial sums: the direct path's row sums for the bias gradient (the column path's backward
+ * copy forms them on the way). One work-item per row, n = N F of them.
  */
-__kernel void conv_bwd_b(__global const KILN_REAL *g, __global const KILN_REAL *y,
-                         __global KILN_REAL *gb, const uint relu, const uint accumulate,
-                         const uint n, const uint n_cols, const uint batch)
+__kernel void conv_row_sums(__global const KILN_REAL *g, __global KILN_REAL *sums,
+                            const uint sums_offset, const uint n, const uint n_cols)
+{
+    const uint row = (uint)get_global_id(0);
+    if (row >= n)
+        return;
+    __global const KILN_REAL *r = g + (size_t)row * n_cols;
+    KILN_REAL part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    uint j = 0;
+    for (; j + 8 <= n_cols; j += 8) {
+        for (uint l = 0; l < 8; l++)
+            part[l] += r[j + l];
+    }
+    for (; j < n_cols; j++)
+        part[j % 8] += r[j];
+    sums[sums_offset + row] = ((part[0] + part[1]) + (part[2] + part[3])) +
+                              ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+/*
+ * gb[f] += the sum over samples s of sums[s F + f], the (N, F) row sums of g (times a fused
+ * relu's derivative) that the backward copies or conv_row_sums left at sums_offset
+ * (gb[f] = ... without `accumulate`), added with Kahan compensation so no float is added to a
+ * long running total. One work-item per filter, n = F of them.
+ */
+__kernel void conv_bwd_b(__global const KILN_REAL *sums, const uint sums_offset,
+                         __global KILN_REAL *gb, const uint accumulate, const uint n,
+                         const uint batch)
 {
     const uint f = (uint)get_global_id(0);
     if (f >= n)
@@ -240,28 +276,7 @@ __kernel void conv_bwd_b(__global const KILN_REAL *g, __global const KILN_REAL *
     KILN_REAL sum = 0;
     KILN_REAL comp = 0;
     for (uint s = 0; s < batch; s++) {
-        __global const KILN_REAL *row = g + ((size_t)s * n + f) * n_cols;
-        __global const KILN_REAL *act = y + ((size_t)s * n + f) * n_cols;
-        KILN_REAL part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        uint j = 0;
-        if (relu) {
-            for (; j + 8 <= n_cols; j += 8) {
-                for (uint l = 0; l < 8; l++)
-                    part[l] += act[j + l] > 0 ? row[j + l] : (KILN_REAL)0;
-            }
-            for (; j < n_cols; j++)
-                part[j % 8] += act[j] > 0 ? row[j] : (KILN_REAL)0;
-        } else {
-            for (; j + 8 <= n_cols; j += 8) {
-                for (uint l = 0; l < 8; l++)
-                    part[l] += row[j + l];
-            }
-            for (; j < n_cols; j++)
-                part[j % 8] += row[j];
-        }
-        const KILN_REAL r = ((part[0] + part[1]) + (part[2] + part[3])) +
-                            ((part[4] + part[5]) + (part[6] + part[7]));
-        const KILN_REAL step = r - comp;
+        const KILN_REAL step = sums[sums_offset + s * n + f] - comp;
         const KILN_REAL t = sum + step;
         /* As in cl/reduce.cl: once the sum is infinite, stop correcting (inf - inf = NaN). */
         comp = isfinite(t) ? (t - sum) - step : 0;

@@ -220,7 +220,8 @@ __kernel void maxpool_bwd_x_disjoint(__global const KILN_REAL *g, __global const
  * gx: (P, H, W). */
 __kernel void maxpool2x2_bwd_x(__global const KILN_REAL *g, __global const KILN_REAL *argmax,
                                __global KILN_REAL *gx, const uint rows, const uint in_h,
-                               const uint in_w, const uint out_h, const uint out_w)
+                               const uint in_w, const uint out_h, const uint out_w,
+                               const uint accumulate)
 {
     const uint ow = (uint)get_global_id(0);
     const uint row = (uint)get_global_id(1);
@@ -229,10 +230,14 @@ __kernel void maxpool2x2_bwd_x(__global const KILN_REAL *g, __global const KILN_
     const KILN_REAL go = g[row * out_w + ow];
     const uint arg = (uint)argmax[row * out_w + ow];
     __global KILN_REAL *top = gx + window2x2(ow, row, in_h, in_w, out_h);
-    top[0] += arg == 0 ? go : (KILN_REAL)0;
-    top[1] += arg == 1 ? go : (KILN_REAL)0;
-    top[in_w] += arg == 2 ? go : (KILN_REAL)0;
-    top[in_w + 1] += arg == 3 ? go : (KILN_REAL)0;
+    /* Without `accumulate` the window is set: every element of gx is in one window when the
+     * input's sides are even (the op zero-fills first otherwise). */
+    const KILN_REAL v0 = arg == 0 ? go : (KILN_REAL)0, v1 = arg == 1 ? go : (KILN_REAL)0;
+    const KILN_REAL v2 = arg == 2 ? go : (KILN_REAL)0, v3 = arg == 3 ? go : (KILN_REAL)0;
+    top[0] = accumulate ? top[0] + v0 : v0;
+    top[1] = accumulate ? top[1] + v1 : v1;
+    top[in_w] = accumulate ? top[in_w] + v2 : v2;
+    top[in_w + 1] = accumulate ? top[in_w + 1] + v3 : v3;
 }
 
 /* gx[i] += (the gradients of the windows containing element i) / window size.

@@ -19,7 +19,9 @@
  * chunk of one sample reads g in place); grad w (F, K) += g (F, S P) cols^T (one GEMM with
  * beta = 1, which also accumulates across chunks); the column gradients (K, S P) = w^T g
  * overwrite the columns and a gather per input element (cl/conv.cl) adds them into grad x.
- * grad b sums g over N and the spatial axes in one kernel of its own. Gradients marked fresh
+ * grad b: the copy of g into the workspace also leaves each (n, f) row's sum at the
+ * workspace's end (the direct path, reading g in place, runs a row-sum kernel for them), and
+ * one kernel adds those N row sums per filter, compensated. Gradients marked fresh
  * are set: grad w's first product takes beta = 0, the gather and the bias sum write.
  *
  * Fused relu (kiln_op_args.activation, column path only): the forward copy into y applies it
@@ -53,6 +55,7 @@ typedef struct conv_geometry {
     size_t cols;     /* P = OD OH OW: columns of the column matrix */
     size_t in_count; /* C D H W: elements of one input sample */
     size_t chunk;    /* S: samples lowered together (column path only) */
+    size_t sums;     /* N F with a bias, else 0: floats of the bias gradient's row sums */
     bool direct;     /* 1x1(x1) kernel, stride 1, no padding: x[n] is the column matrix */
 } conv_geometry;
 
@@ -191,6 +194,7 @@ static kiln_status plan(const kiln_op *op, const kiln_conv_params *p, const kiln
     g->cols = (size_t)cols;
     g->in_count = (size_t)(kiln_shape_count(x) / x->dim[0]);
     g->chunk = g->direct ? g->batch : chunk_samples(g);
+    g->sums = p->has_bias ? g->batch * g->out[0] : 0;
     return KILN_OK;
 }
 
@@ -216,14 +220,21 @@ static kiln_status conv_infer(kiln_context *ctx, const kiln_op *op, const void *
 
 /* A chunk's column matrix (K, S P) followed by its products (F, S P), shared by forward and
  * backward (which rebuilds the columns for grad w, keeps the output gradients in the product
- * region, then overwrites the columns with the column gradients). */
+ * region, then overwrites the columns with the column gradients); with a bias, the (N, F) row
+ * sums of g for its gradient at the workspace's end (the direct path needs only those). */
 static size_t conv_workspace(const kiln_op *op, const void *params, const kiln_shape *in, int n_in)
 {
     char why[320];
     conv_geometry g;
-    if (params == NULL || plan(op, params, in, n_in, &g, why, sizeof why) != KILN_OK || g.direct)
+    if (params == NULL || plan(op, params, in, n_in, &g, why, sizeof why) != KILN_OK)
         return 0;
-    return g.chunk * sample_floats(&g) * sizeof(float);
+    return ((g.direct ? 0 : g.chunk * sample_floats(&g)) + g.sums) * sizeof(float);
+}
+
+/* Where the row sums start in the workspace: its last g->sums floats. */
+static size_t sums_at(const conv_geometry *g, const kiln_op_args *a)
+{
+    return kiln_buffer_get_size(a->workspace) / sizeof(float) - g->sums;
 }
 
 /* The geometry of a call that kiln_op_forward/backward has already checked. The chunk never
@@ -239,7 +250,8 @@ static conv_geometry geometry_of(const kiln_op *op, const kiln_op_args *a)
     memset(&g, 0, sizeof g);
     (void)plan(op, a->params, in, a->n_inputs, &g, why, sizeof why);
     if (!g.direct && a->workspace != NULL) {
-        size_t fit = kiln_buffer_get_size(a->workspace) / (sample_floats(&g) * sizeof(float));
+        size_t fit =
+            (kiln_buffer_get_size(a->workspace) / sizeof(float) - g.sums) / sample_floats(&g);
         g.chunk = fit >= 1 && fit < g.chunk ? fit : g.chunk;
     }
     return g;
@@ -284,10 +296,16 @@ static kiln_status chunk_columns(kiln_device *dev, const conv_geometry *g, const
     return kiln__launch_1d(dev, "conv", "conv_fwd_cols", args, 11, planes);
 }
 
+/* Whether backward is to compute the bias gradient. */
+static bool wants_bias_grad(const kiln_op_args *a)
+{
+    return a->grad_inputs != NULL && a->n_inputs > 2 && a->grad_inputs[2] != NULL;
+}
+
 /* Copies the chunk between the workspace's (F, count P) products and the (count, F, P) rows of
  * y or g that start at sample n0: into y (adding b when given, then the fused relu) after the
  * forward product, out of g (times the fused relu's derivative, from y) before the backward
- * ones. */
+ * ones, leaving each row's sum in the workspace's row sums when the bias takes a gradient. */
 static kiln_status chunk_transpose(kiln_device *dev, const conv_geometry *g, const kiln_op_args *a,
                                    const conv_chunk *c, bool to_rows, const kiln_tensor *bias)
 {
@@ -302,6 +320,9 @@ static kiln_status chunk_transpose(kiln_device *dev, const conv_geometry *g, con
                         KILN__ARG_UINT(bias != NULL),
                         KILN__ARG_T(a->output),
                         KILN__ARG_UINT(a->activation == KILN_ACTIVATION_RELU),
+                        KILN__ARG_BUF(a->workspace),
+                        KILN__ARG_UINT(g->sums > 0 ? sums_at(g, a) + c->n0 * g->out[0] : 0),
+                        KILN__ARG_UINT(!to_rows && wants_bias_grad(a)),
                         KILN__ARG_UINT(to_rows),
                         KILN__ARG_UINT(n),
                         KILN__ARG_UINT(g->cols),
@@ -439,11 +460,11 @@ static kiln_status backward_chunk(kiln_device *dev, const kiln_op *op, const kil
     size_t f = g->out[0], k = g->rows;
     kiln_tensor *gx = a->grad_inputs[0], *gw = a->grad_inputs[1];
     /* The chunk's output gradients as (F, count P): for one sample, g[n] itself unless a fused
-     * relu's derivative must be applied first. */
+     * relu's derivative must be applied first or the copy is to sum rows for the bias. */
     const kiln_buffer *grad = a->workspace;
     size_t grad_offset = c->products;
     kiln_status rc = KILN_OK;
-    if (c->count == 1 && a->activation == KILN_ACTIVATION_NONE) {
+    if (c->count == 1 && a->activation == KILN_ACTIVATION_NONE && !wants_bias_grad(a)) {
         grad = kiln__tensor_buffer(a->grad_output);
         grad_offset = c->n0 * f * g->cols;
     } else {
@@ -511,25 +532,30 @@ static kiln_status conv_backward(kiln_device *dev, const kiln_op *op, const kiln
     if (g.direct) {
         rc = backward_direct(dev, op, a, &g);
     } else {
-        for (size_t n0 = 0; rc == KILN_OK && n0 < g.batch && (gx != NULL || gw != NULL);
+        for (size_t n0 = 0;
+             rc == KILN_OK && n0 < g.batch && (gx != NULL || gw != NULL || gb != NULL);
              n0 += g.chunk) {
             conv_chunk c = chunk_at(&g, n0);
             rc = backward_chunk(dev, op, a, &g, &c);
         }
     }
+    if (rc == KILN_OK && gb != NULL && g.direct) {
+        /* The direct path reads g in place: its row sums take a pass of their own. */
+        uint32_t rows = (uint32_t)g.sums;
+        kiln__arg args[] = {KILN__ARG_T(a->grad_output), KILN__ARG_BUF(a->workspace),
+                            KILN__ARG_UINT(sums_at(&g, a)), KILN__ARG_UINT(rows),
+                            KILN__ARG_UINT(g.cols)};
+        rc = kiln__launch_1d(dev, "conv", "conv_row_sums", args, 5, rows);
+    }
     if (rc == KILN_OK && gb != NULL) {
-        /* grad b (F,) += sum of g (times a fused relu's derivative) over N and the spatial
-         * axes: one work-item per filter (cl/conv.cl), reading g's contiguous rows, which the
-         * general strided reduction (kiln__reduce_to) did at a small fraction of the memory's
-         * speed. */
+        /* grad b (F,) += the (N, F) row sums of g (times a fused relu's derivative) summed over
+         * N: one work-item per filter (cl/conv.cl). */
         uint32_t f = g.out[0];
-        kiln__arg args[] = {KILN__ARG_T(a->grad_output),
-                            KILN__ARG_T(a->output),
+        kiln__arg args[] = {KILN__ARG_BUF(a->workspace),
+                            KILN__ARG_UINT(sums_at(&g, a)),
                             KILN__ARG_T(gb),
-                            KILN__ARG_UINT(a->activation == KILN_ACTIVATION_RELU),
                             KILN__ARG_UINT(!kiln__grad_fresh(a, 2)),
                             KILN__ARG_UINT(f),
-                            KILN__ARG_UINT(g.cols),
                             KILN__ARG_UINT(g.batch)};
         rc = kiln__launch_1d(dev, "conv", "conv_bwd_b", args, sizeof args / sizeof args[0], f);
     }

@@ -285,6 +285,13 @@ kiln_status kiln_op_forward(kiln_device *dev, const kiln_op *op, const kiln_op_a
     return op->forward(dev, op, args);
 }
 
+kiln_status kiln__zero(kiln_device *dev, kiln_tensor *t)
+{
+    kiln_fill_params p = {.shape = t->shape, .value = 0.0f};
+    kiln_op_args zero = {.params = &p, .output = t};
+    return kiln_op_forward(dev, &kiln__op_fill, &zero);
+}
+
 /*
  * The fresh marks an op's backward sees: those it can honour (op->writes_fresh_grads) on a
  * gradient no other input of the call shares. Any other gradient marked fresh is zero-filled
@@ -312,9 +319,7 @@ static kiln_status resolve_fresh(kiln_device *dev, const kiln_op *op, const kiln
         }
         if (!first)
             continue;
-        kiln_fill_params p = {.shape = g->shape, .value = 0.0f};
-        kiln_op_args zero = {.params = &p, .output = g};
-        kiln_status rc = kiln_op_forward(dev, &kiln__op_fill, &zero);
+        kiln_status rc = kiln__zero(dev, g);
         if (rc != KILN_OK)
             return rc;
     }

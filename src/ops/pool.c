@@ -90,16 +90,19 @@ static bool is_2x2(const pool_geometry *g)
            g->stride[1] == 2 && g->stride[2] == 2;
 }
 
-/* Launches a maxpool2x2 kernel over (OW, P OH) with its three tensors. */
+/* Launches a maxpool2x2 kernel over (OW, P OH) with its three tensors; `extra` is the
+ * backward kernel's accumulate flag (forward: n_extra 0). */
 static kiln_status launch_2x2(kiln_device *dev, const char *kernel, const pool_geometry *g,
-                              const kiln_tensor *t0, const kiln_tensor *t1, const kiln_tensor *t2)
+                              const kiln_tensor *t0, const kiln_tensor *t1, const kiln_tensor *t2,
+                              size_t n_extra, uint32_t extra)
 {
     uint32_t rows = g->planes * g->out[1];
-    kiln__arg args[] = {KILN__ARG_T(t0),         KILN__ARG_T(t1),         KILN__ARG_T(t2),
-                        KILN__ARG_UINT(rows),    KILN__ARG_UINT(g->in[1]), KILN__ARG_UINT(g->in[2]),
-                        KILN__ARG_UINT(g->out[1]), KILN__ARG_UINT(g->out[2])};
+    kiln__arg args[] = {
+        KILN__ARG_T(t0),           KILN__ARG_T(t1),           KILN__ARG_T(t2),
+        KILN__ARG_UINT(rows),      KILN__ARG_UINT(g->in[1]),  KILN__ARG_UINT(g->in[2]),
+        KILN__ARG_UINT(g->out[1]), KILN__ARG_UINT(g->out[2]), KILN__ARG_UINT(extra)};
     size_t global[2] = {g->out[2], rows};
-    return kiln__launch(dev, "pool", kernel, args, 8, 2, global, NULL);
+    return kiln__launch(dev, "pool", kernel, args, 8 + n_extra, 2, global, NULL);
 }
 
 static kiln_status pool_forward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)
@@ -109,7 +112,7 @@ static kiln_status pool_forward(kiln_device *dev, const kiln_op *op, const kiln_
     kiln__arg geometry[] = {kiln__arg_u32x4(g.in), kiln__arg_u32x4(g.out), kiln__arg_u32x4(g.size),
                             kiln__arg_u32x4(g.stride)};
     if (pool_kind(op) == POOL_MAX && is_2x2(&g))
-        return launch_2x2(dev, "maxpool2x2_fwd", &g, a->inputs[0], a->output, a->saved[0]);
+        return launch_2x2(dev, "maxpool2x2_fwd", &g, a->inputs[0], a->output, a->saved[0], 0, 0);
     if (pool_kind(op) == POOL_MAX) {
         /* One work-item per output row (plane, od, oh) (cl/pool.cl). */
         uint32_t rows = g.planes * g.out[0] * g.out[1];
@@ -141,9 +144,19 @@ static kiln_status pool_backward(kiln_device *dev, const kiln_op *op, const kiln
     uint32_t n = (uint32_t)kiln_tensor_count(a->inputs[0]);
     kiln__arg geometry[] = {kiln__arg_u32x4(g.in), kiln__arg_u32x4(g.out), kiln__arg_u32x4(g.size),
                             kiln__arg_u32x4(g.stride)};
+    /* A fresh gradient: the 2 x 2 kernel sets it where its windows cover the input (even
+     * sides); every other path adds, onto zeros. */
+    bool fresh = kiln__grad_fresh(a, 0);
+    bool covers = is_2x2(&g) && g.in[1] == 2 * g.out[1] && g.in[2] == 2 * g.out[2];
+    if (fresh && !(pool_kind(op) == POOL_MAX && covers)) {
+        kiln_status rc = kiln__zero(dev, a->grad_inputs[0]);
+        if (rc != KILN_OK)
+            return rc;
+        fresh = false;
+    }
     if (pool_kind(op) == POOL_MAX && is_2x2(&g))
         return launch_2x2(dev, "maxpool2x2_bwd_x", &g, a->grad_output, a->saved[0],
-                          a->grad_inputs[0]);
+                          a->grad_inputs[0], 1, !fresh);
     if (pool_kind(op) == POOL_MAX) {
         /* Disjoint windows (the usual stride = size): a scatter over the outputs, a quarter of
          * the work-items of a 2x2 pool's gather over the inputs and no window search. */
@@ -182,6 +195,7 @@ static kiln_status pool_backward(kiln_device *dev, const kiln_op *op, const kiln
         .infer = pool_infer,                                                                       \
         .forward = pool_forward,                                                                   \
         .backward = pool_backward,                                                                 \
+        .writes_fresh_grads = 1u,                                                                  \
         .variant = 10 * (kind) + (n_spatial),                                                      \
     }
 

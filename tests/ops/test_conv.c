@@ -149,7 +149,8 @@ static void test_bad_params(void **state)
 
 /* The column path asks for a chunk's columns (K, S P) and products (F, S P): the whole
  * batch while that fits in 1 MB, else as many samples as fit (at least one), fewer when
- * KILN_CONV_CHUNK caps the chunk; the direct 1x1 path asks for nothing. */
+ * KILN_CONV_CHUNK caps the chunk; with a bias, N F floats more for the bias gradient's row
+ * sums, which are all the direct 1x1 path asks for. */
 static void test_workspace(void **state)
 {
     (void)state;
@@ -160,33 +161,37 @@ static void test_workspace(void **state)
     /* K = 27, F = 4, P = 35, N = 2. */
     kiln_shape x2[3] = {{4, {2, 3, 7, 5}}, {4, {4, 3, 3, 3}}, {1, {4}}};
     assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, x2, 3),
-                     2 * (27 + 4) * 35 * sizeof(float));
+                     (2 * (27 + 4) * 35 + 2 * 4) * sizeof(float));
     /* K = 54, F = 3, P = 210, N = 1. */
     kiln_shape x3[3] = {{5, {1, 2, 5, 6, 7}}, {5, {3, 2, 3, 3, 3}}, {1, {3}}};
     assert_int_equal(kiln_op_workspace_bytes(conv3d, &SAME3, x3, 3),
-                     (54 + 3) * 210 * sizeof(float));
+                     ((54 + 3) * 210 + 3) * sizeof(float));
     kiln_conv_params point = {2, {1, 1}, {0, 0}, {1, 1}, true};
     kiln_shape x1[3] = {{4, {2, 3, 7, 5}}, {4, {4, 3, 1, 1}}, {1, {4}}};
-    assert_int_equal(kiln_op_workspace_bytes(conv2d, &point, x1, 3), 0);
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &point, x1, 3), 2 * 4 * sizeof(float));
+    point.has_bias = false;
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &point, x1, 2), 0);
     point.stride[0] = 2;
-    assert_int_equal(kiln_op_workspace_bytes(conv2d, &point, x1, 3),
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &point, x1, 2),
                      2 * (3 + 4) * (4 * 5) * sizeof(float));
     /* The CNN's second layer: (288 + 64) 196 floats a sample, 3 of which fit in 1 MB; a
      * batch of 3 fits whole. */
     size_t cnn2 = (288 + 64) * 196 * sizeof(float);
     kiln_shape batch64[3] = {{4, {64, 32, 14, 14}}, {4, {64, 32, 3, 3}}, {1, {64}}};
-    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 3 * cnn2);
+    size_t sums64 = 64 * 64 * sizeof(float);
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 3 * cnn2 + sums64);
     assert_true(3 * cnn2 <= (size_t)1 << 20 && 4 * cnn2 > (size_t)1 << 20);
     kiln_shape batch2[3] = {{4, {2, 32, 14, 14}}, {4, {64, 32, 3, 3}}, {1, {64}}};
-    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch2, 3), 2 * cnn2);
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch2, 3),
+                     2 * cnn2 + 2 * 64 * sizeof(float));
     /* One sample past the bound: (216 + 16) 40^3 floats, ~59 MB, a chunk of one. */
     kiln_shape big[3] = {{5, {2, 8, 40, 40, 40}}, {5, {16, 8, 3, 3, 3}}, {1, {16}}};
     assert_int_equal(kiln_op_workspace_bytes(conv3d, &SAME3, big, 3),
-                     (216 + 16) * 64000 * sizeof(float));
+                     ((216 + 16) * 64000 + 2 * 16) * sizeof(float));
     assert_int_equal(setenv("KILN_CONV_CHUNK", "2", 1), 0);
-    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 2 * cnn2);
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 2 * cnn2 + sums64);
     assert_int_equal(setenv("KILN_CONV_CHUNK", "not a number", 1), 0);
-    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 3 * cnn2);
+    assert_int_equal(kiln_op_workspace_bytes(conv2d, &SAME2, batch64, 3), 3 * cnn2 + sums64);
     assert_int_equal(unsetenv("KILN_CONV_CHUNK"), 0);
 }
 
