@@ -16,7 +16,8 @@
  * every call; the tests use it to put chunk boundaries inside small batches).
  *
  * Backward, per chunk: the output gradients g are copied into (F, S P) in the workspace (a
- * chunk of one sample reads g in place); grad w (F, K) += g (F, S P) cols^T (one GEMM with
+ * chunk of one sample reads g in place unless a fused relu or the bias gradient needs the
+ * copy); grad w (F, K) += g (F, S P) cols^T (one GEMM with
  * beta = 1, which also accumulates across chunks); the column gradients (K, S P) = w^T g
  * overwrite the columns and a gather per input element (cl/conv.cl) adds them into grad x.
  * grad b: the copy of g into the workspace also leaves each (n, f) row's sum at the
