@@ -237,32 +237,9 @@ __kernel void conv_chunk_transpose(__global KILN_REAL *chunk, const uint chunk_o
 }
 
 /*
- * sums[row] = the sum of g's row (n, f) of P = n_cols contiguous elements, in 8 interleaved
- * partial sums: the direct path's row sums for the bias gradient (the column path's backward
- * copy forms them on the way). One work-item per row, n = N F of them.
- */
-__kernel void conv_row_sums(__global const KILN_REAL *g, __global KILN_REAL *sums,
-                            const uint sums_offset, const uint n, const uint n_cols)
-{
-    const uint row = (uint)get_global_id(0);
-    if (row >= n)
-        return;
-    __global const KILN_REAL *r = g + (size_t)row * n_cols;
-    KILN_REAL part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    uint j = 0;
-    for (; j + 8 <= n_cols; j += 8) {
-        for (uint l = 0; l < 8; l++)
-            part[l] += r[j + l];
-    }
-    for (; j < n_cols; j++)
-        part[j % 8] += r[j];
-    sums[sums_offset + row] = ((part[0] + part[1]) + (part[2] + part[3])) +
-                              ((part[4] + part[5]) + (part[6] + part[7]));
-}
-
-/*
  * gb[f] += the sum over samples s of sums[s F + f], the (N, F) row sums of g (times a fused
- * relu's derivative) that the backward copies or conv_row_sums left at sums_offset
+ * relu's derivative) that the backward copies (or, on the direct path, kiln__reduce_to_at) left
+ * at sums_offset
  * (gb[f] = ... without `accumulate`), added with Kahan compensation so no float is added to a
  * long running total. One work-item per filter, n = F of them.
  */

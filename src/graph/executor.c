@@ -191,12 +191,35 @@ static void extend(kiln__plan_item *it, int32_t step)
         it->end = step;
 }
 
-/* Builds the plan items of every planned tensor and returns their count. */
-static size_t build_items(const kiln_graph *g, kiln_mode mode, const bool *kept, const bool *grad,
-                          const int32_t *absorbs, const int32_t *absorbed_by, const plan_shapes *sh,
-                          kiln__plan_item *items, item_ref *refs, size_t *item_of_value)
+/* What a plan is made for, decided once per executor or estimate (and kept for the plans at
+ * other batch sizes an out-of-memory message tries): the mode, whether buffers are shared,
+ * which values stay readable (`kept`, per value) and which nodes apply a following activation
+ * themselves (`absorbs` and `absorbed_by`, per node: fuse_activations). */
+typedef struct schedule {
+    kiln_mode mode;
+    bool share;
+    const bool *kept;
+    const int32_t *absorbs, *absorbed_by;
+} schedule;
+
+/* Fills `kept` (g->n_values) and `fused` (2 g->n_nodes: absorbs, then absorbed_by) for the
+ * options, and returns the schedule over them. */
+static schedule schedule_of(const kiln_graph *g, const kiln_executor_options *o, bool *kept,
+                            int32_t *fused)
 {
-    bool train = mode == KILN_MODE_TRAIN;
+    keep_flags(g, o, kept);
+    fuse_activations(g, shares(o), kept, fused, fused + g->n_nodes);
+    return (schedule){o->mode, shares(o), kept, fused, fused + g->n_nodes};
+}
+
+/* Builds the plan items of every planned tensor and returns their count. */
+static size_t build_items(const kiln_graph *g, const schedule *s, const bool *grad,
+                          const plan_shapes *sh, kiln__plan_item *items, item_ref *refs,
+                          size_t *item_of_value)
+{
+    const bool *kept = s->kept;
+    const int32_t *absorbs = s->absorbs, *absorbed_by = s->absorbed_by;
+    bool train = s->mode == KILN_MODE_TRAIN;
     int32_t last = (int32_t)(2 * g->n_nodes + 1); /* past every step: read by the caller */
     size_t n = 0;
     for (size_t v = 0; v < g->n_values; v++)
@@ -229,11 +252,11 @@ static size_t build_items(const kiln_graph *g, kiln_mode mode, const bool *kept,
         refs[n] = (item_ref){ITEM_VALUE, out};
         item_of_value[out] = n++;
         for (int k = 0; k < kiln_op_n_saved(node->op); k++) {
-            kiln__plan_item *s = &items[n];
-            s->bytes = (size_t)kiln_shape_count(&sh->saved[i * KILN_OP_MAX_SAVED + k]) * 4;
-            s->start = s->end = (int32_t)i;
+            kiln__plan_item *sv = &items[n];
+            sv->bytes = (size_t)kiln_shape_count(&sh->saved[i * KILN_OP_MAX_SAVED + k]) * 4;
+            sv->start = sv->end = (int32_t)i;
             if (train && grad[out])
-                s->end = step_backward(g, i);
+                sv->end = step_backward(g, i);
             refs[n++] = (item_ref){ITEM_SAVED, i * KILN_OP_MAX_SAVED + (size_t)k};
         }
     }
@@ -345,10 +368,10 @@ static int64_t batch_of(const kiln_graph *g)
     return 0;
 }
 
-/* Plans the executor of `mode` at batch size `new_batch` (the graph's own when 0) without
- * allocating any device memory: the one planning path of both creation and estimates. */
-static kiln_status plan_at_batch(kiln_model *m, kiln_mode mode, bool share, const bool *kept,
-                                 int64_t new_batch, plan *p)
+/* Plans the executor of schedule `s` at batch size `new_batch` (the graph's own when 0)
+ * without allocating any device memory: the one planning path of both creation and
+ * estimates. */
+static kiln_status plan_at_batch(kiln_model *m, const schedule *s, int64_t new_batch, plan *p)
 {
     kiln_status rc = KILN_OK;
     kiln_graph *g = m->graph;
@@ -358,26 +381,22 @@ static kiln_status plan_at_batch(kiln_model *m, kiln_mode mode, bool share, cons
     memset(p, 0, sizeof *p);
     size_t cap = g->n_nodes * (1 + KILN_OP_MAX_SAVED) + g->n_values + 1;
     size_t *item_of_value = kiln__calloc(ctx, g->n_values + 1, sizeof *item_of_value);
-    int32_t *fused = kiln__calloc(ctx, 2 * g->n_nodes + 1, sizeof *fused);
     bool *grad = gradient_flags(g);
     p->items = kiln__calloc(ctx, cap, sizeof *p->items);
     p->refs = kiln__calloc(ctx, cap, sizeof *p->refs);
-    if (p->items == NULL || p->refs == NULL || item_of_value == NULL || fused == NULL ||
-        grad == NULL)
+    if (p->items == NULL || p->refs == NULL || item_of_value == NULL || grad == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory planning the executor");
     KILN_CHECK(shapes_at_batch(g, batch, new_batch > 0 ? new_batch : batch, &sh));
-    if (mode != KILN_MODE_TRAIN)
+    if (s->mode != KILN_MODE_TRAIN)
         memset(grad, 0, g->n_values * sizeof *grad);
-    fuse_activations(g, share, kept, fused, fused + g->n_nodes);
-    p->n_items = build_items(g, mode, kept, grad, fused, fused + g->n_nodes, &sh, p->items, p->refs,
-                             item_of_value);
-    KILN_CHECK(kiln__plan_assign(ctx, p->items, p->n_items, share, &p->slot_bytes, &p->n_slots));
+    p->n_items = build_items(g, s, grad, &sh, p->items, p->refs, item_of_value);
+    KILN_CHECK(kiln__plan_assign(ctx, p->items, p->n_items, s->share, &p->slot_bytes, &p->n_slots));
     p->workspace = sh.workspace;
     p->bytes = p->workspace;
     p->largest = p->workspace;
-    for (size_t s = 0; s < p->n_slots; s++) {
-        p->bytes += p->slot_bytes[s];
-        p->largest = p->slot_bytes[s] > p->largest ? p->slot_bytes[s] : p->largest;
+    for (size_t k = 0; k < p->n_slots; k++) {
+        p->bytes += p->slot_bytes[k];
+        p->largest = p->slot_bytes[k] > p->largest ? p->slot_bytes[k] : p->largest;
     }
     for (size_t v = 0; v < g->n_values; v++) {
         if (g->values[v].kind != KILN_VALUE_INPUT)
@@ -389,7 +408,6 @@ static kiln_status plan_at_batch(kiln_model *m, kiln_mode mode, bool share, cons
     }
 cleanup:
     kiln__free(ctx, item_of_value);
-    kiln__free(ctx, fused);
     kiln__free(ctx, grad);
     shapes_free(ctx, &sh);
     if (rc != KILN_OK)
@@ -409,15 +427,14 @@ static bool plan_fits(const kiln_device_info *info, uint64_t held, const plan *p
  * (memory is not quite linear in the batch size: parameter gradients and some workspaces
  * are fixed). 0 when even batch size 1 does not fit, -1 when the graph cannot be re-inferred
  * at another batch size. */
-static int64_t largest_batch(kiln_model *m, kiln_mode mode, bool share, const bool *kept,
-                             int64_t batch, uint64_t held)
+static int64_t largest_batch(kiln_model *m, const schedule *s, int64_t batch, uint64_t held)
 {
     const kiln_device_info *info = kiln_device_get_info(m->dev);
     int64_t lo = 0, hi = batch - 1; /* lo fits (0: nothing does); nothing above hi fits */
     while (lo < hi) {
         int64_t mid = lo + (hi - lo + 1) / 2;
         plan p;
-        if (plan_at_batch(m, mode, share, kept, mid, &p) != KILN_OK)
+        if (plan_at_batch(m, s, mid, &p) != KILN_OK)
             return -1;
         bool fits = plan_fits(info, held, &p);
         plan_free(m->graph->ctx, &p);
@@ -437,8 +454,7 @@ static const char *mode_name(kiln_mode mode)
 /* Refuses, before anything is allocated, a plan that cannot fit on the device: one
  * KILN_ERR_DEVICE_OOM saying what is needed, what the device has, and the largest batch size
  * that fits. */
-static kiln_status check_fits(kiln_model *m, kiln_mode mode, bool share, const bool *kept,
-                              const plan *p)
+static kiln_status check_fits(kiln_model *m, const schedule *s, const plan *p)
 {
     kiln_context *ctx = m->graph->ctx;
     const kiln_device_info *info = kiln_device_get_info(m->dev);
@@ -447,13 +463,13 @@ static kiln_status check_fits(kiln_model *m, kiln_mode mode, bool share, const b
         return KILN_OK;
     char need[32], planned[32], inputs[32], has[32], held_text[32], largest[32], max_alloc[32];
     int64_t batch = batch_of(m->graph);
-    int64_t best = batch > 1 ? largest_batch(m, mode, share, kept, batch, held) : 0;
+    int64_t best = batch > 1 ? largest_batch(m, s, batch, held) : 0;
     kiln__error(ctx, KILN_ERR_DEVICE_OOM, "kiln_executor_create",
                 "the %s-mode executor needs %s of device memory (%s planned for activations, "
                 "saved tensors, gradients and workspace, plus %s of inputs) beside the %s "
                 "already allocated (parameters, buffers, other executors), but device '%s' "
                 "has %s of global memory",
-                mode_name(mode), kiln_format_bytes(p->bytes + p->inputs, need, sizeof need),
+                mode_name(s->mode), kiln_format_bytes(p->bytes + p->inputs, need, sizeof need),
                 kiln_format_bytes(p->bytes, planned, sizeof planned),
                 kiln_format_bytes(p->inputs, inputs, sizeof inputs),
                 kiln_format_bytes(held, held_text, sizeof held_text), info->name,
@@ -483,7 +499,7 @@ static kiln_status check_fits(kiln_model *m, kiln_mode mode, bool share, const b
     } else {
         kiln__error_append(ctx, ". Use a smaller model or a device with more memory");
     }
-    if (!share)
+    if (!s->share)
         kiln__error_append(ctx, " (plan_memory, which shares buffers between values, needs "
                                 "less)");
     return KILN_ERR_DEVICE_OOM;
@@ -610,15 +626,20 @@ kiln_status kiln_executor_estimate_bytes(kiln_model *m, const kiln_executor_opti
         return rc;
     kiln_context *ctx = m->graph->ctx;
     bool *kept = kiln__calloc(ctx, m->graph->n_values + 1, sizeof *kept);
-    if (kept == NULL)
+    int32_t *fused = kiln__calloc(ctx, 2 * m->graph->n_nodes + 1, sizeof *fused);
+    if (kept == NULL || fused == NULL) {
+        kiln__free(ctx, kept);
+        kiln__free(ctx, fused);
         return kiln__error(ctx, KILN_ERR_NO_MEMORY, __func__, "out of memory");
-    keep_flags(m->graph, o, kept);
+    }
+    schedule s = schedule_of(m->graph, o, kept, fused);
     plan p;
-    rc = plan_at_batch(m, o->mode, shares(o), kept, 0, &p);
+    rc = plan_at_batch(m, &s, 0, &p);
     if (rc == KILN_OK)
         *out = p.bytes;
     plan_free(ctx, &p);
     kiln__free(ctx, kept);
+    kiln__free(ctx, fused);
     return rc;
 }
 
@@ -652,12 +673,11 @@ kiln_status kiln_executor_create(kiln_model *m, const kiln_executor_options *o, 
         ex->saved == NULL || ex->absorbs == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory creating an executor");
     ex->absorbed_by = ex->absorbs + g->n_nodes;
-    keep_flags(g, o, ex->kept);
-    fuse_activations(g, ex->plan, ex->kept, ex->absorbs, ex->absorbed_by);
+    schedule s = schedule_of(g, o, ex->kept, ex->absorbs);
     /* Preflight: every op builds on this device and the plan fits, before any allocation. */
     KILN_CHECK(prepare_programs(g, ex->dev, ex->mode));
-    KILN_CHECK(plan_at_batch(m, ex->mode, ex->plan, ex->kept, 0, &p));
-    KILN_CHECK(check_fits(m, ex->mode, ex->plan, ex->kept, &p));
+    KILN_CHECK(plan_at_batch(m, &s, 0, &p));
+    KILN_CHECK(check_fits(m, &s, &p));
     KILN_CHECK(allocate(ex, &p));
     *out = ex;
     ex = NULL;

@@ -61,7 +61,7 @@ static kiln_status activation_backward(kiln_device *dev, const kiln_op *op, cons
     return kiln__launch_1d(dev, "activation", BWD_KERNELS[op->variant], args, 7, n);
 }
 
-#define ACTIVATION_OP(symbol, op_name, code, params_type, infer_fn, fusable)                       \
+#define ACTIVATION_OP(symbol, op_name, code, params_type, infer_fn, kind)                          \
     const kiln_op symbol = {                                                                       \
         .name = op_name,                                                                           \
         .program = "activation",                                                                   \
@@ -71,7 +71,7 @@ static kiln_status activation_backward(kiln_device *dev, const kiln_op *op, cons
         .forward = activation_forward,                                                             \
         .backward = activation_backward,                                                           \
         .writes_fresh_grads = 1u,                                                                  \
-        .activation = fusable,                                                                     \
+        .activation = kind,                                                                        \
         .variant = code,                                                                           \
     }
 

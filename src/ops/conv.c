@@ -21,7 +21,7 @@
  * beta = 1, which also accumulates across chunks); the column gradients (K, S P) = w^T g
  * overwrite the columns and a gather per input element (cl/conv.cl) adds them into grad x.
  * grad b: the copy of g into the workspace also leaves each (n, f) row's sum at the
- * workspace's end (the direct path, reading g in place, runs a row-sum kernel for them), and
+ * workspace's end (the direct path, reading g in place, sums them with kiln__reduce_to_at), and
  * one kernel adds those N row sums per filter, compensated. Gradients marked fresh
  * are set: grad w's first product takes beta = 0, the gather and the bias sum write.
  *
@@ -541,12 +541,11 @@ static kiln_status conv_backward(kiln_device *dev, const kiln_op *op, const kiln
         }
     }
     if (rc == KILN_OK && gb != NULL && g.direct) {
-        /* The direct path reads g in place: its row sums take a pass of their own. */
-        uint32_t rows = (uint32_t)g.sums;
-        kiln__arg args[] = {KILN__ARG_T(a->grad_output), KILN__ARG_BUF(a->workspace),
-                            KILN__ARG_UINT(sums_at(&g, a)), KILN__ARG_UINT(rows),
-                            KILN__ARG_UINT(g.cols)};
-        rc = kiln__launch_1d(dev, "conv", "conv_row_sums", args, 5, rows);
+        /* The direct path reads g in place: its (N F, P) rows are summed by the general
+         * reduction, into the same place. */
+        kiln_shape rows = {2, {(int64_t)g.sums, (int64_t)g.cols}}, sums = {2, {(int64_t)g.sums, 1}};
+        rc = kiln__reduce_to_at(dev, op, kiln__tensor_buffer(a->grad_output), &rows, a->workspace,
+                                sums_at(&g, a), &sums, KILN__REDUCE_SUM, 1.0f, false);
     }
     if (rc == KILN_OK && gb != NULL) {
         /* grad b (F,) += the (N, F) row sums of g (times a fused relu's derivative) summed over

@@ -47,10 +47,31 @@ static kiln_status check_beta(kiln_device *dev, const char *fn, const char *name
     return bad_argument(dev, fn, "%s must be in [0, 1), got %g", name, (double)beta);
 }
 
-/* A tensor argument `role`: present, f32, on `dev`, and countable by the kernels' uint. */
-static kiln_status check_tensor(kiln_device *dev, const char *fn, const char *role,
-                                const kiln_tensor *t)
+/* A tensor argument as errors name it: `role` alone ("norm", the "grad" of a single step) or
+ * with its index ("grad[3]" in a group). Formatted only when an error is reported, so the
+ * checks of every step cost no string formatting. */
+typedef struct role_ref {
+    const char *role;
+    size_t index;
+    bool indexed;
+} role_ref;
+
+static const char *role_text(role_ref r, char *buf, size_t size)
 {
+    if (!r.indexed)
+        return r.role;
+    snprintf(buf, size, "%s[%zu]", r.role, r.index);
+    return buf;
+}
+
+/* A tensor argument: present, f32, on `dev`, and countable by the kernels' uint. */
+static kiln_status check_tensor(kiln_device *dev, const char *fn, role_ref r, const kiln_tensor *t)
+{
+    bool counts = t != NULL && kiln_tensor_count(t) <= (int64_t)UINT32_MAX;
+    if (t != NULL && t->dtype == KILN_F32 && t->dev == dev && counts)
+        return KILN_OK;
+    char name[48], s[96];
+    const char *role = role_text(r, name, sizeof name);
     if (t == NULL)
         return bad_argument(dev, fn, "%s is NULL", role);
     if (t->dtype != KILN_F32)
@@ -58,43 +79,30 @@ static kiln_status check_tensor(kiln_device *dev, const char *fn, const char *ro
                             kiln_dtype_name(t->dtype));
     if (t->dev != dev)
         return bad_argument(dev, fn, "%s '%s' lives on another device", role, t->name);
-    if (kiln_tensor_count(t) > (int64_t)UINT32_MAX) {
-        char s[96];
-        return kiln__error(dev->ctx, KILN_ERR_UNSUPPORTED, fn,
-                           "%s '%s' %s has more than 2^32 - 1 elements", role, t->name,
-                           kiln_shape_format(&t->shape, s, sizeof s));
-    }
-    return KILN_OK;
+    return kiln__error(dev->ctx, KILN_ERR_UNSUPPORTED, fn,
+                       "%s '%s' %s has more than 2^32 - 1 elements", role, t->name,
+                       kiln_shape_format(&t->shape, s, sizeof s));
 }
 
-/* A gradient or state tensor `role` that must have the shape of `param`. */
-static kiln_status check_like_param(kiln_device *dev, const char *fn, const char *role,
+/* A gradient or state tensor that must have the shape of `param`. */
+static kiln_status check_like_param(kiln_device *dev, const char *fn, role_ref r,
                                     const kiln_tensor *t, const kiln_tensor *param)
 {
-    kiln_status rc = check_tensor(dev, fn, role, t);
+    kiln_status rc = check_tensor(dev, fn, r, t);
     if (rc != KILN_OK || kiln_shape_equal(&t->shape, &param->shape))
         return rc;
-    char a[96], b[96];
+    char name[48], a[96], b[96];
     return kiln__error(dev->ctx, KILN_ERR_SHAPE, fn,
                        "%s '%s' has shape %s but param '%s' has shape %s; gradients and "
                        "optimiser state must have their parameter's shape",
-                       role, t->name, kiln_shape_format(&t->shape, a, sizeof a), param->name,
+                       role_text(r, name, sizeof name), t->name,
+                       kiln_shape_format(&t->shape, a, sizeof a), param->name,
                        kiln_shape_format(&param->shape, b, sizeof b));
 }
 
 /* ---- grouped launches: cl/optim.cl steps up to OPTIM_SLOTS tensors per launch ---- */
 
 enum { OPTIM_SLOTS = 8, OPTIM_RUN = 16, OPTIM_MAX_ROLES = 4 };
-
-/* The role name of tensor i as errors show it: "grad" for a single step, "grad[3]" in a group. */
-static const char *role_name(char *buf, size_t size, const char *role, size_t i, bool group)
-{
-    if (group)
-        snprintf(buf, size, "%s[%zu]", role, i);
-    else
-        snprintf(buf, size, "%s", role);
-    return buf;
-}
 
 /*
  * Queues `kernel` over tensors [0, n) of the roles (role 0 the parameters; a NULL role array
@@ -153,20 +161,20 @@ static kiln_status check_sgd_tensors(kiln_device *dev, const char *fn, const kil
                                      size_t i, bool group, const kiln_tensor *param,
                                      const kiln_tensor *grad, const kiln_tensor *velocity)
 {
-    char role[48];
-    kiln_status rc = check_tensor(dev, fn, role_name(role, sizeof role, "param", i, group), param);
+    kiln_status rc = check_tensor(dev, fn, (role_ref){"param", i, group}, param);
     if (rc == KILN_OK)
-        rc = check_like_param(dev, fn, role_name(role, sizeof role, "grad", i, group), grad, param);
+        rc = check_like_param(dev, fn, (role_ref){"grad", i, group}, grad, param);
     if (rc != KILN_OK || p->momentum == 0)
         return rc;
-    if (velocity == NULL)
+    role_ref velocity_role = {"velocity", i, group};
+    if (velocity == NULL) {
+        char name[48];
         return bad_argument(dev, fn,
                             "%s is NULL but momentum is %g; pass a zero-filled tensor "
                             "of the parameter's shape",
-                            role_name(role, sizeof role, "velocity", i, group),
-                            (double)p->momentum);
-    return check_like_param(dev, fn, role_name(role, sizeof role, "velocity", i, group), velocity,
-                            param);
+                            role_text(velocity_role, name, sizeof name), (double)p->momentum);
+    }
+    return check_like_param(dev, fn, velocity_role, velocity, param);
 }
 
 /* The SGD step of every entry point: checks everything, then queues the grouped launches. */
@@ -236,14 +244,13 @@ static kiln_status check_adam_tensors(kiln_device *dev, const char *fn, size_t i
                                       const kiln_tensor *param, const kiln_tensor *grad,
                                       const kiln_tensor *m, const kiln_tensor *v)
 {
-    char role[48];
-    kiln_status rc = check_tensor(dev, fn, role_name(role, sizeof role, "param", i, group), param);
+    kiln_status rc = check_tensor(dev, fn, (role_ref){"param", i, group}, param);
     if (rc == KILN_OK)
-        rc = check_like_param(dev, fn, role_name(role, sizeof role, "grad", i, group), grad, param);
+        rc = check_like_param(dev, fn, (role_ref){"grad", i, group}, grad, param);
     if (rc == KILN_OK)
-        rc = check_like_param(dev, fn, role_name(role, sizeof role, "m", i, group), m, param);
+        rc = check_like_param(dev, fn, (role_ref){"m", i, group}, m, param);
     if (rc == KILN_OK)
-        rc = check_like_param(dev, fn, role_name(role, sizeof role, "v", i, group), v, param);
+        rc = check_like_param(dev, fn, (role_ref){"v", i, group}, v, param);
     return rc;
 }
 
@@ -329,7 +336,7 @@ static kiln_status check_clip(kiln_device *dev, const char *fn, kiln_tensor *con
 {
     kiln_status rc = check_scalar(dev, fn, "max_norm", max_norm, 0, true);
     if (rc == KILN_OK)
-        rc = check_tensor(dev, fn, "norm", norm);
+        rc = check_tensor(dev, fn, (role_ref){"norm", 0, false}, norm);
     if (rc != KILN_OK)
         return rc;
     if (kiln_tensor_count(norm) != 1) {
@@ -340,11 +347,8 @@ static kiln_status check_clip(kiln_device *dev, const char *fn, kiln_tensor *con
     }
     if (n_grads > 0 && grads == NULL)
         return bad_argument(dev, fn, "grads is NULL with n_grads %zu", n_grads);
-    for (size_t i = 0; i < n_grads && rc == KILN_OK; i++) {
-        char role[48];
-        snprintf(role, sizeof role, "grads[%zu]", i);
-        rc = check_tensor(dev, fn, role, grads[i]);
-    }
+    for (size_t i = 0; i < n_grads && rc == KILN_OK; i++)
+        rc = check_tensor(dev, fn, (role_ref){"grads", i, true}, grads[i]);
     if (rc != KILN_OK)
         return rc;
     size_t need = kiln_optim_clip_grad_norm_workspace_bytes(grads, n_grads);

@@ -144,11 +144,12 @@ static kiln_status pool_backward(kiln_device *dev, const kiln_op *op, const kiln
     uint32_t n = (uint32_t)kiln_tensor_count(a->inputs[0]);
     kiln__arg geometry[] = {kiln__arg_u32x4(g.in), kiln__arg_u32x4(g.out), kiln__arg_u32x4(g.size),
                             kiln__arg_u32x4(g.stride)};
-    /* A fresh gradient: the 2 x 2 kernel sets it where its windows cover the input (even
-     * sides); every other path adds, onto zeros. */
+    /* A fresh gradient (max pooling only; kiln_op_backward zero-fills average pooling's): the
+     * 2 x 2 kernel sets it where its windows cover the input (even sides); the other max paths
+     * add, onto zeros. */
     bool fresh = kiln__grad_fresh(a, 0);
     bool covers = is_2x2(&g) && g.in[1] == 2 * g.out[1] && g.in[2] == 2 * g.out[2];
-    if (fresh && !(pool_kind(op) == POOL_MAX && covers)) {
+    if (fresh && !covers) {
         kiln_status rc = kiln__zero(dev, a->grad_inputs[0]);
         if (rc != KILN_OK)
             return rc;
@@ -195,7 +196,7 @@ static kiln_status pool_backward(kiln_device *dev, const kiln_op *op, const kiln
         .infer = pool_infer,                                                                       \
         .forward = pool_forward,                                                                   \
         .backward = pool_backward,                                                                 \
-        .writes_fresh_grads = 1u,                                                                  \
+        .writes_fresh_grads = (kind) == POOL_MAX ? 1u : 0u,                                        \
         .variant = 10 * (kind) + (n_spatial),                                                      \
     }
 
