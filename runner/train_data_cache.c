@@ -124,11 +124,13 @@ bool train_data_cache_read(const train_data_cache *c, const config *cfg, kiln_co
 {
     memset(out, 0, sizeof *out);
     kiln_prepared *file = NULL;
-    struct stat st;
-    if (stat(c->path, &st) != 0)
-        return false; /* not prepared yet */
     char why[512] = "";
-    bool ok = kiln_prepared_open(ctx, c->path, &file) == KILN_OK;
+    kiln_status rc = kiln_prepared_open(ctx, c->path, &file);
+    if (rc == KILN_ERR_NOT_FOUND) {
+        kiln_context_clear_error(ctx);
+        return false; /* not prepared yet */
+    }
+    bool ok = rc == KILN_OK;
     if (!ok)
         snprintf(why, sizeof why, "%s", kiln_context_last_error(ctx));
     else

@@ -260,7 +260,8 @@ kiln_status kiln_prepared_write(kiln_context *ctx, const char *path,
 
 typedef struct kiln_prepared kiln_prepared;
 
-/* Maps `path`. KILN_ERR_IO when it cannot be opened or mapped; KILN_ERR_CORRUPT naming the
+/* Maps `path`. KILN_ERR_NOT_FOUND when it does not exist, KILN_ERR_IO when it cannot be
+ * opened or mapped otherwise; KILN_ERR_CORRUPT naming the
  * file and the fault when it is not a prepared-data file of this version and byte order, or
  * its header, sizes, offsets, names or class labels do not hold together. */
 kiln_status kiln_prepared_open(kiln_context *ctx, const char *path, kiln_prepared **out);

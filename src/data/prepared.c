@@ -517,6 +517,8 @@ kiln_status kiln_prepared_open(kiln_context *ctx, const char *path, kiln_prepare
     p->map->refs = 1;
     fd = open(path, O_RDONLY);
     struct stat st;
+    if (fd < 0 && errno == ENOENT)
+        KILN_FAIL(ctx, KILN_ERR_NOT_FOUND, "cannot open %s: %s", path, strerror(errno));
     if (fd < 0 || fstat(fd, &st) != 0)
         KILN_FAIL(ctx, KILN_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode) || st.st_size < PAGE || (uint64_t)st.st_size > SIZE_MAX)

@@ -215,44 +215,25 @@ static const kiln_pool_params P3_322 = {3, {3, 2, 2}, {2, 1, 2}};
         KIND(op2, P2_2, S4(8, 16, 33, 31)), KIND(op3, P3_2, S5(1, 2, 5, 6, 7)),                    \
         KIND(op3, P3_322, S5(1, 2, 5, 6, 7)), KIND(op3, P3_2, S5(2, 3, 9, 8, 11))
 
+/* Forward only over (1, 2, 6, 7) with +-inf and NaN planted (G_SPECIAL). */
+#define POOL_SPECIAL(op_name, prm, fwd, tol, seed_value, text)                                     \
+    {                                                                                              \
+        .op = op_name, .params = &prm, .n_inputs = 1, .inputs = {S4(1, 2, 6, 7)},                  \
+        .gen = {G_SPECIAL}, .forward = fwd, .atol = tol, .rtol = tol, .seed = seed_value,          \
+        .label = text                                                                              \
+    }
+
 static const kiln_check_case CASES[] = {
     POOL_CASES(MAXPOOL, "maxpool2d", "maxpool3d"),
     POOL_CASES(AVGPOOL, "avgpool2d", "avgpool3d"),
     /* Infinities and NaN (forward only): a NaN in a window wins the max; the average is
      * whatever IEEE arithmetic makes of the sum. */
-    {.op = "maxpool2d",
-     .params = &P2_3S1,
-     .n_inputs = 1,
-     .inputs = {S4(1, 2, 6, 7)},
-     .gen = {G_SPECIAL},
-     .forward = maxpool_fwd,
-     .atol = 0,
-     .rtol = 0,
-     .seed = 1,
-     .label = "(1, 2, 6, 7) +-inf/NaN"},
+    POOL_SPECIAL("maxpool2d", P2_3S1, maxpool_fwd, 0, 1, "(1, 2, 6, 7) +-inf/NaN"),
     /* 2 x 2 windows with stride 2 take their own kernels: even sizes as in the CNN (every
      * input in a window), and NaN/inf in those windows. Odd sizes are in POOL_CASES. */
     MAXPOOL("maxpool2d", P2_2, S4(3, 4, 28, 28)),
-    {.op = "maxpool2d",
-     .params = &P2_2,
-     .n_inputs = 1,
-     .inputs = {S4(1, 2, 6, 7)},
-     .gen = {G_SPECIAL},
-     .forward = maxpool_fwd,
-     .atol = 0,
-     .rtol = 0,
-     .seed = 3,
-     .label = "(1, 2, 6, 7) 2x2 +-inf/NaN"},
-    {.op = "avgpool2d",
-     .params = &P2_2,
-     .n_inputs = 1,
-     .inputs = {S4(1, 2, 6, 7)},
-     .gen = {G_SPECIAL},
-     .forward = avgpool_fwd,
-     .atol = 1e-6,
-     .rtol = 1e-6,
-     .seed = 2,
-     .label = "(1, 2, 6, 7) +-inf/NaN"},
+    POOL_SPECIAL("maxpool2d", P2_2, maxpool_fwd, 0, 3, "(1, 2, 6, 7) 2x2 +-inf/NaN"),
+    POOL_SPECIAL("avgpool2d", P2_2, avgpool_fwd, 1e-6, 2, "(1, 2, 6, 7) +-inf/NaN"),
     GLOBAL(S4(2, 3, 5, 7)),
     GLOBAL(S5(2, 3, 4, 5, 6)),
     GLOBAL(S4(3, 4, 1, 1)),

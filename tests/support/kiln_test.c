@@ -195,6 +195,17 @@ void kiln_test_remove_dir(const char *path)
     rmdir(path);
 }
 
+int kiln_test_count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d))
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
 void kiln_test_assert_contains(const char *text, const char *needle, const char *file, int line)
 {
     if (text == NULL || strstr(text, needle) == NULL) {

@@ -47,6 +47,9 @@ void kiln_test_allocator_init(kiln_test_allocator *a, long budget);
 char *kiln_test_make_temp_dir(const char *prefix);
 /* Removes a directory made by kiln_test_make_temp_dir and the files in it. */
 void kiln_test_remove_dir(const char *path);
+/* The entries of `dir` other than "." and "..", hidden ones included (a leftover temporary
+ * counts); fails the test when the directory cannot be read. */
+int kiln_test_count_entries(const char *dir);
 /* "<dir>/<name>", malloc'd (the caller frees it). */
 char *kiln_test_path_in(const char *dir, const char *name);
 /* The whole file, malloc'd with a NUL after its *n bytes; fails the test when unreadable. */

@@ -12,7 +12,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,17 +53,6 @@ static void write_file(const char *path, const char *header, size_t n_data)
         bytes[8 + n_header + i] = (unsigned char)i;
     kiln_test_write_file(path, bytes, 8 + n_header + n_data);
     free(bytes);
-}
-
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d))
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return n;
 }
 
 static kiln_host_tensor host(const char *name, kiln_safetensors_dtype dtype, int ndim,
@@ -175,7 +163,7 @@ static void test_round_trip(void **state)
     const char *yaml = "name: mlp\nlayers:\n  - dense: {units: 8}\n# \"quoted\" \\ back\tslash\x01";
     kiln_metadata_entry meta[3] = {{"config", yaml}, {"epoch", "12"}, {"\xce\xbb", ""}};
     assert_int_equal(kiln_safetensors_write(ctx, path, meta, 3, all, 7), KILN_OK);
-    assert_int_equal(count_entries(dir), 1); /* no temporary left behind */
+    assert_int_equal(kiln_test_count_entries(dir), 1); /* no temporary left behind */
 
     size_t n = 0;
     unsigned char *bytes = kiln_test_read_file(path, &n);
@@ -409,7 +397,7 @@ static void test_write_rejects_bad_arguments(void **state)
     meta[1].value = NULL;
     assert_int_equal(kiln_safetensors_write(ctx, path, meta, 2, &ok, 1), KILN_ERR_INVALID_ARGUMENT);
     assert_contains(kiln_context_last_error(ctx), "metadata entry 1");
-    assert_int_equal(count_entries(dir), 0); /* nothing was created */
+    assert_int_equal(kiln_test_count_entries(dir), 0); /* nothing was created */
     free(path);
     kiln_test_remove_dir(dir);
     free(dir);
@@ -434,7 +422,7 @@ static void check_old_file_survives(const char *dir, const char *path, kiln_cont
     assert_int_equal(kiln_safetensors_read(ctx, path, &file), KILN_OK);
     assert_string_equal(kiln_safetensors_get_metadata(file, "version"), "1");
     kiln_safetensors_destroy(file);
-    assert_int_equal(count_entries(dir), 1);
+    assert_int_equal(kiln_test_count_entries(dir), 1);
 }
 
 static void test_atomic_write(void **state)
@@ -473,8 +461,8 @@ static void test_atomic_write(void **state)
     kiln_test_write_file(inside, "x", 1);
     assert_int_equal(kiln_safetensors_write(ctx, blocked, &v2, 1, &t, 1), KILN_ERR_IO);
     assert_contains(kiln_context_last_error(ctx), "cannot rename");
-    assert_int_equal(count_entries(dir), 2); /* model.safetensors and blocked/ */
-    assert_int_equal(count_entries(blocked), 1);
+    assert_int_equal(kiln_test_count_entries(dir), 2); /* model.safetensors and blocked/ */
+    assert_int_equal(kiln_test_count_entries(blocked), 1);
     unlink(inside);
     rmdir(blocked);
     /* A directory that does not exist. */
@@ -488,7 +476,7 @@ static void test_atomic_write(void **state)
     assert_int_equal(kiln_safetensors_read(ctx, path, &file), KILN_OK);
     assert_string_equal(kiln_safetensors_get_metadata(file, "version"), "2");
     kiln_safetensors_destroy(file);
-    assert_int_equal(count_entries(dir), 1);
+    assert_int_equal(kiln_test_count_entries(dir), 1);
     free(nowhere);
     free(inside);
     free(blocked);
@@ -535,7 +523,7 @@ static void test_out_of_memory(void **state)
         assert_int_equal(rc, KILN_OK);
         assert_true(budget > 3); /* the failures were really exercised */
     }
-    assert_int_equal(count_entries(dir), 2);
+    assert_int_equal(kiln_test_count_entries(dir), 2);
     free(path);
     free(out);
     kiln_test_remove_dir(dir);
