@@ -90,37 +90,33 @@ __kernel void maxpool_fwd(__global const KILN_REAL *x, __global KILN_REAL *y,
     }
 }
 
-/* Offset in a (P, H, W) input of the first element of the 2 x 2, stride-2 window of output
- * element (row = plane * OH + oh, ow). */
-inline uint window2x2(const uint ow, const uint row, const uint in_h, const uint in_w,
-                      const uint out_h)
+/* Offset in a (P, H, W) input of the first element of output row `row` = plane * OH + oh of
+ * a 2 x 2, stride-2 pool. */
+inline size_t row2x2(const uint row, const uint in_h, const uint in_w, const uint out_h)
 {
     const uint plane = row / out_h;
     const uint oh = row - plane * out_h;
-    return (plane * in_h + 2 * oh) * in_w + 2 * ow;
+    return ((size_t)plane * in_h + 2 * oh) * in_w;
 }
 
 /*
- * maxpool_fwd for the commonest window, 2 x 2 with stride 2 over a 2-D input: a 2-D launch,
- * get_global_id(0) = ow along an output row and get_global_id(1) = the row (plane, oh), so
- * neighbouring work-items read neighbouring pairs of floats and a CPU device vectorises the
- * window reads without gathers or a division per element. Same results, NaN rule and argmax
- * encoding (window-local index 0-3, row-major) as maxpool_fwd. x: (P, H, W); y, argmax:
- * (rows = P OH, OW).
+ * The 2 x 2, stride-2 pool over a 2-D input, the commonest window, has kernels of its own: one
+ * work-item per output row (plane, oh), which takes its windows B = 8 or 4 at a time with
+ * vector loads of the two input rows, .even/.odd lanes and selects: no gathers, no division per
+ * window, and a CPU device runs them as whole vector instructions. A row whose width is not a
+ * multiple of B ends with a block that overlaps the one before it (the forward pass and a set
+ * gradient write the same values twice; an accumulated gradient adds zero on the lanes done
+ * before). Rows narrower than 4 windows go one window at a time. Same results, NaN rule and
+ * argmax encoding (window-local index 0-3, row-major) as maxpool_fwd / maxpool_bwd_x.
  */
-__kernel void maxpool2x2_fwd(__global const KILN_REAL *x, __global KILN_REAL *y,
-                             __global KILN_REAL *argmax, const uint rows, const uint in_h,
-                             const uint in_w, const uint out_h, const uint out_w)
+
+/* Forward of one window: top and bottom are its two input rows. */
+inline void maxpool2x2_one(__global const KILN_REAL *top, __global const KILN_REAL *bottom,
+                           __global KILN_REAL *y, __global KILN_REAL *argmax)
 {
-    const uint ow = (uint)get_global_id(0);
-    const uint row = (uint)get_global_id(1);
-    if (ow >= out_w || row >= rows)
-        return;
-    __global const KILN_REAL *top = x + window2x2(ow, row, in_h, in_w, out_h);
-    /* Branch-free, so the work-items' lanes stay together; the same sequence of tests as
-     * maxpool_fwd's loop over k = 1, 2, 3. */
+    /* Branch-free; the same sequence of tests as maxpool_fwd's loop over k = 1, 2, 3. */
     KILN_REAL best = top[0], arg = 0;
-    const KILN_REAL v1 = top[1], v2 = top[in_w], v3 = top[in_w + 1];
+    const KILN_REAL v1 = top[1], v2 = bottom[0], v3 = bottom[1];
     bool c = v1 > best || isnan(v1);
     best = c ? v1 : best;
     arg = c ? 1 : arg;
@@ -130,8 +126,120 @@ __kernel void maxpool2x2_fwd(__global const KILN_REAL *x, __global KILN_REAL *y,
     c = v3 > best || isnan(v3);
     best = c ? v3 : best;
     arg = c ? 3 : arg;
-    y[row * out_w + ow] = best;
-    argmax[row * out_w + ow] = arg;
+    *y = best;
+    *argmax = arg;
+}
+
+/* Backward of one window: g goes to its argmax element, 0 to the other three. */
+inline void maxpool2x2_bwd_one(const KILN_REAL g, const KILN_REAL argmax, __global KILN_REAL *top,
+                               __global KILN_REAL *bottom, const uint accumulate)
+{
+    const KILN_REAL v0 = argmax == 0 ? g : 0, v1 = argmax == 1 ? g : 0;
+    const KILN_REAL v2 = argmax == 2 ? g : 0, v3 = argmax == 3 ? g : 0;
+    top[0] = accumulate ? top[0] + v0 : v0;
+    top[1] = accumulate ? top[1] + v1 : v1;
+    bottom[0] = accumulate ? bottom[0] + v2 : v2;
+    bottom[1] = accumulate ? bottom[1] + v3 : v3;
+}
+
+/* maxpool2x2_fwd_block{8,4} and maxpool2x2_bwd_block{8,4}: B windows at once (B2 = 2 B input
+ * columns); `skip` is how many leading lanes an earlier block already did. */
+#define MAXPOOL2X2_BLOCKS(B, B2, LANES, INTERLEAVE)                                                \
+    inline void maxpool2x2_fwd_block##B(__global const KILN_REAL *top,                             \
+                                        __global const KILN_REAL *bottom, __global KILN_REAL *y,   \
+                                        __global KILN_REAL *argmax)                                \
+    {                                                                                              \
+        const float##B2 t = vload##B2(0, top), b = vload##B2(0, bottom);                           \
+        float##B best = t.even, arg = 0;                                                           \
+        int##B c = isgreater(t.odd, best) | isnan(t.odd);                                          \
+        best = select(best, t.odd, c);                                                             \
+        arg = select(arg, (float##B)1, c);                                                         \
+        c = isgreater(b.even, best) | isnan(b.even);                                               \
+        best = select(best, b.even, c);                                                            \
+        arg = select(arg, (float##B)2, c);                                                         \
+        c = isgreater(b.odd, best) | isnan(b.odd);                                                 \
+        best = select(best, b.odd, c);                                                             \
+        arg = select(arg, (float##B)3, c);                                                         \
+        vstore##B(best, 0, y);                                                                     \
+        vstore##B(arg, 0, argmax);                                                                 \
+    }                                                                                              \
+    inline void maxpool2x2_bwd_block##B(                                                           \
+        __global const KILN_REAL *g, __global const KILN_REAL *argmax, __global KILN_REAL *top,    \
+        __global KILN_REAL *bottom, const uint skip, const uint accumulate)                        \
+    {                                                                                              \
+        const float##B zero = 0, a = vload##B(0, argmax);                                          \
+        float##B go = vload##B(0, g);                                                              \
+        if (accumulate)                                                                            \
+            go = select(go, zero, LANES < (int##B)(int)skip);                                      \
+        const float##B v0 = select(zero, go, a == zero), v1 = select(zero, go, a == (float##B)1);  \
+        const float##B v2 = select(zero, go, a == (float##B)2);                                    \
+        const float##B v3 = select(zero, go, a == (float##B)3);                                    \
+        float##B2 t = shuffle2(v0, v1, INTERLEAVE), b = shuffle2(v2, v3, INTERLEAVE);              \
+        if (accumulate) {                                                                          \
+            t += vload##B2(0, top);                                                                \
+            b += vload##B2(0, bottom);                                                             \
+        }                                                                                          \
+        vstore##B2(t, 0, top);                                                                     \
+        vstore##B2(b, 0, bottom);                                                                  \
+    }
+MAXPOOL2X2_BLOCKS(8, 16, ((int8)(0, 1, 2, 3, 4, 5, 6, 7)),
+                  ((uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15)))
+MAXPOOL2X2_BLOCKS(4, 8, ((int4)(0, 1, 2, 3)), ((uint8)(0, 4, 1, 5, 2, 6, 3, 7)))
+
+/* x: (P, H, W); y, argmax: (rows = P OH, OW). */
+__kernel void maxpool2x2_fwd(__global const KILN_REAL *x, __global KILN_REAL *y,
+                             __global KILN_REAL *argmax, const uint rows, const uint in_h,
+                             const uint in_w, const uint out_h, const uint out_w)
+{
+    const uint row = (uint)get_global_id(0);
+    if (row >= rows)
+        return;
+    __global const KILN_REAL *top = x + row2x2(row, in_h, in_w, out_h);
+    __global const KILN_REAL *bottom = top + in_w;
+    y += (size_t)row * out_w;
+    argmax += (size_t)row * out_w;
+    const uint block = out_w >= 8 ? 8 : out_w >= 4 ? 4 : 1;
+    for (uint ow = 0; ow < out_w; ow += block) {
+        const uint at = min(ow, out_w - block);
+        if (block == 8)
+            maxpool2x2_fwd_block8(top + 2 * at, bottom + 2 * at, y + at, argmax + at);
+        else if (block == 4)
+            maxpool2x2_fwd_block4(top + 2 * at, bottom + 2 * at, y + at, argmax + at);
+        else
+            maxpool2x2_one(top + 2 * at, bottom + 2 * at, y + at, argmax + at);
+    }
+}
+
+/* maxpool_bwd_x_disjoint for maxpool2x2_fwd's windows, launched like it: each window adds g to
+ * its argmax element and 0 to the other three, so every access is contiguous (no scatter); the
+ * windows are disjoint, so nothing races. Without `accumulate` the windows set gx (every element
+ * is in one window when the input's sides are even; the op zero-fills first otherwise).
+ * g, argmax: (rows, OW); gx: (P, H, W). */
+__kernel void maxpool2x2_bwd_x(__global const KILN_REAL *g, __global const KILN_REAL *argmax,
+                               __global KILN_REAL *gx, const uint rows, const uint in_h,
+                               const uint in_w, const uint out_h, const uint out_w,
+                               const uint accumulate)
+{
+    const uint row = (uint)get_global_id(0);
+    if (row >= rows)
+        return;
+    __global KILN_REAL *top = gx + row2x2(row, in_h, in_w, out_h);
+    __global KILN_REAL *bottom = top + in_w;
+    g += (size_t)row * out_w;
+    argmax += (size_t)row * out_w;
+    const uint block = out_w >= 8 ? 8 : out_w >= 4 ? 4 : 1;
+    for (uint ow = 0; ow < out_w; ow += block) {
+        const uint at = min(ow, out_w - block);
+        const uint skip = ow - at;
+        if (block == 8)
+            maxpool2x2_bwd_block8(g + at, argmax + at, top + 2 * at, bottom + 2 * at, skip,
+                                  accumulate);
+        else if (block == 4)
+            maxpool2x2_bwd_block4(g + at, argmax + at, top + 2 * at, bottom + 2 * at, skip,
+                                  accumulate);
+        else
+            maxpool2x2_bwd_one(g[at], argmax[at], top + 2 * at, bottom + 2 * at, accumulate);
+    }
 }
 
 /* y[o] = mean over the window (divided by the full window size; no padding exists). Windows
@@ -212,32 +320,6 @@ __kernel void maxpool_bwd_x_disjoint(__global const KILN_REAL *g, __global const
         return;
     const uint at = window_base(o, in, out, stride) + window_offset((uint)argmax[o], size, in);
     gx[at] += g[o];
-}
-
-/* maxpool_bwd_x_disjoint for maxpool2x2_fwd's windows, launched like it: each work-item adds
- * g to its window's argmax element and 0 to the other three, so every access is a contiguous
- * pair (no scatter); the windows are disjoint, so nothing races. g, argmax: (rows, OW);
- * gx: (P, H, W). */
-__kernel void maxpool2x2_bwd_x(__global const KILN_REAL *g, __global const KILN_REAL *argmax,
-                               __global KILN_REAL *gx, const uint rows, const uint in_h,
-                               const uint in_w, const uint out_h, const uint out_w,
-                               const uint accumulate)
-{
-    const uint ow = (uint)get_global_id(0);
-    const uint row = (uint)get_global_id(1);
-    if (ow >= out_w || row >= rows)
-        return;
-    const KILN_REAL go = g[row * out_w + ow];
-    const uint arg = (uint)argmax[row * out_w + ow];
-    __global KILN_REAL *top = gx + window2x2(ow, row, in_h, in_w, out_h);
-    /* Without `accumulate` the window is set: every element of gx is in one window when the
-     * input's sides are even (the op zero-fills first otherwise). */
-    const KILN_REAL v0 = arg == 0 ? go : (KILN_REAL)0, v1 = arg == 1 ? go : (KILN_REAL)0;
-    const KILN_REAL v2 = arg == 2 ? go : (KILN_REAL)0, v3 = arg == 3 ? go : (KILN_REAL)0;
-    top[0] = accumulate ? top[0] + v0 : v0;
-    top[1] = accumulate ? top[1] + v1 : v1;
-    top[in_w] = accumulate ? top[in_w] + v2 : v2;
-    top[in_w + 1] = accumulate ? top[in_w + 1] + v3 : v3;
 }
 
 /* gx[i] += (the gradients of the windows containing element i) / window size.

@@ -90,8 +90,8 @@ static bool is_2x2(const pool_geometry *g)
            g->stride[1] == 2 && g->stride[2] == 2;
 }
 
-/* Launches a maxpool2x2 kernel over (OW, P OH) with its three tensors; `extra` is the
- * backward kernel's accumulate flag (forward: n_extra 0). */
+/* Launches a maxpool2x2 kernel, one work-item per output row (P OH of them), with its three
+ * tensors; `extra` is the backward kernel's accumulate flag (forward: n_extra 0). */
 static kiln_status launch_2x2(kiln_device *dev, const char *kernel, const pool_geometry *g,
                               const kiln_tensor *t0, const kiln_tensor *t1, const kiln_tensor *t2,
                               size_t n_extra, uint32_t extra)
@@ -101,8 +101,7 @@ static kiln_status launch_2x2(kiln_device *dev, const char *kernel, const pool_g
         KILN__ARG_T(t0),           KILN__ARG_T(t1),           KILN__ARG_T(t2),
         KILN__ARG_UINT(rows),      KILN__ARG_UINT(g->in[1]),  KILN__ARG_UINT(g->in[2]),
         KILN__ARG_UINT(g->out[1]), KILN__ARG_UINT(g->out[2]), KILN__ARG_UINT(extra)};
-    size_t global[2] = {g->out[2], rows};
-    return kiln__launch(dev, "pool", kernel, args, 8 + n_extra, 2, global, NULL);
+    return kiln__launch_1d(dev, "pool", kernel, args, 8 + n_extra, rows);
 }
 
 static kiln_status pool_forward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)

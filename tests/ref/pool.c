@@ -215,12 +215,11 @@ static const kiln_pool_params P3_322 = {3, {3, 2, 2}, {2, 1, 2}};
         KIND(op2, P2_2, S4(8, 16, 33, 31)), KIND(op3, P3_2, S5(1, 2, 5, 6, 7)),                    \
         KIND(op3, P3_322, S5(1, 2, 5, 6, 7)), KIND(op3, P3_2, S5(2, 3, 9, 8, 11))
 
-/* Forward only over (1, 2, 6, 7) with +-inf and NaN planted (G_SPECIAL). */
-#define POOL_SPECIAL(op_name, prm, fwd, tol, seed_value, text)                                     \
+/* Forward only with +-inf and NaN planted (G_SPECIAL); the shape last, as in POOL. */
+#define POOL_SPECIAL(op_name, prm, fwd, tol, seed_value, text, ...)                                \
     {                                                                                              \
-        .op = op_name, .params = &prm, .n_inputs = 1, .inputs = {S4(1, 2, 6, 7)},                  \
-        .gen = {G_SPECIAL}, .forward = fwd, .atol = tol, .rtol = tol, .seed = seed_value,          \
-        .label = text                                                                              \
+        .op = op_name, .params = &prm, .n_inputs = 1, .inputs = {__VA_ARGS__}, .gen = {G_SPECIAL}, \
+        .forward = fwd, .atol = tol, .rtol = tol, .seed = seed_value, .label = text                \
     }
 
 static const kiln_check_case CASES[] = {
@@ -228,12 +227,24 @@ static const kiln_check_case CASES[] = {
     POOL_CASES(AVGPOOL, "avgpool2d", "avgpool3d"),
     /* Infinities and NaN (forward only): a NaN in a window wins the max; the average is
      * whatever IEEE arithmetic makes of the sum. */
-    POOL_SPECIAL("maxpool2d", P2_3S1, maxpool_fwd, 0, 1, "(1, 2, 6, 7) +-inf/NaN"),
-    /* 2 x 2 windows with stride 2 take their own kernels: even sizes as in the CNN (every
-     * input in a window), and NaN/inf in those windows. Odd sizes are in POOL_CASES. */
+    POOL_SPECIAL("maxpool2d", P2_3S1, maxpool_fwd, 0, 1, "(1, 2, 6, 7) +-inf/NaN", S4(1, 2, 6, 7)),
+    /* 2 x 2 windows with stride 2 take their own kernels, which go along an output row 8 or 4
+     * windows at a time, the last block overlapping the one before: even sizes as in the CNN
+     * (every input in a window; gradients set, not added), rows of 6 and 7 windows (blocks of
+     * 4, overlapped), of 8 (one block) and 20 (overlapped blocks of 8), and NaN/inf in blocks
+     * of each width and one at a time. POOL_CASES has 2 (one at a time) and 15 windows. */
     MAXPOOL("maxpool2d", P2_2, S4(3, 4, 28, 28)),
-    POOL_SPECIAL("maxpool2d", P2_2, maxpool_fwd, 0, 3, "(1, 2, 6, 7) 2x2 +-inf/NaN"),
-    POOL_SPECIAL("avgpool2d", P2_2, avgpool_fwd, 1e-6, 2, "(1, 2, 6, 7) +-inf/NaN"),
+    MAXPOOL("maxpool2d", P2_2, S4(2, 3, 10, 13)),
+    MAXPOOL("maxpool2d", P2_2, S4(1, 2, 6, 14)),
+    MAXPOOL("maxpool2d", P2_2, S4(2, 1, 4, 16)),
+    MAXPOOL("maxpool2d", P2_2, S4(2, 2, 5, 41)),
+    POOL_SPECIAL("maxpool2d", P2_2, maxpool_fwd, 0, 3, "(1, 2, 6, 7) 2x2 +-inf/NaN",
+                 S4(1, 2, 6, 7)),
+    POOL_SPECIAL("maxpool2d", P2_2, maxpool_fwd, 0, 4, "(1, 2, 6, 13) 2x2 +-inf/NaN",
+                 S4(1, 2, 6, 13)),
+    POOL_SPECIAL("maxpool2d", P2_2, maxpool_fwd, 0, 5, "(2, 3, 4, 38) 2x2 +-inf/NaN",
+                 S4(2, 3, 4, 38)),
+    POOL_SPECIAL("avgpool2d", P2_2, avgpool_fwd, 1e-6, 2, "(1, 2, 6, 7) +-inf/NaN", S4(1, 2, 6, 7)),
     GLOBAL(S4(2, 3, 5, 7)),
     GLOBAL(S5(2, 3, 4, 5, 6)),
     GLOBAL(S4(3, 4, 1, 1)),
