@@ -8,13 +8,16 @@
 
 #include "bench.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 kiln_context *CTX;
 kiln_device *DEV;
 static const char *PROGRAM = "bench";
+static bool PROFILE; /* KILN_BENCH_PROFILE set (and not "0"): per-kernel device times */
 
 static double now(void)
 {
@@ -37,7 +40,9 @@ void bench_open(const char *program, const char *spec)
     if (spec == NULL)
         spec = kiln_device_spec_effective(NULL);
     die_on(kiln_context_create(NULL, &CTX), "context");
-    kiln_device_options options = {.spec = spec};
+    const char *profile = getenv("KILN_BENCH_PROFILE");
+    PROFILE = profile != NULL && *profile != '\0' && strcmp(profile, "0") != 0;
+    kiln_device_options options = {.spec = spec, .profile = PROFILE};
     die_on(kiln_device_create(CTX, &options, &DEV), "device");
     const kiln_device_info *info = kiln_device_get_info(DEV);
     printf("# device: %s (%s, driver %s)\n", info->name, info->platform_name, info->driver_version);
@@ -55,6 +60,20 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* With KILN_BENCH_PROFILE: each kernel's device time per call of the timed work, from the
+ * profile of the 5 timed batches (`calls` calls), as comment lines printed before the row
+ * that the work's time goes into. */
+static void print_profile(int calls)
+{
+    const kiln_profile_row *rows = NULL;
+    size_t n = 0;
+    die_on(kiln_device_profile(DEV, &rows, &n), "profile");
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].launches > 0) /* kernels of earlier rows keep their (reset) entries */
+            printf("#   %-40s %6.2f launches %10.3f ms a call\n", rows[i].name,
+                   (double)rows[i].launches / calls, rows[i].ms / calls);
+}
+
 double time_it(work_fn fn, void *user)
 {
     die_on(fn(user), "warm-up");
@@ -65,6 +84,8 @@ double time_it(work_fn fn, void *user)
     double once = now() - t0;
     int reps = once > 0.2 ? 1 : (int)(0.2 / (once > 1e-6 ? once : 1e-6)) + 1;
     double samples[5];
+    if (PROFILE)
+        kiln_device_profile_reset(DEV);
     for (int s = 0; s < 5; s++) {
         t0 = now();
         for (int r = 0; r < reps; r++)
@@ -72,6 +93,8 @@ double time_it(work_fn fn, void *user)
         die_on(kiln_device_finish(DEV), "finish");
         samples[s] = (now() - t0) / reps;
     }
+    if (PROFILE)
+        print_profile(5 * reps);
     qsort(samples, 5, sizeof samples[0], cmp_double);
     return samples[2];
 }
