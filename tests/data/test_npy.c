@@ -310,10 +310,7 @@ static void test_out_of_memory(void **state)
                          y, sizeof y, true);
     for (long budget = 0;; budget++) {
         kiln_test_allocator a;
-        kiln_test_allocator_init(&a, -1);
-        kiln_context_options options = {.allocator = &a.allocator};
-        kiln_context *ctx = NULL;
-        assert_int_equal(kiln_context_create(&options, &ctx), KILN_OK);
+        kiln_context *ctx = kiln_test_counted_context(&a);
         a.budget = budget;
         kiln_dataset *ds = NULL;
         kiln_status rc = kiln_dataset_read_npy(ctx, xp, yp, KILN_LABELS_AUTO, &ds);

@@ -128,6 +128,24 @@ void kiln_test_allocator_init(kiln_test_allocator *a, long budget)
     a->failures = 0;
 }
 
+kiln_context *kiln_test_counted_context(kiln_test_allocator *a)
+{
+    kiln_test_allocator_init(a, -1);
+    kiln_context_options options = {.allocator = &a->allocator};
+    kiln_context *ctx = NULL;
+    assert_int_equal(kiln_context_create(&options, &ctx), KILN_OK);
+    return ctx;
+}
+
+bool kiln_test_oom_round_done(const kiln_test_allocator *a, kiln_status rc)
+{
+    assert_int_equal(a->live, 0);
+    if (rc == KILN_OK)
+        return true;
+    assert_int_equal(rc, KILN_ERR_NO_MEMORY);
+    return false;
+}
+
 char *kiln_test_make_temp_dir(const char *prefix)
 {
     const char *base = getenv("KILN_TEST_TMP");

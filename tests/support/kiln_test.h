@@ -43,6 +43,14 @@ typedef struct kiln_test_allocator {
 
 void kiln_test_allocator_init(kiln_test_allocator *a, long budget);
 
+/* Out-of-memory sweeps (for budget = 0, 1, ...: set a->budget, run the call, reset it to -1,
+ * destroy everything). kiln_test_counted_context initialises `a` unlimited and returns a
+ * context that allocates through it; fails the test if it cannot be made. After a round,
+ * kiln_test_oom_round_done asserts that nothing is left allocated and that the call either
+ * succeeded (true: the sweep is over) or failed with KILN_ERR_NO_MEMORY (false: next budget). */
+kiln_context *kiln_test_counted_context(kiln_test_allocator *a);
+bool kiln_test_oom_round_done(const kiln_test_allocator *a, kiln_status rc);
+
 /* A fresh, empty directory under $KILN_TEST_TMP (or /tmp); the caller frees the path. */
 char *kiln_test_make_temp_dir(const char *prefix);
 /* Removes a directory made by kiln_test_make_temp_dir and the files in it. */
