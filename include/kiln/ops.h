@@ -118,6 +118,8 @@ kiln_status kiln_op_forward(kiln_device *dev, const kiln_op *op, const kiln_op_a
  * args->grad_fresh marks). Needs the inputs, output and saved tensors of the matching forward
  * call. KILN_ERR_UNSUPPORTED for an op that is not differentiable. */
 kiln_status kiln_op_backward(kiln_device *dev, const kiln_op *op, const kiln_op_args *args);
+/* Queues t := value through the fill op (its whole shape). */
+kiln_status kiln_op_fill(kiln_device *dev, kiln_tensor *t, float value);
 
 #ifdef __cplusplus
 }

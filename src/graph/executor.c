@@ -800,14 +800,6 @@ kiln_status kiln_executor_forward(kiln_executor *ex, uint64_t step)
     return KILN_OK;
 }
 
-/* Queues grad := value (fill). */
-static kiln_status fill(kiln_executor *ex, kiln_tensor *t, float value)
-{
-    kiln_fill_params p = {.shape = *kiln_tensor_get_shape(t), .value = value};
-    kiln_op_args args = {.params = &p, .output = t};
-    return kiln_op_forward(ex->dev, kiln_op_find("fill"), &args);
-}
-
 kiln_status kiln_executor_backward(kiln_executor *ex)
 {
     kiln_graph *g = ex->g;
@@ -817,7 +809,7 @@ kiln_status kiln_executor_backward(kiln_executor *ex)
     memset(ex->written, 0, g->n_values * sizeof *ex->written);
     if (ex->grads[g->loss] == NULL)
         return KILN_OK; /* the loss depends on no parameter: there is nothing to compute */
-    kiln_status rc = fill(ex, ex->grads[g->loss], 1.0f);
+    kiln_status rc = kiln_op_fill(ex->dev, ex->grads[g->loss], 1.0f);
     if (rc != KILN_OK)
         return rc;
     ex->written[g->loss] = true;

@@ -285,11 +285,11 @@ kiln_status kiln_op_forward(kiln_device *dev, const kiln_op *op, const kiln_op_a
     return op->forward(dev, op, args);
 }
 
-kiln_status kiln__zero(kiln_device *dev, kiln_tensor *t)
+kiln_status kiln_op_fill(kiln_device *dev, kiln_tensor *t, float value)
 {
-    kiln_fill_params p = {.shape = t->shape, .value = 0.0f};
-    kiln_op_args zero = {.params = &p, .output = t};
-    return kiln_op_forward(dev, &kiln__op_fill, &zero);
+    kiln_fill_params p = {.shape = t->shape, .value = value};
+    kiln_op_args fill = {.params = &p, .output = t};
+    return kiln_op_forward(dev, &kiln__op_fill, &fill);
 }
 
 /*
@@ -319,7 +319,7 @@ static kiln_status resolve_fresh(kiln_device *dev, const kiln_op *op, const kiln
         }
         if (!first)
             continue;
-        kiln_status rc = kiln__zero(dev, g);
+        kiln_status rc = kiln_op_fill(dev, g, 0.0f);
         if (rc != KILN_OK)
             return rc;
     }

@@ -72,9 +72,6 @@ static inline bool kiln__grad_fresh(const kiln_op_args *args, int i)
     return (args->grad_fresh >> i & 1u) != 0;
 }
 
-/* Queues t := 0 (the fill op): for a fresh gradient an op's path cannot set. */
-kiln_status kiln__zero(kiln_device *dev, kiln_tensor *t);
-
 /* gx += alpha * g, or gx = alpha * g when `fresh`, for tensors of equal element count
  * (elementwise.c). */
 kiln_status kiln__accumulate_grad(kiln_device *dev, const kiln_tensor *g, kiln_tensor *gx,

@@ -149,7 +149,7 @@ static kiln_status pool_backward(kiln_device *dev, const kiln_op *op, const kiln
     bool fresh = kiln__grad_fresh(a, 0);
     bool covers = is_2x2(&g) && g.in[1] == 2 * g.out[1] && g.in[2] == 2 * g.out[2];
     if (fresh && !covers) {
-        kiln_status rc = kiln__zero(dev, a->grad_inputs[0]);
+        kiln_status rc = kiln_op_fill(dev, a->grad_inputs[0], 0.0f);
         if (rc != KILN_OK)
             return rc;
         fresh = false;

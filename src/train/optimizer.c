@@ -82,14 +82,6 @@ static kiln_status check_config(kiln_context *ctx, const kiln_optimizer_config *
     return rc;
 }
 
-/* Queues a zero fill of `t` through the op table's fill. */
-static kiln_status zero(kiln_device *dev, kiln_tensor *t)
-{
-    kiln_fill_params p = {.shape = *kiln_tensor_get_shape(t), .value = 0.0f};
-    kiln_op_args args = {.params = &p, .output = t};
-    return kiln_op_forward(dev, kiln_op_find("fill"), &args);
-}
-
 /* Creates the state tensors of parameter i, zero-filled. */
 static kiln_status create_state(kiln_optimizer *opt, size_t i)
 {
@@ -107,7 +99,7 @@ static kiln_status create_state(kiln_optimizer *opt, size_t i)
         kiln_status rc =
             kiln_tensor_create(opt->dev, shape, KILN_F32, opt->names[at], &opt->state[at]);
         if (rc == KILN_OK)
-            rc = zero(opt->dev, opt->state[at]);
+            rc = kiln_op_fill(opt->dev, opt->state[at], 0.0f);
         if (rc != KILN_OK)
             return rc;
     }
