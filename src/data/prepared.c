@@ -44,7 +44,8 @@ static void mapping_release(struct kiln__mapping *m)
 {
     if (m == NULL || --m->refs > 0)
         return;
-    munmap(m->base, m->size);
+    if (m->base != NULL) /* NULL: the file was never mapped */
+        munmap(m->base, m->size);
     kiln__free(m->ctx, m);
 }
 
@@ -569,10 +570,7 @@ void kiln_prepared_close(kiln_prepared *p)
     kiln__free(ctx, p->sets);
     kiln__free(ctx, p->note);
     kiln__free(ctx, p->path);
-    if (p->map != NULL && p->map->base == NULL)
-        kiln__free(ctx, p->map); /* never mapped */
-    else
-        mapping_release(p->map);
+    mapping_release(p->map);
     kiln__free(ctx, p);
 }
 

@@ -9,16 +9,17 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "train/safetensors.h"
+
+#include "core/atomic_file.h"
+#include "core/bytes.h"
 
 /* ---- text ---- */
 

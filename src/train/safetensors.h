@@ -10,8 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/atomic_file.h"
-#include "core/bytes.h"
 #include "core/context.h"
 #include "kiln/checkpoint.h"
 

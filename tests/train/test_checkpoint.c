@@ -418,7 +418,8 @@ static void test_mismatches(void **state)
     kiln_context *ctx = kiln_test_context();
     kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
     char *dir = kiln_test_make_temp_dir("checkpoint");
-    char *path = kiln_test_path_in(dir, "full.safetensors"), *bare = kiln_test_path_in(dir, "bare.safetensors");
+    char *path = kiln_test_path_in(dir, "full.safetensors"),
+         *bare = kiln_test_path_in(dir, "bare.safetensors");
     char *bad = kiln_test_path_in(dir, "bad.safetensors");
     net a, t;
     kiln_model *ma = target(ctx, dev, &a, 5, true, false);

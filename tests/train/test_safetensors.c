@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "kiln/checkpoint.h"
 #include "support/kiln_test.h"
 #include "train/safetensors.h"
@@ -111,7 +112,8 @@ static void test_reference_bytes(void **state)
     (void)state;
     kiln_context *ctx = kiln_test_context();
     char *dir = kiln_test_make_temp_dir("safetensors");
-    char *python = kiln_test_path_in(dir, "python.safetensors"), *ours = kiln_test_path_in(dir, "ours.safetensors");
+    char *python = kiln_test_path_in(dir, "python.safetensors"),
+         *ours = kiln_test_path_in(dir, "ours.safetensors");
     size_t n_header = sizeof REFERENCE_HEADER - 1, n = 8 + n_header + sizeof REFERENCE_DATA;
     assert_int_equal(n_header, 280);
     unsigned char *expected = malloc(n);
@@ -491,7 +493,8 @@ static void test_out_of_memory(void **state)
 {
     (void)state;
     char *dir = kiln_test_make_temp_dir("safetensors");
-    char *path = kiln_test_path_in(dir, "oom.safetensors"), *out = kiln_test_path_in(dir, "out.safetensors");
+    char *path = kiln_test_path_in(dir, "oom.safetensors"),
+         *out = kiln_test_path_in(dir, "out.safetensors");
     kiln_test_allocator a;
     kiln_test_allocator_init(&a, -1);
     kiln_context_options options = {.allocator = &a.allocator};
