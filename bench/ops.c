@@ -151,7 +151,8 @@ static void bench_conv(const char *key, const char *op_name, const kiln_shape *x
                      .output = y,
                      .workspace = work,
                      .grad_output = g,
-                     .grad_inputs = grads},
+                     .grad_inputs = grads,
+                     .grad_fresh = 3u}, /* set, as the executor marks a gradient's first writer */
                     false};
     int64_t spatial = kiln_shape_count(&out) / (out.dim[0] * out.dim[1]);
     int64_t window = kiln_shape_count(ws) / ws->dim[0];
@@ -194,7 +195,8 @@ static void bench_pass(const char *key, const char *op_name, const void *params,
                      .output = y,
                      .saved = n_saved > 0 ? saves : NULL,
                      .grad_output = g,
-                     .grad_inputs = grads},
+                     .grad_inputs = grads,
+                     .grad_fresh = 1u},
                     false};
     double in_bytes = 4.0 * (double)kiln_shape_count(xs);
     double out_bytes = 4.0 * (double)kiln_shape_count(&out) * (1 + n_saved);
@@ -231,8 +233,9 @@ int main(int argc, char **argv)
     kiln_shape x2 = {4, {64, 32, 14, 14}}, w2 = {4, {64, 32, 3, 3}};
     bench_conv("conv2d_cnn1", "conv2d", &x1, &w1, &c2);
     bench_conv("conv2d_cnn2", "conv2d", &x2, &w2, &c2);
-    /* The CNN's ReLU and 2 x 2 max pooling after each convolution (gx is accumulated into, as
-     * the executor's unmarked gradients are; backward bytes count gx once). */
+    /* The CNN's ReLU and 2 x 2 max pooling after each convolution (gx is set, grad_fresh, as
+     * the executor has it: each gradient's first writer sets it; backward bytes count gx
+     * once). */
     kiln_shape y1 = {4, {64, 32, 28, 28}}, y2 = {4, {64, 64, 14, 14}};
     kiln_pool_params pool = {.n_spatial = 2, .size = {2, 2}, .stride = {2, 2}};
     bench_pass("relu_cnn1", "relu", NULL, &y1);
