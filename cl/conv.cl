@@ -23,6 +23,34 @@ inline int4 conv_tap(const int4 o, const int4 k, const uint4 stride, const uint4
     return o * convert_int4(stride) - convert_int4(pad) + k * convert_int4(dilation);
 }
 
+/* The plane of column-kernel work-item item = (r S + s) OD + od, tap r = (c, kd, kh, kw): its
+ * sample s and channel c, and in `tap` the input position (depth, height, width in .s1 to .s3)
+ * that the tap reads for output position (od, 0, 0). */
+typedef struct conv_plane {
+    uint s, c;
+    int4 tap;
+} conv_plane;
+
+inline conv_plane conv_plane_of(const uint item, const uint samples, const uint4 out,
+                                const uint4 ksize, const uint4 stride, const uint4 pad,
+                                const uint4 dilation)
+{
+    conv_plane p;
+    uint rest = item;
+    const int od = (int)(rest % out.s1);
+    rest /= out.s1;
+    p.s = rest % samples;
+    uint r = rest / samples;
+    const int kw = (int)(r % ksize.s3);
+    r /= ksize.s3;
+    const int kh = (int)(r % ksize.s2);
+    r /= ksize.s2;
+    const int kd = (int)(r % ksize.s1);
+    p.c = r / ksize.s1;
+    p.tap = conv_tap((int4)(0, od, 0, 0), (int4)(0, kd, kh, kw), stride, pad, dilation);
+    return p;
+}
+
 /*
  * cols[r, (s, q)] = x[x_offset + (s, c, d, h, w)] for the input position that tap
  * r = (c, kd, kh, kw) of output position q = (od, oh, ow) reads in sample s, 0 where that lies
@@ -40,19 +68,9 @@ __kernel void conv_fwd_cols(__global const KILN_REAL *x, const uint x_offset,
     const uint item = (uint)get_global_id(0);
     if (item >= n)
         return;
-    uint rest = item;
-    const int od = (int)(rest % out.s1);
-    rest /= out.s1;
-    const uint s = rest % samples;
-    uint r = rest / samples;
-    const int kw = (int)(r % ksize.s3);
-    r /= ksize.s3;
-    const int kh = (int)(r % ksize.s2);
-    r /= ksize.s2;
-    const int kd = (int)(r % ksize.s1);
-    const uint c = r / ksize.s1;
-    /* The input position of (od, oh = 0, ow = 0). */
-    const int4 t = conv_tap((int4)(0, od, 0, 0), (int4)(0, kd, kh, kw), stride, pad, dilation);
+    const conv_plane p = conv_plane_of(item, samples, out, ksize, stride, pad, dilation);
+    const uint s = p.s, c = p.c;
+    const int4 t = p.tap; /* the input position of (od, oh = 0, ow = 0) */
     const uint plane = out.s2 * out.s3;
     __global KILN_REAL *dst = cols + (size_t)item * plane; /* item = (r S + s) OD + od */
     const bool depth_inside = t.s1 >= 0 && t.s1 < (int)size.s1;
@@ -85,6 +103,104 @@ __kernel void conv_fwd_cols(__global const KILN_REAL *x, const uint x_offset,
         }
         for (int ow = hi; ow < n_ow; ow++)
             row[ow] = 0;
+    }
+}
+
+/* Lane numbers 0 to 15, for the 16-wide blocks of the shifted kernels below. */
+#define CONV_LANES ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+
+/* The 16 values p[at + l] (l = 0 to 15) where lane l of `take` is set, 0 elsewhere. Positions
+ * [first, end) around p are readable (the caller's buffer region, wider than the plane whose
+ * lanes it takes) and nothing outside them is read: one vector load when all 16 lie inside,
+ * else 16 loads at positions clamped into them. */
+inline float16 conv_load16(__global const float *p, const long at, const long first, const long end,
+                           const int16 take)
+{
+    if (at >= first && at + 16 <= end)
+        return select((float16)0, vload16(0, p + at), take);
+    float v[16];
+    for (int l = 0; l < 16; l++)
+        v[l] = p[clamp(at + l, first, end - 1)];
+    return select((float16)0, vload16(0, v), take);
+}
+
+/* Lanes l (0 to 15) with at + l in [0, limit): the positions of a block inside its plane. */
+inline int16 conv_in_plane(const int at, const int limit)
+{
+    const int16 where = at + CONV_LANES;
+    return (where >= 0) & (where < limit);
+}
+
+/* Stores the first `count` (at most 16) lanes of v at p: all 16 with one vector store. */
+inline void conv_store16(const float16 v, __global float *p, const int count)
+{
+    if (count >= 16) {
+        vstore16(v, 0, p);
+        return;
+    }
+    float lane[16];
+    vstore16(v, 0, lane);
+    for (int l = 0; l < count; l++)
+        p[l] = lane[l];
+}
+
+/* The width positions of the first 16-wide block of a row-major plane `width` wide, l modulo
+ * width for lanes l = 0 to 15, without an integer division per lane: l / width in float is
+ * exact to the integer part here (l < 16, so the fraction stays at least 1 / width from 1). */
+inline int16 conv_first_block(const int width)
+{
+    const int16 whole = convert_int16_rtz(convert_float16(CONV_LANES) / (float)width);
+    return CONV_LANES - whole * width;
+}
+
+/* Advances the width positions of a 16-wide block to the next block: w + 16 modulo width,
+ * for w already in [0, width) (16 % width < width, so one subtraction wraps it). */
+inline int16 conv_next_block(const int16 w, const int width)
+{
+    const int16 t = w + 16 % width;
+    return select(t, t - width, t >= width);
+}
+
+/*
+ * conv_fwd_cols where the stride is 1 along height and width and the output is as wide as the
+ * input (OW = W, as with a 'same' padding): then output column q = oh W + ow of a plane reads
+ * input element q + delta of the input's (depth) plane for every q, delta = a W + b, (a, b)
+ * being where tap (kh, kw) of output (0, 0) reads. The column plane is one shifted copy of the
+ * input plane, 0 where ow + b falls outside [0, W) (padding left and right) or q + delta
+ * outside [0, H W) (padding above and below), and is written 16 columns at a time with vector
+ * loads and stores; the general kernel's rows of OW elements run as scalar moves on PoCL.
+ * Work-items and arguments as conv_fwd_cols.
+ */
+__kernel void conv_fwd_cols_shifted(__global const float *x, const uint x_offset,
+                                    __global float *cols, const uint n, const uint samples,
+                                    const uint4 size, const uint4 out, const uint4 ksize,
+                                    const uint4 stride, const uint4 pad, const uint4 dilation)
+{
+    const uint item = (uint)get_global_id(0);
+    if (item >= n)
+        return;
+    const conv_plane p = conv_plane_of(item, samples, out, ksize, stride, pad, dilation);
+    const uint s = p.s, c = p.c;
+    const int4 t = p.tap;
+    const int width = (int)size.s3, in_plane = (int)(size.s2 * size.s3);
+    const int n_q = (int)(out.s2 * out.s3);
+    __global float *dst = cols + (size_t)item * (size_t)n_q; /* item = (r S + s) OD + od */
+    const bool depth_inside = t.s1 >= 0 && t.s1 < (int)size.s1;
+    /* The input plane read, and the readable region around it: the chunk's samples. */
+    const long at_plane =
+        (long)((s * size.s0 + c) * size.s1 + (depth_inside ? (uint)t.s1 : 0)) * in_plane;
+    const long region = (long)samples * size.s0 * size.s1 * (long)in_plane;
+    __global const float *src = x + x_offset + at_plane;
+    const int delta = t.s2 * width + t.s3;
+    /* ow + b lies in [0, W) for ow in [lo, hi). */
+    const int lo = max(0, -t.s3), hi = min(width, width - t.s3);
+    const int16 depth = (int16)(depth_inside ? -1 : 0);
+    int16 ow = conv_first_block(width);
+    for (int q = 0; q < n_q; q += 16) {
+        const int16 take = depth & (ow >= lo) & (ow < hi) & conv_in_plane(q + delta, in_plane);
+        conv_store16(conv_load16(src, q + delta, -at_plane, region - at_plane, take), dst + q,
+                     n_q - q);
+        ow = conv_next_block(ow, width);
     }
 }
 
@@ -153,14 +269,67 @@ __kernel void conv_bwd_x(__global const KILN_REAL *cols, __global KILN_REAL *gx,
                         g[w] += src[w + shift];
                 } else {
                     for (uint w = 0; w < size.s3; w++) {
-                        const int ow = conv_source((int)w, (int)kw, stride.s3, pad.s3,
-                                                   dilation.s3, out.s3);
+                        const int ow =
+                            conv_source((int)w, (int)kw, stride.s3, pad.s3, dilation.s3, out.s3);
                         if (ow >= 0)
                             g[w] += src[ow];
                     }
                 }
             }
         }
+    }
+}
+
+/*
+ * conv_bwd_x in the shifted case of conv_fwd_cols_shifted (stride 1 along height and width,
+ * OW = W): input element j = h W + w of a (depth) plane receives, from tap (kd, kh, kw), column
+ * j - delta of that tap's (od) plane, when w - b lies in [0, W) and j - delta in [0, OH OW).
+ * Each tap thus adds one shifted, masked copy of a column plane, taken 16 elements at a time,
+ * the taps in the general kernel's order (the same additions on every element). One
+ * work-item per input plane (s, c, d), n = S C D of them; arguments as conv_bwd_x.
+ */
+__kernel void conv_bwd_x_shifted(__global const float *cols, __global float *gx,
+                                 const uint x_offset, const uint n, const uint samples,
+                                 const uint accumulate, const uint4 size, const uint4 out,
+                                 const uint4 ksize, const uint4 stride, const uint4 pad,
+                                 const uint4 dilation)
+{
+    const uint plane = (uint)get_global_id(0);
+    if (plane >= n)
+        return;
+    uint rest = plane;
+    const int d = (int)(rest % size.s1);
+    rest /= size.s1;
+    const uint c = rest % size.s0;
+    const uint s = rest / size.s0;
+    const int width = (int)size.s3, in_plane = (int)(size.s2 * size.s3);
+    const int n_q = (int)(out.s2 * out.s3);
+    const uint n_cols = out.s1 * (uint)n_q;     /* P */
+    const size_t ld = (size_t)samples * n_cols; /* the column matrix's row length */
+    __global float *g = gx + x_offset + (size_t)plane * (size_t)in_plane;
+    const long region = (long)size.s0 * ksize.s1 * ksize.s2 * ksize.s3 * (long)ld; /* K ld */
+    int16 w = conv_first_block(width);
+    for (int j = 0; j < in_plane; j += 16) {
+        float16 acc =
+            accumulate ? conv_load16(g, j, 0, in_plane, conv_in_plane(j, in_plane)) : (float16)0;
+        for (uint kd = 0; kd < ksize.s1; kd++) {
+            const int od = conv_source(d, (int)kd, stride.s1, pad.s1, dilation.s1, out.s1);
+            if (od < 0)
+                continue;
+            for (uint kh = 0; kh < ksize.s2; kh++) {
+                const int a = (int)(kh * dilation.s2) - (int)pad.s2;
+                for (uint kw = 0; kw < ksize.s3; kw++) {
+                    const int b = (int)(kw * dilation.s3) - (int)pad.s3;
+                    const uint r = ((c * ksize.s1 + kd) * ksize.s2 + kh) * ksize.s3 + kw;
+                    const long at_plane = (long)(r * ld + s * n_cols + (uint)od * (uint)n_q);
+                    const int at = j - (a * width + b);
+                    const int16 take = (w >= b) & (w < width + b) & conv_in_plane(at, n_q);
+                    acc += conv_load16(cols + at_plane, at, -at_plane, region - at_plane, take);
+                }
+            }
+        }
+        conv_store16(acc, g + j, in_plane - j);
+        w = conv_next_block(w, width);
     }
 }
 

@@ -25,6 +25,11 @@
  * one kernel adds those N row sums per filter, compensated. Gradients marked fresh
  * are set: grad w's first product takes beta = 0, the gather and the bias sum write.
  *
+ * With stride 1 along height and width and an output as wide as the input (OW = W, e.g. a
+ * 'same' padding), every column of a tap's plane reads the input plane at one fixed shift, so
+ * the column kernels take such planes 16 elements at a time with vector loads and masks
+ * (conv_fwd_cols_shifted, conv_bwd_x_shifted); other geometries go row by row.
+ *
  * Fused relu (kiln_op_args.activation, column path only): the forward copy into y applies it
  * after the bias, so y is relu's output; backward copies g times relu's derivative (y > 0)
  * into the workspace (also for one-sample chunks) and the bias sum masks alike, so the
@@ -58,6 +63,7 @@ typedef struct conv_geometry {
     size_t chunk;    /* S: samples lowered together (column path only) */
     size_t sums;     /* N F with a bias, else 0: floats of the bias gradient's row sums */
     bool direct;     /* 1x1(x1) kernel, stride 1, no padding: x[n] is the column matrix */
+    bool shifted;    /* stride 1 along height and width, OW = W: the shifted column kernels */
 } conv_geometry;
 
 /* The workspace the column path aims to stay under: a chunk's columns and products. */
@@ -194,6 +200,7 @@ static kiln_status plan(const kiln_op *op, const kiln_conv_params *p, const kiln
     g->rows = (size_t)rows;
     g->cols = (size_t)cols;
     g->in_count = (size_t)(kiln_shape_count(x) / x->dim[0]);
+    g->shifted = g->stride[2] == 1 && g->stride[3] == 1 && g->out[3] == g->size[3];
     g->chunk = g->direct ? g->batch : chunk_samples(g);
     g->sums = p->has_bias ? g->batch * g->out[0] : 0;
     return KILN_OK;
@@ -294,7 +301,8 @@ static kiln_status chunk_columns(kiln_device *dev, const conv_geometry *g, const
                           KILN__ARG_BUF(a->workspace), KILN__ARG_UINT(planes),
                           KILN__ARG_UINT(c->count)};
     geometry_args(g, args + 5);
-    return kiln__launch_1d(dev, "conv", "conv_fwd_cols", args, 11, planes);
+    return kiln__launch_1d(dev, "conv", g->shifted ? "conv_fwd_cols_shifted" : "conv_fwd_cols",
+                           args, 11, planes);
 }
 
 /* Whether backward is to compute the bias gradient. */
@@ -510,16 +518,18 @@ static kiln_status backward_chunk(kiln_device *dev, const kiln_op *op, const kil
     rc = run_gemm(dev, op, "backward (column gradients = w^T g)", &product);
     if (rc != KILN_OK)
         return rc;
-    /* One work-item per input row (sample, c, d, h) (cl/conv.cl). */
-    uint32_t rows = (uint32_t)(c->count * g->size[0] * g->size[1] * g->size[2]);
+    /* One work-item per input row (sample, c, d, h), or per input plane (sample, c, d) in the
+     * shifted case (cl/conv.cl). */
+    uint32_t items = (uint32_t)(c->count * g->size[0] * g->size[1] * (g->shifted ? 1 : g->size[2]));
     kiln__arg args[12] = {KILN__ARG_BUF(a->workspace),
                           KILN__ARG_T(gx),
                           KILN__ARG_UINT(c->n0 * g->in_count),
-                          KILN__ARG_UINT(rows),
+                          KILN__ARG_UINT(items),
                           KILN__ARG_UINT(c->count),
                           KILN__ARG_UINT(!kiln__grad_fresh(a, 0))};
     geometry_args(g, args + 6);
-    return kiln__launch_1d(dev, "conv", "conv_bwd_x", args, 12, rows);
+    return kiln__launch_1d(dev, "conv", g->shifted ? "conv_bwd_x_shifted" : "conv_bwd_x", args, 12,
+                           items);
 }
 
 static kiln_status conv_backward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)

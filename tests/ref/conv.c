@@ -148,6 +148,9 @@ static const kiln_conv_params POINT2_S2P1 = {2, {2, 2}, {1, 1}, {1, 1}, true};
 static const kiln_conv_params STRIDE2 = {2, {2, 2}, {0, 0}, {1, 1}, true};
 static const kiln_conv_params DILATE2 = {2, {1, 1}, {1, 1}, {2, 2}, true};
 static const kiln_conv_params RECT2 = {2, {2, 1}, {0, 1}, {1, 1}, true};
+static const kiln_conv_params SAME_D3 = {2, {1, 1}, {3, 3}, {3, 3}, true};
+static const kiln_conv_params ROWS_ONLY2 = {2, {1, 1}, {0, 1}, {1, 1}, true};
+static const kiln_conv_params TALL2 = {2, {1, 1}, {1, 0}, {1, 1}, true};
 static const kiln_conv_params SAME3 = {3, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, true};
 static const kiln_conv_params STRIDE3 = {3, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, true};
 static const kiln_conv_params DILATE3 = {3, {1, 1, 1}, {1, 1, 1}, {1, 2, 1}, true};
@@ -192,6 +195,21 @@ static const kiln_check_case CASES[] = {
     /* Non-square kernel 2x3, stride (2, 1), padding (0, 1): output (3, 5). */
     CONV_CASE("conv2d", RECT2, "(2,3,7,5) k2x3 s(2,1) p(0,1)", 18, 30, 3, S4(2, 3, 7, 5),
               S4(5, 3, 2, 3), S1(5)),
+    /* The shifted column kernels (stride 1 along height and width, OW = W; cl/conv.cl take
+     * a plane 16 columns at a time): W = 17 and P = 85, so rows straddle the 16-wide blocks
+     * and the last block is partial; */
+    CONV_CASE("conv2d", SAME2, "(2,2,5,17) k3x3 p1", 18, 170, 3, S4(2, 2, 5, 17), S4(3, 2, 3, 3),
+              S1(3)),
+    /* taps shifted by up to 3 W + 3 = 27 > 16 positions (dilation 3, padding 3): whole blocks
+     * in the padding; */
+    CONV_CASE("conv2d", SAME_D3, "(2,2,9,8) k3x3 p3 d3", 18, 144, 3, S4(2, 2, 9, 8), S4(3, 2, 3, 3),
+              S1(3)),
+    /* no padding along the height: OH = H - 2 = 4 rows of OW = W = 9; */
+    CONV_CASE("conv2d", ROWS_ONLY2, "(2,2,6,9) k3x3 p(0,1)", 18, 72, 3, S4(2, 2, 6, 9),
+              S4(3, 2, 3, 3), S1(3)),
+    /* W = 1 (every lane of a block in another row), a 3x1 kernel. */
+    CONV_CASE("conv2d", TALL2, "(2,2,7,1) k3x1 p(1,0)", 6, 14, 3, S4(2, 2, 7, 1), S4(3, 2, 3, 1),
+              S1(3)),
     /* 1x1 convolution: the direct path, grad x straight from the GEMM. */
     CONV_CASE("conv2d", POINT2, "(2,3,7,5) k1x1", 3, 70, 3, S4(2, 3, 7, 5), S4(4, 3, 1, 1), S1(4)),
     /* 1x1 kernel with stride and padding: the column path with K = C. */
