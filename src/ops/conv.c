@@ -8,12 +8,14 @@
  * s P + P - 1, and ONE GEMM gives (F, S P) = w (F, K) cols (K, S P) in the workspace, which a
  * transposing copy moves to y's (S, F, P) rows, adding the bias on the way. The workspace is
  * the chunk's columns (K, S P) and its products (F, S P); S is the whole batch when that fits
- * in 1 MB (CHUNK_BYTES), else as many samples as fit, at least one, so the workspace stays
- * under max(1 MB, one sample's (K + F) P floats). Measured on PoCL (docs/PERFORMANCE.md,
- * "Convolution over sample chunks"), chunks of a few samples whose matrices stay in a core's
- * L2 cache beat both one GEMM per sample and one over the whole batch (16 MB for the CNN's
- * second layer, streamed through memory by every pass). KILN_CONV_CHUNK=S caps S (read on
- * every call; the tests use it to put chunk boundaries inside small batches).
+ * in 4 MB (CHUNK_BYTES), else as many samples as fit, at least one, so the workspace stays
+ * under max(4 MB, one sample's (K + F) P floats). Measured on PoCL (docs/PERFORMANCE.md,
+ * "Convolution over sample chunks" and "The CNN: shifted column planes, 4 MB chunks"), chunks
+ * whose matrices stay in the cores' L2 caches together (2 x 2 MB there) beat both one GEMM per
+ * sample and one over the whole batch (16 MB for the CNN's second layer, streamed through
+ * memory by every pass), and 4 MB beat 1 MB by a fifth of an epoch: a quarter of the launches
+ * and GEMMs wide enough to pack. KILN_CONV_CHUNK=S caps S (read on every call; the tests use
+ * it to put chunk boundaries inside small batches).
  *
  * Backward, per chunk: the output gradients g are copied into (F, S P) in the workspace (a
  * chunk of one sample reads g in place unless a fused relu or the bias gradient needs the
@@ -67,7 +69,7 @@ typedef struct conv_geometry {
 } conv_geometry;
 
 /* The workspace the column path aims to stay under: a chunk's columns and products. */
-#define CHUNK_BYTES ((size_t)1 << 20)
+#define CHUNK_BYTES ((size_t)4 << 20)
 
 /* Floats of workspace one sample of a chunk takes: its columns (K, P) and products (F, P). */
 static size_t sample_floats(const conv_geometry *g)
