@@ -222,10 +222,10 @@ int main(int argc, char **argv)
     bench_dense_layer("mlp2", 128, 256, 128);
     bench_dense_layer("mlp3", 128, 128, 10);
     /* models/fashion_mnist_cnn.yaml at batch 64: its convolutions' im2col products per chunk
-     * of samples as src/ops/conv.c runs them (F x K x S P: 8 samples of 784 positions, 3 of
-     * 196) and its two dense layers. */
-    bench_conv_gemms("cnn_conv1", 32, 9, 8 * 784);
-    bench_conv_gemms("cnn_conv2", 64, 288, 3 * 196);
+     * of samples as src/ops/conv.c runs them (F x K x S P: 32 samples of 784 positions, 15 of
+     * 196, the most that fit its 4 MB chunk) and its two dense layers. */
+    bench_conv_gemms("cnn_conv1", 32, 9, 32 * 784);
+    bench_conv_gemms("cnn_conv2", 64, 288, 15 * 196);
     bench_dense_layer("cnn_fc1", 64, 3136, 128);
     bench_dense_layer("cnn_fc2", 64, 128, 10);
     kiln_conv_params c2 = {.n_spatial = 2, .stride = {1, 1}, .padding = {1, 1}, .dilation = {1, 1}};
