@@ -9,7 +9,8 @@
  * micro-panels, zero-padded to whole tiles, and gemm_packed streams them with unit stride:
  * no edge cases, transposes or cache-set conflicts of large leading dimensions in its k-loop.
  * Without one, gemm_nn .. gemm_tt read the operands in place (faster for small products,
- * whose packing costs more than it saves).
+ * whose packing costs more than it saves). gemm_nt_dot is a third form for NT products: dot
+ * products of A's and B's rows, vectorised along k (below).
  *
  * Build parameters (-D, defaults below): GEMM_TM, GEMM_NV, GEMM_VW (2, 4, 8 or 16).
  */
@@ -29,6 +30,16 @@
 #define realv GEMM_CAT(float, GEMM_VW)
 #define vloadv GEMM_CAT(vload, GEMM_VW)
 #define vstorev GEMM_CAT(vstore, GEMM_VW)
+
+/* Zeroes a register tile's accumulators. */
+inline void gemm_zero(realv acc[GEMM_TM][GEMM_NV])
+{
+#pragma unroll
+    for (int r = 0; r < GEMM_TM; r++)
+#pragma unroll
+        for (int v = 0; v < GEMM_NV; v++)
+            acc[r][v] = (realv)(0.0f);
+}
 
 /*
  * One tile of one batch entry. op(A)(i, p) = a[i * a_is + p * a_ps] and op(B)(p, j) =
@@ -55,11 +66,7 @@ inline void gemm_tile(const uint m, const uint n, const uint k, const float alph
         arow[r] = a + min(i0 + (uint)r, m - 1) * a_is;
 
     realv acc[GEMM_TM][GEMM_NV];
-#pragma unroll
-    for (int r = 0; r < GEMM_TM; r++)
-#pragma unroll
-        for (int v = 0; v < GEMM_NV; v++)
-            acc[r][v] = (realv)(0.0f);
+    gemm_zero(acc);
 
     const bool full_n = j0 + GEMM_NW <= n;
     if (!tb && full_n) {
@@ -147,6 +154,86 @@ GEMM_KERNEL(gemm_nn, false, false)
 GEMM_KERNEL(gemm_nt, false, true)
 GEMM_KERNEL(gemm_tn, true, false)
 GEMM_KERNEL(gemm_tt, true, true)
+
+/* The sum of a vector's lanes, pairwise. */
+inline float gemm_lane_sum(const realv v)
+{
+#if GEMM_VW == 16
+    const float8 h8 = v.lo + v.hi;
+    const float4 h4 = h8.lo + h8.hi;
+#elif GEMM_VW == 8
+    const float4 h4 = v.lo + v.hi;
+#endif
+#if GEMM_VW >= 8
+    const float2 h2 = h4.lo + h4.hi;
+#elif GEMM_VW == 4
+    const float2 h2 = v.lo + v.hi;
+#else
+    const float2 h2 = v;
+#endif
+    return h2.x + h2.y;
+}
+
+/*
+ * C = alpha A B^T + beta C as dot products (A untransposed, B transposed): C(i, j) is the sum
+ * over p of A(i, p) B(j, p), and both rows are contiguous in p, so the k-loop loads one
+ * GEMM_VW-vector from each of a tile's GEMM_TM rows of A and GEMM_NV rows of B and keeps
+ * GEMM_TM x GEMM_NV vectors of partial sums, each summed across its lanes at the end (the
+ * remainder of k past the last whole vector added after). gemm_nt instead gathers B's
+ * columns lane by lane, one scalar load per lane and p. Rows past m and n read row m - 1 or
+ * n - 1 and are not stored. Global size: (ceil(n / GEMM_NV), ceil(m / GEMM_TM), batch).
+ */
+__kernel void gemm_nt_dot(const uint m, const uint n, const uint k, const float alpha,
+                          const float beta, __global const float *a, const uint a_offset,
+                          const uint lda, const uint a_stride, __global const float *b,
+                          const uint b_offset, const uint ldb, const uint b_stride,
+                          __global float *c, const uint c_offset, const uint ldc,
+                          const uint c_stride)
+{
+    const uint q = (uint)get_global_id(2);
+    const uint j0 = (uint)get_global_id(0) * GEMM_NV;
+    const uint i0 = (uint)get_global_id(1) * GEMM_TM;
+    __global const float *arow[GEMM_TM];
+    __global const float *brow[GEMM_NV];
+#pragma unroll
+    for (int r = 0; r < GEMM_TM; r++)
+        arow[r] = a + a_offset + q * a_stride + min(i0 + (uint)r, m - 1) * lda;
+#pragma unroll
+    for (int v = 0; v < GEMM_NV; v++)
+        brow[v] = b + b_offset + q * b_stride + min(j0 + (uint)v, n - 1) * ldb;
+    realv acc[GEMM_TM][GEMM_NV];
+    gemm_zero(acc);
+    uint p = 0;
+    for (; p + GEMM_VW <= k; p += GEMM_VW) {
+        realv bv[GEMM_NV];
+#pragma unroll
+        for (int v = 0; v < GEMM_NV; v++)
+            bv[v] = vloadv(0, brow[v] + p);
+#pragma unroll
+        for (int r = 0; r < GEMM_TM; r++) {
+            const realv av = vloadv(0, arow[r] + p);
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++)
+                acc[r][v] = fma(av, bv[v], acc[r][v]);
+        }
+    }
+    __global float *ctile = c + c_offset + q * c_stride;
+#pragma unroll
+    for (int r = 0; r < GEMM_TM; r++) {
+        const uint i = i0 + (uint)r;
+#pragma unroll
+        for (int v = 0; v < GEMM_NV; v++) {
+            const uint j = j0 + (uint)v;
+            float sum = gemm_lane_sum(acc[r][v]);
+            for (uint t = p; t < k; t++)
+                sum = fma(arow[r][t], brow[v][t], sum);
+            if (i < m && j < n) {
+                __global float *out = ctile + i * ldc + j;
+                *out = beta != 0.0f ? fma(beta, *out, alpha * sum) : alpha * sum;
+            }
+        }
+    }
+}
 
 /* ---- packed operands ---- */
 
@@ -244,11 +331,7 @@ __kernel void gemm_packed(const uint m, const uint n, const uint k, const float 
     c += c_offset + q * c_stride;
 
     realv acc[GEMM_TM][GEMM_NV];
-#pragma unroll
-    for (int r = 0; r < GEMM_TM; r++)
-#pragma unroll
-        for (int v = 0; v < GEMM_NV; v++)
-            acc[r][v] = (realv)(0.0f);
+    gemm_zero(acc);
     for (uint p = 0; p < k; p++, pa += GEMM_TM, pb += GEMM_NW) {
         realv bv[GEMM_NV];
 #pragma unroll

@@ -2,8 +2,9 @@
  * GEMM backends behind kiln__gemm_run: Kiln's own register-tiled kernel (cl/gemm.cl), the
  * default on CPU devices, and CLBlast's SGEMM / strided-batched SGEMM, the default elsewhere.
  * The choice per product comes from the device's tuning table (gemm_table.c) when it has an
- * entry, else from the device class's default; KILN_GEMM=kiln|clblast, KILN_GEMM_TILE=TMxNVxVW
- * and KILN_GEMM_PACK=0|1 override either (the last two whenever Kiln's kernel runs).
+ * entry, else from the device class's default; KILN_GEMM=kiln|clblast, KILN_GEMM_TILE=TMxNVxVW,
+ * KILN_GEMM_PACK=0|1 and KILN_GEMM_DOT=0|1 override either (the last three whenever Kiln's
+ * kernel runs).
  * Sizes are validated here (leading dimensions against the row-major shapes, the last
  * element inside each buffer) so a wrong call is a message naming the caller, not a fault.
  */
@@ -112,7 +113,10 @@ void kiln__gemm_choice_name(const kiln__gemm_choice *c, char *out, size_t capaci
     if (c->backend == KILN__GEMM_CLBLAST)
         snprintf(out, capacity, "clblast");
     else
-        snprintf(out, capacity, "kiln %dx%dx%d%s", c->tm, c->nv, c->vw, c->pack ? " packed" : "");
+        snprintf(out, capacity, "kiln %dx%dx%d%s", c->tm, c->nv, c->vw,
+                 c->pack  ? " packed"
+                 : c->dot ? " dot"
+                          : "");
 }
 
 bool kiln__gemm_choice_parse(const char *text, kiln__gemm_choice *out)
@@ -122,17 +126,19 @@ bool kiln__gemm_choice_parse(const char *text, kiln__gemm_choice *out)
         *out = c;
         return true;
     }
-    char packed[8] = "";
-    int used = 0;
-    int n = sscanf(text, "kiln %dx%dx%d%n %7s", &c.tm, &c.nv, &c.vw, &used, packed);
+    char form[8] = "";
+    int used = 0, form_end = 0;
+    int n = sscanf(text, "kiln %dx%dx%d%n %7s%n", &c.tm, &c.nv, &c.vw, &used, form, &form_end);
     if (n < 3 || !valid_tile(c.tm, c.nv, c.vw))
         return false;
     if (n == 3 && text[used] != '\0')
         return false;
-    if (n == 4 && strcmp(packed, "packed") != 0)
+    if (n == 4 &&
+        (text[form_end] != '\0' || (strcmp(form, "packed") != 0 && strcmp(form, "dot") != 0)))
         return false;
     c.backend = KILN__GEMM_KILN;
-    c.pack = n == 4;
+    c.pack = n == 4 && strcmp(form, "packed") == 0;
+    c.dot = n == 4 && strcmp(form, "dot") == 0;
     *out = c;
     return true;
 }
@@ -214,6 +220,11 @@ void kiln__gemm_apply_env(kiln_device *dev, const kiln__gemm *g, kiln__gemm_choi
         c->pack = pack[0] == '1';
     else if (pack != NULL && pack[0] != '\0')
         warn_env_once(dev, "KILN_GEMM_PACK", pack, "0 or 1");
+    const char *dot = getenv("KILN_GEMM_DOT");
+    if (dot != NULL && (strcmp(dot, "0") == 0 || strcmp(dot, "1") == 0))
+        c->dot = dot[0] == '1';
+    else if (dot != NULL && dot[0] != '\0')
+        warn_env_once(dev, "KILN_GEMM_DOT", dot, "0 or 1");
 }
 
 /* ---- CLBlast ---- */
@@ -390,11 +401,14 @@ static kiln_status run_kiln(kiln_device *dev, const kiln__gemm *g, const kiln__g
         KILN__ARG_UINT(g->c_offset), KILN__ARG_UINT(g->ldc),
         KILN__ARG_UINT(g->c_stride),
     };
-    size_t nw = (size_t)(t->nv * t->vw);
+    /* The dot-product form covers NT products only; others keep the tiled kernels. */
+    bool dot = t->dot && !g->transpose_a && g->transpose_b;
+    size_t nw = (size_t)(dot ? t->nv : t->nv * t->vw); /* columns of C per work-item */
+    const char *kernel = dot ? "gemm_nt_dot" : kernels[g->transpose_a][g->transpose_b];
     size_t global[3] = {(g->n + nw - 1) / nw, (g->m + (size_t)t->tm - 1) / (size_t)t->tm, batch};
     size_t local[3] = {1, 1, 1};
-    KILN_CHECK(kiln__launch(dev, program, kernels[g->transpose_a][g->transpose_b], args,
-                            sizeof args / sizeof args[0], 3, global, local));
+    KILN_CHECK(
+        kiln__launch(dev, program, kernel, args, sizeof args / sizeof args[0], 3, global, local));
 cleanup:
     return rc;
 }

@@ -52,18 +52,21 @@ const char *kiln__gemm_backend_name(kiln__gemm_backend backend);
 /* ---- choices: which implementation runs a product ---- */
 
 /* One way to run a product: CLBlast, or Kiln's kernel with a register tile of `tm` rows by
- * `nv` vectors of `vw` floats, reading its operands in place or from packed panels. */
+ * `nv` vectors of `vw` floats, reading its operands in place or from packed panels; or, for an
+ * NT product read in place (`dot`), gemm_nt_dot's tile of `tm` rows by `nv` columns, each a
+ * dot product over `vw`-wide vectors of k. */
 typedef struct kiln__gemm_choice {
     kiln__gemm_backend backend;
     int tm, nv, vw; /* Kiln's kernel only: 1-32, 1-8, 2/4/8/16 */
     bool pack;      /* Kiln's kernel only */
+    bool dot;       /* Kiln's kernel only, NT products only, never with pack */
 } kiln__gemm_choice;
 
 /* The choice for `g` on `dev` without tuning results: the shipped default of the device's
  * class (Kiln's kernel on CPUs, with the tile measured best for the device's native float
  * vector width; CLBlast on GPUs and accelerators), then the environment's overrides
- * (KILN_GEMM, KILN_GEMM_TILE, KILN_GEMM_PACK). kiln__gemm_run uses the device's tuning table
- * (gemm_table.c) before this. */
+ * (KILN_GEMM, KILN_GEMM_TILE, KILN_GEMM_PACK, KILN_GEMM_DOT). kiln__gemm_run uses the device's
+ * tuning table (gemm_table.c) before this. */
 kiln__gemm_choice kiln__gemm_default_choice(kiln_device *dev, const kiln__gemm *g);
 
 /* What kiln__gemm_run runs `g` with: the tuning table's entry with the environment's overrides
@@ -78,7 +81,8 @@ void kiln__gemm_apply_env(kiln_device *dev, const kiln__gemm *g, kiln__gemm_choi
 kiln_status kiln__gemm_run_choice(kiln_device *dev, const char *what, const kiln__gemm *g,
                                   const kiln__gemm_choice *c);
 
-/* "clblast", or "kiln 14x2x16" with " packed" when it packs, into `out`. */
+/* "clblast", or "kiln 14x2x16" with " packed" when it packs or " dot" for the dot-product
+ * form, into `out`. */
 void kiln__gemm_choice_name(const kiln__gemm_choice *c, char *out, size_t capacity);
 /* Parses kiln__gemm_choice_name's form; false when `text` is not one. */
 bool kiln__gemm_choice_parse(const char *text, kiln__gemm_choice *out);

@@ -345,7 +345,8 @@ static bool same_choice(const kiln__gemm_choice *a, const kiln__gemm_choice *b)
     if (a->backend != b->backend)
         return false;
     return a->backend == KILN__GEMM_CLBLAST ||
-           (a->tm == b->tm && a->nv == b->nv && a->vw == b->vw && a->pack == b->pack);
+           (a->tm == b->tm && a->nv == b->nv && a->vw == b->vw && a->pack == b->pack &&
+            a->dot == b->dot);
 }
 
 /* One shape: what runs it now, timed first (the comparison's baseline, in the same
@@ -363,13 +364,16 @@ static kiln_status search_kiln(search *s, problem *p, kiln_gemm_tune_row *row,
         row->before_gflops = gflops_of(&row->shape, *best_seconds);
         *best = before;
     }
+    /* Each tile in place and packed, and for NT products also as dot products. */
+    int forms = !p->g.transpose_a && p->g.transpose_b ? 3 : 2;
     for (int t = 0; t < tile_count(s->options) && !s->out_of_time; t++) {
-        for (int pack = 0; pack < 2 && !s->out_of_time; pack++) {
+        for (int form = 0; form < forms && !s->out_of_time; form++) {
             kiln__gemm_choice c = {.backend = KILN__GEMM_KILN,
                                    .tm = TILES[t][0],
                                    .nv = TILES[t][1],
                                    .vw = TILES[t][2],
-                                   .pack = pack == 1};
+                                   .pack = form == 1,
+                                   .dot = form == 2};
             if (have_before && same_choice(&c, &before))
                 continue;
             double seconds = INFINITY;

@@ -1,13 +1,13 @@
 /*
  * The internal GEMM interface against a double-precision host product, on both backends:
  * Kiln's cl/gemm.cl, with packed operands and reading them in place (KILN_GEMM_PACK=1 and 0),
- * and CLBlast (KILN_GEMM picks). Every transpose combination; sizes 1, odd, prime, k = 1, and
- * sizes that are not multiples of the kernel's 14 x 32 tile (and some that are); alpha/beta
- * cases (beta 0 over a C full of NaN must not read it, alpha 0 must not read A or B); offsets,
- * padded leading dimensions, strided batches and a B shared across the batch; that C outside
- * the product is untouched; the default backend choice; operands that do not fit their
- * buffers. Tolerance: 1e-6 + (k + 2) * FLT_EPSILON * sum |terms|, the float error bound of a
- * k-term dot product plus the beta term.
+ * NT products also as dot products (KILN_GEMM_DOT=1), and CLBlast (KILN_GEMM picks). Every
+ * transpose combination; sizes 1, odd, prime, k = 1, and sizes that are not multiples of the
+ * kernel's 14 x 32 tile (and some that are); alpha/beta cases (beta 0 over a C full of NaN must not
+ * read it, alpha 0 must not read A or B); offsets, padded leading dimensions, strided batches and a
+ * B shared across the batch; that C outside the product is untouched; the default backend choice;
+ * operands that do not fit their buffers. Tolerance: 1e-6 + (k + 2) * FLT_EPSILON * sum |terms|,
+ * the float error bound of a k-term dot product plus the beta term.
  */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <float.h>
@@ -48,6 +48,11 @@ static gemm_case product(bool ta, bool tb, size_t m, size_t n, size_t k, size_t 
 {
     gemm_case t = {ta, tb, m, n, k, batch, alpha, beta, offset, false, false};
     return t;
+}
+
+static const char *env_or_dash(const char *name)
+{
+    return getenv(name) != NULL ? getenv(name) : "-";
 }
 
 /* Runs one product and compares every element of C, and C's padding, with the host. */
@@ -93,13 +98,14 @@ static void check(const gemm_case *t)
                 double tol = 1e-6 + (double)(k + 2) * FLT_EPSILON *
                                         (fabs(t->alpha) * mag + fabs(t->beta * old));
                 if (!(fabs(got[ci] - want) <= tol))
-                    fail_msg("%s (KILN_GEMM_PACK %s): ta %d tb %d m %zu n %zu k %zu batch %zu "
-                             "alpha %g beta %g: "
+                    fail_msg("%s (KILN_GEMM_PACK %s, DOT %s, TILE %s): ta %d tb %d m %zu n %zu "
+                             "k %zu batch %zu alpha %g beta %g: "
                              "C[%zu][%zu][%zu] = %g, expected %g (tolerance %g)",
                              kiln__gemm_backend_name(kiln__gemm_get_backend(DEV)),
-                             getenv("KILN_GEMM_PACK") != NULL ? getenv("KILN_GEMM_PACK") : "-", ta,
-                             tb, m, n, k, batch, (double)t->alpha, (double)t->beta, q, i, j,
-                             (double)got[ci], want, tol);
+                             env_or_dash("KILN_GEMM_PACK"), env_or_dash("KILN_GEMM_DOT"),
+                             env_or_dash("KILN_GEMM_TILE"), ta, tb, m, n, k, batch,
+                             (double)t->alpha, (double)t->beta, q, i, j, (double)got[ci], want,
+                             tol);
             }
         }
     }
@@ -131,46 +137,47 @@ static void check_product(bool ta, bool tb, size_t m, size_t n, size_t k, size_t
     check(&t);
 }
 
+/* Every shape, then alpha/beta with offsets, a strided batch and a B shared by the batch, for
+ * one transpose combination. */
+static void transpose_products(bool ta, bool tb)
+{
+    for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++)
+        check_product(ta, tb, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 1, 1, 0, 0);
+    check_product(ta, tb, 33, 17, 65, 1, -0.5f, 1.0f, 4);
+    check_product(ta, tb, 9, 11, 13, 3, 2.0f, 0.25f, 1);
+    gemm_case t = product(ta, tb, 17, 40, 9, 4, 1.0f, 1.0f, 3);
+    t.b_shared = true;
+    check(&t);
+}
+
+/* beta 0 over NaN; alpha 0 (C = beta C), for one transpose combination. */
+static void transpose_scalars(bool ta, bool tb)
+{
+    gemm_case t = product(ta, tb, 15, 33, 17, 2, 1.5f, 0.0f, 2);
+    t.nan_c = true;
+    check(&t);
+    t = product(ta, tb, 1, 1, 1, 1, 1.0f, 0.0f, 0);
+    t.nan_c = true;
+    check(&t);
+    check_product(ta, tb, 16, 35, 8, 1, 0.0f, 0.5f, 0);
+}
+
 static void all_products(const char *backend)
 {
     setenv("KILN_GEMM", backend, 1);
-    for (int ta = 0; ta < 2; ta++) {
-        for (int tb = 0; tb < 2; tb++) {
-            for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
-                gemm_case t = product(ta, tb, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 1, 1, 0, 0);
-                check(&t);
-            }
-            check_product(ta, tb, 33, 17, 65, 1, -0.5f, 1.0f, 4);
-            check_product(ta, tb, 9, 11, 13, 3, 2.0f, 0.25f, 1);
-            {
-                gemm_case t = product(ta, tb, 17, 40, 9, 4, 1.0f, 1.0f, 3);
-                t.b_shared = true;
-                check(&t);
-            }
-        }
-    }
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            transpose_products(ta, tb);
     unsetenv("KILN_GEMM");
 }
 
-/* beta 0 over NaN; alpha 0 (C = beta C); k = 0 (C = beta C, no operand read). */
+/* The scalar cases for every transpose, and k = 0 (C = beta C, no operand read). */
 static void scalars(const char *backend)
 {
     setenv("KILN_GEMM", backend, 1);
-    for (int ta = 0; ta < 2; ta++) {
-        for (int tb = 0; tb < 2; tb++) {
-            {
-                gemm_case t = product(ta, tb, 15, 33, 17, 2, 1.5f, 0.0f, 2);
-                t.nan_c = true;
-                check(&t);
-            }
-            {
-                gemm_case t = product(ta, tb, 1, 1, 1, 1, 1.0f, 0.0f, 0);
-                t.nan_c = true;
-                check(&t);
-            }
-            check_product(ta, tb, 16, 35, 8, 1, 0.0f, 0.5f, 0);
-        }
-    }
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            transpose_scalars(ta, tb);
     check_product(false, false, 5, 7, 0, 2, 1.0f, 2.0f, 1);
     unsetenv("KILN_GEMM");
 }
@@ -205,6 +212,27 @@ static void test_kiln_direct_scalars(void **state)
     setenv("KILN_GEMM_PACK", "0", 1);
     scalars("kiln");
     unsetenv("KILN_GEMM_PACK");
+}
+
+/* The dot-product form of NT products (KILN_GEMM_DOT=1, read in place) with k-vectors 16, 8,
+ * 4 and 2 wide and tiles of 1 to 14 rows by 1 to 5 columns: k shorter than one vector, k with
+ * a remainder, column and row edges, and the scalar cases. */
+static void test_kiln_dot_products(void **state)
+{
+    (void)state;
+    static const char *const tiles[] = {"14x2x16", "6x4x16", "3x3x8", "2x5x4", "1x1x2"};
+    setenv("KILN_GEMM", "kiln", 1);
+    setenv("KILN_GEMM_PACK", "0", 1);
+    setenv("KILN_GEMM_DOT", "1", 1);
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+        setenv("KILN_GEMM_TILE", tiles[i], 1);
+        transpose_products(false, true);
+        transpose_scalars(false, true);
+    }
+    unsetenv("KILN_GEMM_TILE");
+    unsetenv("KILN_GEMM_DOT");
+    unsetenv("KILN_GEMM_PACK");
+    unsetenv("KILN_GEMM");
 }
 
 static void test_clblast_products(void **state)
@@ -283,8 +311,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backend_choice),      cmocka_unit_test(test_kiln_products),
         cmocka_unit_test(test_kiln_scalars),        cmocka_unit_test(test_kiln_direct_products),
-        cmocka_unit_test(test_kiln_direct_scalars), cmocka_unit_test(test_clblast_products),
-        cmocka_unit_test(test_clblast_scalars),     cmocka_unit_test(test_bad_sizes),
+        cmocka_unit_test(test_kiln_direct_scalars), cmocka_unit_test(test_kiln_dot_products),
+        cmocka_unit_test(test_clblast_products),    cmocka_unit_test(test_clblast_scalars),
+        cmocka_unit_test(test_bad_sizes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -266,7 +266,8 @@ static void test_recording(void **state)
 static void test_choice_names(void **state)
 {
     (void)state;
-    const char *good[] = {"clblast", "kiln 14x2x16", "kiln 4x1x8 packed", "kiln 32x8x2"};
+    const char *good[] = {"clblast", "kiln 14x2x16", "kiln 4x1x8 packed", "kiln 32x8x2",
+                          "kiln 6x4x16 dot"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         kiln__gemm_choice c;
         assert_true(kiln__gemm_choice_parse(good[i], &c));
@@ -281,6 +282,8 @@ static void test_choice_names(void **state)
                          "kiln 14x9x16",
                          "kiln 14x2x3",
                          "kiln 14x2x16 fast",
+                         "kiln 6x4x16 dot packed",
+                         "kiln 6x4x16 dots",
                          "kiln 14x2x16x",
                          "CLBlast"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
