@@ -145,12 +145,16 @@ inline void conv_store16(const float16 v, __global float *p, const int count)
 }
 
 /* The width positions of the first 16-wide block of a row-major plane `width` wide, l modulo
- * width for lanes l = 0 to 15, without an integer division per lane: l / width in float is
- * exact to the integer part here (l < 16, so the fraction stays at least 1 / width from 1). */
+ * width for lanes l = 0 to 15, without an integer division per lane: for width < 16,
+ * (l + 1/2) / width lies at least 1 / 32 from an integer, so a float division, even one
+ * 2.5 ulp off as OpenCL allows, truncates to l's whole multiples of width; wider rows hold
+ * all 16 lanes in their first row. */
 inline int16 conv_first_block(const int width)
 {
-    const int16 whole = convert_int16_rtz(convert_float16(CONV_LANES) / (float)width);
-    return CONV_LANES - whole * width;
+    if (width >= 16)
+        return CONV_LANES;
+    const float16 ratio = (convert_float16(CONV_LANES) + 0.5f) / (float)width;
+    return CONV_LANES - convert_int16_rtz(ratio) * width;
 }
 
 /* Advances the width positions of a 16-wide block to the next block: w + 16 modulo width,

@@ -59,7 +59,7 @@ typedef struct kiln__gemm_choice {
     kiln__gemm_backend backend;
     int tm, nv, vw; /* Kiln's kernel only: 1-32, 1-8, 2/4/8/16 */
     bool pack;      /* Kiln's kernel only */
-    bool dot;       /* Kiln's kernel only, NT products only, never with pack */
+    bool dot;       /* Kiln's kernel, NT products only; pack wins when both are set */
 } kiln__gemm_choice;
 
 /* The choice for `g` on `dev` without tuning results: the shipped default of the device's

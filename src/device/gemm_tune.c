@@ -359,13 +359,16 @@ static kiln_status search_kiln(search *s, problem *p, kiln_gemm_tune_row *row,
     kiln__gemm_choice before;
     *best_seconds = INFINITY;
     bool have_before = kiln__gemm_choice_parse(row->before, &before);
+    bool nt = !p->g.transpose_a && p->g.transpose_b;
     if (have_before) {
+        /* The dot form runs NT products only: elsewhere a "dot" baseline is the in-place one. */
+        before.dot = before.dot && nt && !before.pack;
         KILN_CHECK(try_choice(s, p, &before, row, best_seconds));
         row->before_gflops = gflops_of(&row->shape, *best_seconds);
         *best = before;
     }
     /* Each tile in place and packed, and for NT products also as dot products. */
-    int forms = !p->g.transpose_a && p->g.transpose_b ? 3 : 2;
+    int forms = nt ? 3 : 2;
     for (int t = 0; t < tile_count(s->options) && !s->out_of_time; t++) {
         for (int form = 0; form < forms && !s->out_of_time; form++) {
             kiln__gemm_choice c = {.backend = KILN__GEMM_KILN,

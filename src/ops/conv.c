@@ -41,6 +41,7 @@
  * matrix, so forward and grad x are one strided-batched GEMM over the whole batch and grad w
  * one GEMM per sample, with no workspace. A 2-D convolution is a 3-D one with depth 1.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,7 +203,12 @@ static kiln_status plan(const kiln_op *op, const kiln_conv_params *p, const kiln
     g->rows = (size_t)rows;
     g->cols = (size_t)cols;
     g->in_count = (size_t)(kiln_shape_count(x) / x->dim[0]);
-    g->shifted = g->stride[2] == 1 && g->stride[3] == 1 && g->out[3] == g->size[3];
+    /* The shifted kernels index a plane, and shifts within it, with int: planes stay well
+     * under 2^31 elements. */
+    int64_t plane_limit = INT32_MAX / 4;
+    g->shifted = g->stride[2] == 1 && g->stride[3] == 1 && g->out[3] == g->size[3] &&
+                 (int64_t)g->size[2] * g->size[3] <= plane_limit &&
+                 (int64_t)g->out[2] * g->out[3] <= plane_limit;
     g->chunk = g->direct ? g->batch : chunk_samples(g);
     g->sums = p->has_bias ? g->batch * g->out[0] : 0;
     return KILN_OK;

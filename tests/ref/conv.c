@@ -151,6 +151,8 @@ static const kiln_conv_params RECT2 = {2, {2, 1}, {0, 1}, {1, 1}, true};
 static const kiln_conv_params SAME_D3 = {2, {1, 1}, {3, 3}, {3, 3}, true};
 static const kiln_conv_params ROWS_ONLY2 = {2, {1, 1}, {0, 1}, {1, 1}, true};
 static const kiln_conv_params TALL2 = {2, {1, 1}, {1, 0}, {1, 1}, true};
+static const kiln_conv_params WIDE_PAD2 = {2, {1, 1}, {2, 1}, {1, 1}, true};
+static const kiln_conv_params DEPTH_STRIDE3 = {3, {2, 1, 1}, {1, 1, 1}, {1, 1, 1}, true};
 static const kiln_conv_params SAME3 = {3, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, true};
 static const kiln_conv_params STRIDE3 = {3, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, true};
 static const kiln_conv_params DILATE3 = {3, {1, 1, 1}, {1, 1, 1}, {1, 2, 1}, true};
@@ -207,9 +209,16 @@ static const kiln_check_case CASES[] = {
     /* no padding along the height: OH = H - 2 = 4 rows of OW = W = 9; */
     CONV_CASE("conv2d", ROWS_ONLY2, "(2,2,6,9) k3x3 p(0,1)", 18, 72, 3, S4(2, 2, 6, 9),
               S4(3, 2, 3, 3), S1(3)),
-    /* W = 1 (every lane of a block in another row), a 3x1 kernel. */
+    /* W = 1 (every lane of a block in another row), a 3x1 kernel; */
     CONV_CASE("conv2d", TALL2, "(2,2,7,1) k3x1 p(1,0)", 6, 14, 3, S4(2, 2, 7, 1), S4(3, 2, 3, 1),
               S1(3)),
+    /* padding 2 along the height, wider than the kernel reaches: OH = H + 2 = 7, whole rows of
+     * zeros; */
+    CONV_CASE("conv2d", WIDE_PAD2, "(2,2,5,9) k3x3 p(2,1)", 18, 126, 3, S4(2, 2, 5, 9),
+              S4(3, 2, 3, 3), S1(3)),
+    /* 3-D with stride 2 along the depth only: OD = 3 planes of (4, 6), each shifted. */
+    CONV_CASE("conv3d", DEPTH_STRIDE3, "(2,2,5,4,6) k3x3x3 s(2,1,1) p1", 54, 144, 3,
+              S5(2, 2, 5, 4, 6), S5(3, 2, 3, 3, 3), S1(3)),
     /* 1x1 convolution: the direct path, grad x straight from the GEMM. */
     CONV_CASE("conv2d", POINT2, "(2,3,7,5) k1x1", 3, 70, 3, S4(2, 3, 7, 5), S4(4, 3, 1, 1), S1(4)),
     /* 1x1 kernel with stride and padding: the column path with K = C. */
