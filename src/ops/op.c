@@ -293,15 +293,16 @@ kiln_status kiln_op_fill(kiln_device *dev, kiln_tensor *t, float value)
 }
 
 /*
- * The fresh marks an op's backward sees: those it can honour (op->writes_fresh_grads) on a
- * gradient no other input of the call shares. Any other gradient marked fresh is zero-filled
- * here first (once for a shared gradient: at its first input marked fresh), so every op gives
- * the same result with or without marks.
+ * The fresh marks an op's backward sees: those it can honour (op->fresh_grads for this call,
+ * else op->writes_fresh_grads) on a gradient no other input of the call shares. Any other
+ * gradient marked fresh is zero-filled here first (once for a shared gradient: at its first
+ * input marked fresh), so every op gives the same result with or without marks.
  */
 static kiln_status resolve_fresh(kiln_device *dev, const kiln_op *op, const kiln_op_args *args,
                                  uint32_t *fresh)
 {
     *fresh = 0;
+    uint32_t writes = op->fresh_grads != NULL ? op->fresh_grads(op, args) : op->writes_fresh_grads;
     for (int i = 0; args->grad_inputs != NULL && i < args->n_inputs; i++) {
         kiln_tensor *g = args->grad_inputs[i];
         if (g == NULL || (args->grad_fresh >> i & 1u) == 0)
@@ -313,7 +314,7 @@ static kiln_status resolve_fresh(kiln_device *dev, const kiln_op *op, const kiln
                 first = first && (j > i || (args->grad_fresh >> j & 1u) == 0);
             }
         }
-        if (!shared && (op->writes_fresh_grads >> i & 1u) != 0) {
+        if (!shared && (writes >> i & 1u) != 0) {
             *fresh |= 1u << i;
             continue;
         }

@@ -23,6 +23,10 @@ struct kiln_op {
     /* Bit i: backward sets gradient i, without reading it, when args->grad_fresh has bit i
      * (kiln_op_backward only passes it so). Other fresh gradients are zero-filled first. */
     uint32_t writes_fresh_grads;
+    /* When set, the same mask for one call, for ops that can set a gradient only for some
+     * parameters and shapes (max pooling 2 x 2 over evenly sized inputs); overrides
+     * writes_fresh_grads. */
+    uint32_t (*fresh_grads)(const kiln_op *op, const kiln_op_args *args);
     /* Forward copies input 0 unchanged (same elements in the same order, another shape): the
      * executor may give the output input 0's buffer and skip the launch (kiln_op_is_view). */
     bool view;

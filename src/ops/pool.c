@@ -143,20 +143,9 @@ static kiln_status pool_backward(kiln_device *dev, const kiln_op *op, const kiln
     uint32_t n = (uint32_t)kiln_tensor_count(a->inputs[0]);
     kiln__arg geometry[] = {kiln__arg_u32x4(g.in), kiln__arg_u32x4(g.out), kiln__arg_u32x4(g.size),
                             kiln__arg_u32x4(g.stride)};
-    /* A fresh gradient (max pooling only; kiln_op_backward zero-fills average pooling's): the
-     * 2 x 2 kernel sets it where its windows cover the input (even sides); the other max paths
-     * add, onto zeros. */
-    bool fresh = kiln__grad_fresh(a, 0);
-    bool covers = is_2x2(&g) && g.in[1] == 2 * g.out[1] && g.in[2] == 2 * g.out[2];
-    if (fresh && !covers) {
-        kiln_status rc = kiln_op_fill(dev, a->grad_inputs[0], 0.0f);
-        if (rc != KILN_OK)
-            return rc;
-        fresh = false;
-    }
     if (pool_kind(op) == POOL_MAX && is_2x2(&g))
         return launch_2x2(dev, "maxpool2x2_bwd_x", &g, a->grad_output, a->saved[0],
-                          a->grad_inputs[0], 1, !fresh);
+                          a->grad_inputs[0], 1, !kiln__grad_fresh(a, 0));
     if (pool_kind(op) == POOL_MAX) {
         /* Disjoint windows (the usual stride = size): a scatter over the outputs, a quarter of
          * the work-items of a 2x2 pool's gather over the inputs and no window search. */
@@ -184,6 +173,15 @@ static kiln_status pool_backward(kiln_device *dev, const kiln_op *op, const kiln
     return kiln__launch_1d(dev, "pool", "avgpool_bwd_x", args, 7, n);
 }
 
+/* Max pooling 2 x 2 sets a fresh gradient when its windows cover the input (even sides);
+ * every other path adds into it, so kiln_op_backward zero-fills it for them. */
+static uint32_t pool_fresh_grads(const kiln_op *op, const kiln_op_args *a)
+{
+    pool_geometry g = pool_geometry_of(a->params, &a->inputs[0]->shape, &a->output->shape);
+    bool covers = is_2x2(&g) && g.in[1] == 2 * g.out[1] && g.in[2] == 2 * g.out[2];
+    return pool_kind(op) == POOL_MAX && covers ? 1u : 0u;
+}
+
 /* variant = 10 * kind + n_spatial */
 #define POOL_OP(symbol, op_name, kind, n_spatial)                                                  \
     const kiln_op symbol = {                                                                       \
@@ -195,7 +193,7 @@ static kiln_status pool_backward(kiln_device *dev, const kiln_op *op, const kiln
         .infer = pool_infer,                                                                       \
         .forward = pool_forward,                                                                   \
         .backward = pool_backward,                                                                 \
-        .writes_fresh_grads = (kind) == POOL_MAX ? 1u : 0u,                                        \
+        .fresh_grads = pool_fresh_grads,                                                           \
         .variant = 10 * (kind) + (n_spatial),                                                      \
     }
 

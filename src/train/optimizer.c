@@ -25,9 +25,9 @@ struct kiln_optimizer {
     char **names;        /* the state tensors' names, same order */
     uint64_t step;
     kiln_tensor **grads; /* n_params, scratch for one step: the gradients that exist */
-    /* 3 * n_params, scratch for one step: those gradients' parameters (from 0), state slot 0
-     * (from n_params) and state slot 1 (from 2 n_params), in the order of `grads` */
-    kiln_tensor **stepped;
+    /* n_params each, scratch for one step, in the order of `grads`: those gradients'
+     * parameters, state slot 0 and state slot 1 (one allocation, from step_params) */
+    kiln_tensor **step_params, **step_slot0, **step_slot1;
     kiln_tensor *norm; /* clipping only */
     kiln_buffer *clip_workspace;
 };
@@ -147,12 +147,14 @@ kiln_status kiln_optimizer_create(kiln_model *model, const kiln_optimizer_config
     size_t n_state = opt->n_params * (size_t)opt->n_slots;
     opt->params = kiln__calloc(ctx, opt->n_params + 1, sizeof *opt->params);
     opt->grads = kiln__calloc(ctx, opt->n_params + 1, sizeof *opt->grads);
-    opt->stepped = kiln__calloc(ctx, 3 * opt->n_params + 1, sizeof *opt->stepped);
+    opt->step_params = kiln__calloc(ctx, 3 * opt->n_params + 1, sizeof *opt->step_params);
     opt->state = kiln__calloc(ctx, n_state + 1, sizeof *opt->state);
     opt->names = kiln__calloc(ctx, n_state + 1, sizeof *opt->names);
-    if (opt->params == NULL || opt->grads == NULL || opt->stepped == NULL || opt->state == NULL ||
-        opt->names == NULL)
+    if (opt->params == NULL || opt->grads == NULL || opt->step_params == NULL ||
+        opt->state == NULL || opt->names == NULL)
         KILN_FAIL(ctx, KILN_ERR_NO_MEMORY, "out of memory creating an optimiser");
+    opt->step_slot0 = opt->step_params + opt->n_params;
+    opt->step_slot1 = opt->step_slot0 + opt->n_params;
     for (size_t v = 0, i = 0; v < kiln_graph_n_values(g); v++)
         if (kiln_graph_value_kind(g, (kiln_value)v) == KILN_VALUE_PARAMETER)
             opt->params[i++] = (kiln_value)v;
@@ -180,18 +182,18 @@ void kiln_optimizer_destroy(kiln_optimizer *opt)
     kiln_buffer_destroy(opt->clip_workspace);
     kiln__free(opt->ctx, opt->params);
     kiln__free(opt->ctx, opt->grads);
-    kiln__free(opt->ctx, opt->stepped);
+    kiln__free(opt->ctx, opt->step_params);
     kiln__free(opt->ctx, opt->state);
     kiln__free(opt->ctx, opt->names);
     kiln__free(opt->ctx, opt);
 }
 
-/* Updates the n parameters that kiln_optimizer_step gathered (opt->grads and opt->stepped) for
- * step number `t`, as one group. */
+/* Updates the n parameters that kiln_optimizer_step gathered (opt->grads, opt->step_params and
+ * the state slots) for step number `t`, as one group. */
 static kiln_status update(kiln_optimizer *opt, size_t n, uint64_t t)
 {
     const kiln_optimizer_config *c = &opt->config;
-    kiln_tensor **param = opt->stepped, **s0 = param + opt->n_params, **s1 = s0 + opt->n_params;
+    kiln_tensor **param = opt->step_params, **s0 = opt->step_slot0, **s1 = opt->step_slot1;
     const kiln_tensor *const *grad = (const kiln_tensor *const *)opt->grads;
     if (c->kind == KILN_OPTIMIZER_SGD) {
         kiln_sgd_params p = {c->lr, c->momentum, c->weight_decay, c->nesterov};
@@ -221,9 +223,9 @@ kiln_status kiln_optimizer_step(kiln_optimizer *opt, kiln_executor *ex)
             continue;
         kiln_tensor **state = &opt->state[i * (size_t)opt->n_slots];
         opt->grads[n] = grad;
-        opt->stepped[n] = kiln_model_get_state(opt->model, opt->params[i]);
-        opt->stepped[opt->n_params + n] = opt->n_slots > 0 ? state[0] : NULL;
-        opt->stepped[2 * opt->n_params + n] = opt->n_slots > 1 ? state[1] : NULL;
+        opt->step_params[n] = kiln_model_get_state(opt->model, opt->params[i]);
+        opt->step_slot0[n] = opt->n_slots > 0 ? state[0] : NULL;
+        opt->step_slot1[n] = opt->n_slots > 1 ? state[1] : NULL;
         n++;
     }
     if (n == 0)
