@@ -10,8 +10,9 @@
  * Each row is the median of 5 timed batches of back-to-back launches (no wait between
  * launches, one clFinish per batch), after a warm-up that also compiles every kernel.
  * Usage: ops [DEVICE_SPEC]; KILN_BENCH_ONLY=PREFIX keeps the rows whose key starts with it
- * (e.g. "gemm"), and KILN_GEMM=kiln|clblast picks the GEMM backend. Benchmarks measure; they
- * never assert.
+ * (e.g. "gemm"), KILN_GEMM=kiln|clblast picks the GEMM backend, and
+ * KILN_BENCH_GEMM="T:MxNxK ..." adds GEMM rows of those shapes (keys gemm_x_T_MxNxK; T as in
+ * `kiln tune --shape`). Benchmarks measure; they never assert.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,12 +212,36 @@ static void bench_pass(const char *key, const char *op_name, const void *params,
     kiln_tensor_destroy(gx), kiln_tensor_destroy(saved);
 }
 
+/* The extra GEMM rows KILN_BENCH_GEMM names, space-separated T:MxNxK. */
+static void bench_extra_gemms(void)
+{
+    const char *list = getenv("KILN_BENCH_GEMM");
+    while (list != NULL && *list != '\0') {
+        char t[3] = "";
+        size_t m = 0, n = 0, k = 0;
+        int used = 0;
+        if (sscanf(list, " %2[NT]:%zux%zux%zu%n", t, &m, &n, &k, &used) != 4 || t[1] == '\0' ||
+            m == 0 || n == 0 || k == 0) {
+            fprintf(stderr, "bench/ops: KILN_BENCH_GEMM: '%s' is not T:MxNxK (T: NN, NT, TN, TT)\n",
+                    list);
+            exit(2);
+        }
+        char key[96];
+        snprintf(key, sizeof key, "gemm_x_%s_%zux%zux%zu", t, m, n, k);
+        bench_gemm(key, m, n, k, t[0] == 'T', t[1] == 'T');
+        list += used;
+        while (*list == ' ')
+            list++;
+    }
+}
+
 int main(int argc, char **argv)
 {
     bench_open("bench/ops", argc > 1 ? argv[1] : NULL);
     printf("# gemm backend: %s\n", kiln__gemm_backend_name(kiln__gemm_get_backend(DEV)));
     printf("%-22s %-34s %10s %10s %s\n", "key", "shape", "ms", "rate", "unit");
     bench_bandwidth();
+    bench_extra_gemms();
     bench_gemm("gemm_1024", 1024, 1024, 1024, false, false);
     bench_dense_layer("mlp1", 128, 784, 256);
     bench_dense_layer("mlp2", 128, 256, 128);

@@ -89,16 +89,26 @@ def conv(key, x_shape, w_shape, dims):
     row(f"{key}_bwd", 3 * flops, time_it(backward), "GFLOP/s")
 
 
+def extra_gemms():
+    """The rows KILN_BENCH_GEMM adds ("T:MxNxK ...", keys gemm_x_T_MxNxK, as bench/ops.c)."""
+    for spec in os.environ.get("KILN_BENCH_GEMM", "").split():
+        t, _, dims = spec.partition(":")
+        m, n, k = (int(d) for d in dims.split("x"))
+        gemm(f"gemm_x_{t}_{m}x{n}x{k}", m, n, k, ta=t[0] == "T", tb=t[1] == "T")
+
+
 def main():
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}", file=sys.stderr)
     bandwidth()
+    extra_gemms()
     gemm("gemm_1024", 1024, 1024, 1024)
     dense_layer("mlp1", 128, 784, 256)
     dense_layer("mlp2", 128, 256, 128)
     dense_layer("mlp3", 128, 128, 10)
-    conv_gemms("cnn_conv1", 32, 9, 8 * 784)  # per chunk of samples, as src/ops/conv.c
-    conv_gemms("cnn_conv2", 64, 288, 3 * 196)
+    # Per chunk of samples, as src/ops/conv.c runs them and bench/ops.c times them.
+    conv_gemms("cnn_conv1", 32, 9, 32 * 784)
+    conv_gemms("cnn_conv2", 64, 288, 15 * 196)
     dense_layer("cnn_fc1", 64, 3136, 128)
     dense_layer("cnn_fc2", 64, 128, 10)
     conv("conv2d_cnn1", (64, 1, 28, 28), (32, 1, 3, 3), 2)
