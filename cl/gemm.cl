@@ -42,6 +42,24 @@ inline void gemm_zero(realv acc[GEMM_TM][GEMM_NV])
 }
 
 /*
+ * The tile (ti, tj) that work-item l of a (tiles_m x tiles_n) grid computes, in groups of
+ * `group` row tiles: within a group, column tiles in order and the group's row tiles fastest,
+ * so consecutive items (which the CPU's threads take in order) reuse one B panel group times
+ * while the group's A panels stay in cache; the last group may have fewer rows. group 1 is
+ * row by row (C written along its rows), group tiles_m column by column.
+ */
+inline void gemm_grouped_tile(const uint l, const uint tiles_m, const uint tiles_n,
+                              const uint group, uint *ti, uint *tj)
+{
+    const uint whole = tiles_m / group, per_group = group * tiles_n;
+    const uint g = l / per_group;
+    const uint rows = g < whole ? group : tiles_m - whole * group;
+    const uint r = l - g * per_group;
+    *tj = r / rows;
+    *ti = g * group + r % rows;
+}
+
+/*
  * One tile of one batch entry. op(A)(i, p) = a[i * a_is + p * a_ps] and op(B)(p, j) =
  * b[p * b_ps + j * b_js], where the steps are 1 or the leading dimension depending on the
  * transposes; ta and tb are compile-time constants in each kernel below, so the steps fold.
@@ -53,10 +71,10 @@ inline void gemm_zero(realv acc[GEMM_TM][GEMM_NV])
 inline void gemm_tile(const uint m, const uint n, const uint k, const float alpha,
                       const float beta, __global const float *a, const uint lda,
                       __global const float *b, const uint ldb, __global float *c, const uint ldc,
-                      const bool ta, const bool tb)
+                      const bool ta, const bool tb, const uint ti, const uint tj)
 {
-    const uint j0 = (uint)get_global_id(0) * GEMM_NW;
-    const uint i0 = (uint)get_global_id(1) * GEMM_TM;
+    const uint j0 = tj * GEMM_NW;
+    const uint i0 = ti * GEMM_TM;
     const uint a_is = ta ? 1 : lda, a_ps = ta ? lda : 1;
     const uint b_js = tb ? ldb : 1, b_ps = tb ? 1 : ldb;
 
@@ -136,18 +154,23 @@ inline void gemm_tile(const uint m, const uint n, const uint k, const float alph
     }
 }
 
-/* Offsets and batch strides count elements; the third global dimension is the batch entry. */
+/* Offsets and batch strides count elements. Global size: (tiles_m x tiles_n, 1, batch), tiles
+ * in the order of gemm_grouped_tile; the third global dimension is the batch entry. */
 #define GEMM_KERNEL(NAME, TA, TB)                                                              \
     __kernel void NAME(const uint m, const uint n, const uint k, const float alpha,            \
                        const float beta, __global const float *a, const uint a_offset,         \
                        const uint lda, const uint a_stride, __global const float *b,           \
                        const uint b_offset, const uint ldb, const uint b_stride,               \
                        __global float *c, const uint c_offset, const uint ldc,                 \
-                       const uint c_stride)                                                    \
+                       const uint c_stride, const uint group)                                  \
     {                                                                                          \
+        uint ti, tj;                                                                           \
+        gemm_grouped_tile((uint)get_global_id(0), (m + GEMM_TM - 1) / GEMM_TM,                 \
+                          (n + GEMM_NW - 1) / GEMM_NW, group, &ti, &tj);                       \
         const uint q = (uint)get_global_id(2);                                                 \
         gemm_tile(m, n, k, alpha, beta, a + a_offset + q * a_stride, lda,                      \
-                  b + b_offset + q * b_stride, ldb, c + c_offset + q * c_stride, ldc, TA, TB); \
+                  b + b_offset + q * b_stride, ldb, c + c_offset + q * c_stride, ldc, TA, TB,  \
+                  ti, tj);                                                                     \
     }
 
 GEMM_KERNEL(gemm_nn, false, false)
@@ -181,18 +204,22 @@ inline float gemm_lane_sum(const realv v)
  * GEMM_TM x GEMM_NV vectors of partial sums, each summed across its lanes at the end (the
  * remainder of k past the last whole vector added after). gemm_nt instead gathers B's
  * columns lane by lane, one scalar load per lane and p. Rows past m and n read row m - 1 or
- * n - 1 and are not stored. Global size: (ceil(n / GEMM_NV), ceil(m / GEMM_TM), batch).
+ * n - 1 and are not stored. Global size: (tiles_m x tiles_n, 1, batch) for tiles of GEMM_TM
+ * rows by GEMM_NV columns, in the order of gemm_grouped_tile.
  */
 __kernel void gemm_nt_dot(const uint m, const uint n, const uint k, const float alpha,
                           const float beta, __global const float *a, const uint a_offset,
                           const uint lda, const uint a_stride, __global const float *b,
                           const uint b_offset, const uint ldb, const uint b_stride,
                           __global float *c, const uint c_offset, const uint ldc,
-                          const uint c_stride)
+                          const uint c_stride, const uint group)
 {
+    uint ti, tj;
+    gemm_grouped_tile((uint)get_global_id(0), (m + GEMM_TM - 1) / GEMM_TM,
+                      (n + GEMM_NV - 1) / GEMM_NV, group, &ti, &tj);
     const uint q = (uint)get_global_id(2);
-    const uint j0 = (uint)get_global_id(0) * GEMM_NV;
-    const uint i0 = (uint)get_global_id(1) * GEMM_TM;
+    const uint j0 = tj * GEMM_NV;
+    const uint i0 = ti * GEMM_TM;
     __global const float *arow[GEMM_TM];
     __global const float *brow[GEMM_NV];
 #pragma unroll
@@ -314,32 +341,35 @@ __kernel void gemm_pack_b(const uint n, const uint k, __global const float *b, c
 }
 
 /*
- * C = alpha op(A) op(B) + beta C from packed panels (gemm_pack_a, gemm_pack_b). ap_stride and
- * bp_stride step between batch entries' panels (0: one packed operand serves every entry).
+ * One tile (ti, tj) of C = alpha op(A) op(B) + beta C from B's packed panel (gemm_pack_b) and
+ * A's packed panel (gemm_pack_a) when a_packed, else A's rows read in place (untransposed A,
+ * leading dimension lda; rows past m read row m - 1). a_packed is a compile-time constant in
+ * each kernel below, so each gets its own k-loop. A in place skips a packing pass that costs
+ * more than it saves: at 1008 x 1024 x 1024 the k-loop is 2-3% slower than from a packed A,
+ * and the pass took ~0.7 ms of ~10.
  */
-__kernel void gemm_packed(const uint m, const uint n, const uint k, const float alpha,
-                          const float beta, __global const float *ap, const uint ap_offset,
-                          const uint ap_stride, __global const float *bp, const uint bp_offset,
-                          const uint bp_stride, __global float *c, const uint c_offset,
-                          const uint ldc, const uint c_stride)
+inline void gemm_panel_tile(const uint m, const uint n, const uint k, const float alpha,
+                            const float beta, __global const float *a, const uint lda,
+                            const bool a_packed, __global const float *pb, __global float *c,
+                            const uint ldc, const uint ti, const uint tj)
 {
-    const uint tj = (uint)get_global_id(0), ti = (uint)get_global_id(1);
-    const uint q = (uint)get_global_id(2);
     const uint j0 = tj * GEMM_NW, i0 = ti * GEMM_TM;
-    __global const float *pa = ap + ap_offset + q * ap_stride + ti * k * GEMM_TM;
-    __global const float *pb = bp + bp_offset + q * bp_stride + tj * k * GEMM_NW;
-    c += c_offset + q * c_stride;
+    __global const float *arow[GEMM_TM];
+#pragma unroll
+    for (int r = 0; r < GEMM_TM; r++)
+        arow[r] = a_packed ? a + ti * k * GEMM_TM + r : a + min(i0 + (uint)r, m - 1) * lda;
+    const uint a_ps = a_packed ? GEMM_TM : 1; /* step along p */
 
     realv acc[GEMM_TM][GEMM_NV];
     gemm_zero(acc);
-    for (uint p = 0; p < k; p++, pa += GEMM_TM, pb += GEMM_NW) {
+    for (uint p = 0; p < k; p++, pb += GEMM_NW) {
         realv bv[GEMM_NV];
 #pragma unroll
         for (int v = 0; v < GEMM_NV; v++)
             bv[v] = vloadv(v, pb);
 #pragma unroll
         for (int r = 0; r < GEMM_TM; r++) {
-            const realv av = (realv)(pa[r]);
+            const realv av = (realv)(arow[r][p * a_ps]);
 #pragma unroll
             for (int v = 0; v < GEMM_NV; v++)
                 acc[r][v] = fma(av, bv[v], acc[r][v]);
@@ -375,3 +405,30 @@ __kernel void gemm_packed(const uint m, const uint n, const uint k, const float 
         }
     }
 }
+
+/*
+ * C = alpha op(A) op(B) + beta C from B's packed panels (gemm_pack_b) and either A's packed
+ * panels (gemm_packed, from gemm_pack_a; lda unused) or an untransposed A read in place
+ * (gemm_packed_b). a_stride and bp_stride step between batch entries (0: one operand serves
+ * every entry). Global size: (tiles_m x tiles_n, 1, batch), tiles in the order of
+ * gemm_grouped_tile.
+ */
+#define GEMM_PANEL_KERNEL(NAME, A_PACKED)                                                       \
+    __kernel void NAME(const uint m, const uint n, const uint k, const float alpha,            \
+                       const float beta, __global const float *a, const uint a_offset,         \
+                       const uint lda, const uint a_stride, __global const float *bp,          \
+                       const uint bp_offset, const uint bp_stride, __global float *c,          \
+                       const uint c_offset, const uint ldc, const uint c_stride,               \
+                       const uint group)                                                       \
+    {                                                                                          \
+        uint ti, tj;                                                                           \
+        gemm_grouped_tile((uint)get_global_id(0), (m + GEMM_TM - 1) / GEMM_TM,                 \
+                          (n + GEMM_NW - 1) / GEMM_NW, group, &ti, &tj);                       \
+        const uint q = (uint)get_global_id(2);                                                 \
+        gemm_panel_tile(m, n, k, alpha, beta, a + a_offset + q * a_stride, lda, A_PACKED,      \
+                        bp + bp_offset + q * bp_stride + tj * k * GEMM_NW,                     \
+                        c + c_offset + q * c_stride, ldc, ti, tj);                             \
+    }
+
+GEMM_PANEL_KERNEL(gemm_packed, true)
+GEMM_PANEL_KERNEL(gemm_packed_b, false)

@@ -190,6 +190,32 @@ static void test_kiln_products(void **state)
     unsetenv("KILN_GEMM_PACK");
 }
 
+/* Products whose B (4 column panels of 32 x 2100) passes the 1 MB the kernels keep in cache,
+ * so they take their tiles in groups of row tiles (8 of the 22 at the default 14-row tile: two
+ * whole groups and a last one of 6): packed and in place, for every transpose, and in a strided
+ * batch with an offset; and the dot form (6 x 4 tiles, k 2700: groups of 16 of 50 row tiles). */
+static void test_kiln_grouped_products(void **state)
+{
+    (void)state;
+    static const char *const packing[] = {"1", "0"};
+    setenv("KILN_GEMM", "kiln", 1);
+    for (size_t i = 0; i < 2; i++) {
+        setenv("KILN_GEMM_PACK", packing[i], 1);
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                check_product(ta, tb, 300, 97, 2100, 1, 1.0f, 0.0f, 0);
+        check_product(false, false, 300, 97, 2100, 2, 0.5f, 1.0f, 3);
+    }
+    setenv("KILN_GEMM_PACK", "0", 1); /* packing wins over the dot form */
+    setenv("KILN_GEMM_DOT", "1", 1);
+    setenv("KILN_GEMM_TILE", "6x4x16", 1);
+    check_product(false, true, 300, 97, 2700, 1, 1.0f, 0.0f, 0);
+    unsetenv("KILN_GEMM_TILE");
+    unsetenv("KILN_GEMM_DOT");
+    unsetenv("KILN_GEMM_PACK");
+    unsetenv("KILN_GEMM");
+}
+
 static void test_kiln_scalars(void **state)
 {
     (void)state;
@@ -309,11 +335,11 @@ int main(void)
 {
     kiln_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_backend_choice),      cmocka_unit_test(test_kiln_products),
-        cmocka_unit_test(test_kiln_scalars),        cmocka_unit_test(test_kiln_direct_products),
-        cmocka_unit_test(test_kiln_direct_scalars), cmocka_unit_test(test_kiln_dot_products),
-        cmocka_unit_test(test_clblast_products),    cmocka_unit_test(test_clblast_scalars),
-        cmocka_unit_test(test_bad_sizes),
+        cmocka_unit_test(test_backend_choice),        cmocka_unit_test(test_kiln_products),
+        cmocka_unit_test(test_kiln_grouped_products), cmocka_unit_test(test_kiln_scalars),
+        cmocka_unit_test(test_kiln_direct_products),  cmocka_unit_test(test_kiln_direct_scalars),
+        cmocka_unit_test(test_kiln_dot_products),     cmocka_unit_test(test_clblast_products),
+        cmocka_unit_test(test_clblast_scalars),       cmocka_unit_test(test_bad_sizes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
