@@ -268,12 +268,14 @@ __kernel void gemm_nt_dot(const uint m, const uint n, const uint k, const float 
 #define GEMM_PACK_K 256
 
 /*
- * op(A) (m, k) -> ap[q][tile][p][r] = op(A)(tile * GEMM_TM + r, p), rows past m zero. Global
- * size: (ceil(k / GEMM_PACK_K), ceil(m / GEMM_TM), batch entries packed).
+ * op(A) (m, k) -> ap[q][tile][p][r] = op(A)(tile * GEMM_TM + r, p) for a transposed A (an
+ * untransposed one is read in place: gemm_packed_b), rows past m zero. For each p the tile's
+ * rows are contiguous in A and in the panel. Global size: (ceil(k / GEMM_PACK_K),
+ * ceil(m / GEMM_TM), batch entries packed).
  */
 __kernel void gemm_pack_a(const uint m, const uint k, __global const float *a, const uint a_offset,
-                          const uint lda, const uint a_stride, const uint ta,
-                          __global float *ap, const uint ap_offset)
+                          const uint lda, const uint a_stride, __global float *ap,
+                          const uint ap_offset)
 {
     const uint p0 = (uint)get_global_id(0) * GEMM_PACK_K;
     const uint t = (uint)get_global_id(1), tiles = (uint)get_global_size(1);
@@ -281,17 +283,6 @@ __kernel void gemm_pack_a(const uint m, const uint k, __global const float *a, c
     a += a_offset + q * a_stride;
     ap += ap_offset + ((q * tiles + t) * k) * GEMM_TM;
     const uint p1 = min(p0 + GEMM_PACK_K, k);
-    if (!ta) {
-        /* Row by row, so the reads stream along each row and the strided writes stay within the
-         * chunk's few KB: reading the tile's rows side by side would put them in one L1 set
-         * whenever lda is a multiple of 1024 floats. */
-        for (int r = 0; r < GEMM_TM; r++) {
-            const uint i = t * GEMM_TM + (uint)r;
-            for (uint p = p0; p < p1; p++)
-                ap[p * GEMM_TM + r] = i < m ? a[i * lda + p] : 0.0f;
-        }
-        return;
-    }
     for (uint p = p0; p < p1; p++) {
 #pragma unroll
         for (int r = 0; r < GEMM_TM; r++) {
@@ -300,6 +291,49 @@ __kernel void gemm_pack_a(const uint m, const uint k, __global const float *a, c
         }
     }
 }
+
+#if GEMM_NW % 16 == 0
+/*
+ * Transposes 16 x 16 floats held as 16 row vectors in four butterfly stages: stage h swaps the
+ * off-diagonal h x h blocks of every 2h x 2h block, i.e. rows i and i + h (i & h == 0) trade
+ * the lanes with h set in row i for the lanes without it in row i + h. Written with swizzles,
+ * which compile to register shuffles; shuffle2 with computed masks compiled lane by lane on
+ * PoCL (3x slower than the scalar copy).
+ */
+inline void gemm_transpose16(float16 rows[16])
+{
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const float16 x = rows[i], y = rows[i + 8];
+        rows[i] = (float16)(x.lo, y.lo);
+        rows[i + 8] = (float16)(x.hi, y.hi);
+    }
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        if ((i & 4) == 0) {
+            const float16 x = rows[i], y = rows[i + 4];
+            rows[i] = (float16)(x.s0123, y.s0123, x.s89ab, y.s89ab);
+            rows[i + 4] = (float16)(x.s4567, y.s4567, x.scdef, y.scdef);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        if ((i & 2) == 0) {
+            const float16 x = rows[i], y = rows[i + 2];
+            rows[i] = (float16)(x.s01, y.s01, x.s45, y.s45, x.s89, y.s89, x.scd, y.scd);
+            rows[i + 2] = (float16)(x.s23, y.s23, x.s67, y.s67, x.sab, y.sab, x.sef, y.sef);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 16; i += 2) {
+        const float16 x = rows[i], y = rows[i + 1];
+        rows[i] = (float16)(x.s0, y.s0, x.s2, y.s2, x.s4, y.s4, x.s6, y.s6, x.s8, y.s8, x.sa,
+                            y.sa, x.sc, y.sc, x.se, y.se);
+        rows[i + 1] = (float16)(x.s1, y.s1, x.s3, y.s3, x.s5, y.s5, x.s7, y.s7, x.s9, y.s9, x.sb,
+                                y.sb, x.sd, y.sd, x.sf, y.sf);
+    }
+}
+#endif
 
 /*
  * op(B) (k, n) -> bp[q][tile][p][l] = op(B)(p, tile * GEMM_NW + l), columns past n zero.
@@ -323,11 +357,31 @@ __kernel void gemm_pack_b(const uint n, const uint k, __global const float *b, c
                 vstorev(vloadv(v, b + p * ldb + j0), v, bp + p * GEMM_NW);
         return;
     }
-    if (tb) { /* column by column: each reads one stored row of B (see gemm_pack_a) */
+    if (tb) {
+        uint p = p0;
+#if GEMM_NW % 16 == 0
+        /* 16 x 16 blocks: 16 of B's rows (op(B)'s columns) read along p, transposed in
+         * registers, stored as 16 panel rows. */
+        for (; p + 16 <= p1; p += 16) {
+            for (uint l0 = 0; l0 < GEMM_NW; l0 += 16) {
+                float16 rows[16];
+#pragma unroll
+                for (uint r = 0; r < 16; r++) {
+                    const uint j = j0 + l0 + r;
+                    rows[r] = j < n ? vload16(0, b + j * ldb + p) : (float16)(0.0f);
+                }
+                gemm_transpose16(rows);
+#pragma unroll
+                for (uint r = 0; r < 16; r++)
+                    vstore16(rows[r], 0, bp + (p + r) * GEMM_NW + l0);
+            }
+        }
+#endif
+        /* column by column: each reads one stored row of B, along p */
         for (int l = 0; l < GEMM_NW; l++) {
             const uint j = j0 + (uint)l;
-            for (uint p = p0; p < p1; p++)
-                bp[p * GEMM_NW + l] = j < n ? b[j * ldb + p] : 0.0f;
+            for (uint pr = p; pr < p1; pr++)
+                bp[pr * GEMM_NW + l] = j < n ? b[j * ldb + pr] : 0.0f;
         }
         return;
     }

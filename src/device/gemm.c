@@ -361,12 +361,12 @@ static kiln_status run_packed(kiln_device *dev, const char *program, const kiln_
     size_t chunks = (g->k + 255) / 256; /* GEMM_PACK_K in cl/gemm.cl */
     size_t local[3] = {1, 1, 1};
     if (pack_a) {
-        kiln__arg args_a[] = {
-            KILN__ARG_UINT(g->m),           KILN__ARG_UINT(g->k),   KILN__ARG_BUF(g->a),
-            KILN__ARG_UINT(g->a_offset),    KILN__ARG_UINT(g->lda), KILN__ARG_UINT(g->a_stride),
-            KILN__ARG_UINT(g->transpose_a), KILN__ARG_BUF(ws),      KILN__ARG_UINT(0)};
+        kiln__arg args_a[] = {KILN__ARG_UINT(g->m),   KILN__ARG_UINT(g->k),
+                              KILN__ARG_BUF(g->a),    KILN__ARG_UINT(g->a_offset),
+                              KILN__ARG_UINT(g->lda), KILN__ARG_UINT(g->a_stride),
+                              KILN__ARG_BUF(ws),      KILN__ARG_UINT(0)};
         size_t global_a[3] = {chunks, tiles_m, batch_a};
-        KILN_CHECK(kiln__launch(dev, program, "gemm_pack_a", args_a, 9, 3, global_a, local));
+        KILN_CHECK(kiln__launch(dev, program, "gemm_pack_a", args_a, 8, 3, global_a, local));
     }
     kiln__arg args_b[] = {
         KILN__ARG_UINT(g->n),           KILN__ARG_UINT(g->k),   KILN__ARG_BUF(g->b),
