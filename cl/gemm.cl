@@ -5,12 +5,14 @@
  * fma, so the accumulators stay in vector registers. Launched with work-groups of one item:
  * on a CPU each work-group is one thread's task and local memory buys nothing.
  *
- * With a workspace, gemm_pack_a and gemm_pack_b first copy op(A) and op(B) into contiguous
- * micro-panels, zero-padded to whole tiles, and gemm_packed streams them with unit stride:
- * no edge cases, transposes or cache-set conflicts of large leading dimensions in its k-loop.
- * Without one, gemm_nn .. gemm_tt read the operands in place (faster for small products,
- * whose packing costs more than it saves). gemm_nt_dot is a third form for NT products: dot
- * products of A's and B's rows, vectorised along k (below).
+ * With a workspace, gemm_pack_b first copies op(B) into contiguous micro-panels, zero-padded
+ * to whole tiles (and gemm_pack_a a transposed A), and gemm_packed_b (gemm_packed) streams
+ * them with unit stride: no edge cases, transposes or cache-set conflicts of large leading
+ * dimensions on B's side of its k-loop; an untransposed A is read in place. Without one,
+ * gemm_nn .. gemm_tt read both operands in place (faster for small products, whose packing
+ * costs more than it saves). gemm_nt_dot is a third form for NT products: dot products of A's
+ * and B's rows, vectorised along k (below). Work-items take C's tiles in the order of
+ * gemm_grouped_tile.
  *
  * Build parameters (-D, defaults below): GEMM_TM, GEMM_NV, GEMM_VW (2, 4, 8 or 16).
  */
@@ -39,6 +41,12 @@ inline void gemm_zero(realv acc[GEMM_TM][GEMM_NV])
 #pragma unroll
         for (int v = 0; v < GEMM_NV; v++)
             acc[r][v] = (realv)(0.0f);
+}
+
+/* Tiles of `size` covering `extent`, without overflowing at extents near 2^32. */
+inline uint gemm_tiles(const uint extent, const uint size)
+{
+    return extent / size + (extent % size != 0);
 }
 
 /*
@@ -165,8 +173,8 @@ inline void gemm_tile(const uint m, const uint n, const uint k, const float alph
                        const uint c_stride, const uint group)                                  \
     {                                                                                          \
         uint ti, tj;                                                                           \
-        gemm_grouped_tile((uint)get_global_id(0), (m + GEMM_TM - 1) / GEMM_TM,                 \
-                          (n + GEMM_NW - 1) / GEMM_NW, group, &ti, &tj);                       \
+        gemm_grouped_tile((uint)get_global_id(0), gemm_tiles(m, GEMM_TM),                 \
+                          gemm_tiles(n, GEMM_NW), group, &ti, &tj);                       \
         const uint q = (uint)get_global_id(2);                                                 \
         gemm_tile(m, n, k, alpha, beta, a + a_offset + q * a_stride, lda,                      \
                   b + b_offset + q * b_stride, ldb, c + c_offset + q * c_stride, ldc, TA, TB,  \
@@ -215,8 +223,8 @@ __kernel void gemm_nt_dot(const uint m, const uint n, const uint k, const float 
                           const uint c_stride, const uint group)
 {
     uint ti, tj;
-    gemm_grouped_tile((uint)get_global_id(0), (m + GEMM_TM - 1) / GEMM_TM,
-                      (n + GEMM_NV - 1) / GEMM_NV, group, &ti, &tj);
+    gemm_grouped_tile((uint)get_global_id(0), gemm_tiles(m, GEMM_TM),
+                      gemm_tiles(n, GEMM_NV), group, &ti, &tj);
     const uint q = (uint)get_global_id(2);
     const uint j0 = tj * GEMM_NV;
     const uint i0 = ti * GEMM_TM;
@@ -399,8 +407,8 @@ __kernel void gemm_pack_b(const uint n, const uint k, __global const float *b, c
  * A's packed panel (gemm_pack_a) when a_packed, else A's rows read in place (untransposed A,
  * leading dimension lda; rows past m read row m - 1). a_packed is a compile-time constant in
  * each kernel below, so each gets its own k-loop. A in place skips a packing pass that costs
- * more than it saves: at 1008 x 1024 x 1024 the k-loop is 2-3% slower than from a packed A,
- * and the pass took ~0.7 ms of ~10.
+ * more than it saves: at 1008 x 1024 x 1024 the k-loop is 2-3% slower than from a packed A
+ * (its 14 rows, 4 KB apart, share an L1 set; L2 holds them), and the pass took ~0.7 ms of ~11.
  */
 inline void gemm_panel_tile(const uint m, const uint n, const uint k, const float alpha,
                             const float beta, __global const float *a, const uint lda,
@@ -476,8 +484,8 @@ inline void gemm_panel_tile(const uint m, const uint n, const uint k, const floa
                        const uint group)                                                       \
     {                                                                                          \
         uint ti, tj;                                                                           \
-        gemm_grouped_tile((uint)get_global_id(0), (m + GEMM_TM - 1) / GEMM_TM,                 \
-                          (n + GEMM_NW - 1) / GEMM_NW, group, &ti, &tj);                       \
+        gemm_grouped_tile((uint)get_global_id(0), gemm_tiles(m, GEMM_TM),                 \
+                          gemm_tiles(n, GEMM_NW), group, &ti, &tj);                       \
         const uint q = (uint)get_global_id(2);                                                 \
         gemm_panel_tile(m, n, k, alpha, beta, a + a_offset + q * a_stride, lda, A_PACKED,      \
                         bp + bp_offset + q * bp_stride + tj * k * GEMM_NW,                     \

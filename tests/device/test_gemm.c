@@ -5,8 +5,9 @@
  * transpose combination; sizes 1, odd, prime, k = 1, and sizes that are not multiples of the
  * kernel's 14 x 32 tile (and some that are); alpha/beta cases (beta 0 over a C full of NaN must not
  * read it, alpha 0 must not read A or B); offsets, padded leading dimensions, strided batches and a
- * B shared across the batch; that C outside the product is untouched; the default backend choice;
- * operands that do not fit their buffers. Tolerance: 1e-6 + (k + 2) * FLT_EPSILON * sum |terms|,
+ * B shared across the batch; tiles taken in groups of row tiles (B past 1 MB); that C outside the
+ * product is untouched; the default backend choice; operands that do not fit their buffers.
+ * Tolerance: 1e-6 + (k + 2) * FLT_EPSILON * sum |terms|,
  * the float error bound of a k-term dot product plus the beta term.
  */
 #define _POSIX_C_SOURCE 200809L /* setenv */
@@ -191,7 +192,7 @@ static void test_kiln_products(void **state)
 }
 
 /* Products whose B (4 column panels of 32 x 2100) passes the 1 MB the kernels keep in cache,
- * so they take their tiles in groups of row tiles (8 of the 22 at the default 14-row tile: two
+ * so they take their tiles in groups of row tiles (8 of the 22 at a 14 x 2 x 16 tile: two
  * whole groups and a last one of 6): packed and in place, for every transpose, and in a strided
  * batch with an offset; and the dot form (6 x 4 tiles, k 2700: groups of 16 of 50 row tiles). */
 static void test_kiln_grouped_products(void **state)
@@ -199,6 +200,7 @@ static void test_kiln_grouped_products(void **state)
     (void)state;
     static const char *const packing[] = {"1", "0"};
     setenv("KILN_GEMM", "kiln", 1);
+    setenv("KILN_GEMM_TILE", "14x2x16", 1); /* whatever the device's default or tuning */
     for (size_t i = 0; i < 2; i++) {
         setenv("KILN_GEMM_PACK", packing[i], 1);
         for (int ta = 0; ta < 2; ta++)
