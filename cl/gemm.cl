@@ -344,20 +344,12 @@ inline void gemm_transpose16(float16 rows[16])
 #endif
 
 /*
- * op(B) (k, n) -> bp[q][tile][p][l] = op(B)(p, tile * GEMM_NW + l), columns past n zero.
- * Global size: (ceil(k / GEMM_PACK_K), ceil(n / GEMM_NW), batch entries packed).
+ * op(B)'s rows p0 .. p1 - 1 of column tile j0 / GEMM_NW into its panel bp:
+ * bp[p][l] = op(B)(p, j0 + l), columns past n zero.
  */
-__kernel void gemm_pack_b(const uint n, const uint k, __global const float *b, const uint b_offset,
-                          const uint ldb, const uint b_stride, const uint tb,
-                          __global float *bp, const uint bp_offset)
+inline void gemm_pack_b_rows(const uint n, __global const float *b, const uint ldb, const bool tb,
+                             const uint j0, const uint p0, const uint p1, __global float *bp)
 {
-    const uint p0 = (uint)get_global_id(0) * GEMM_PACK_K;
-    const uint t = (uint)get_global_id(1), tiles = (uint)get_global_size(1);
-    const uint q = (uint)get_global_id(2);
-    b += b_offset + q * b_stride;
-    bp += bp_offset + ((q * tiles + t) * k) * GEMM_NW;
-    const uint j0 = t * GEMM_NW;
-    const uint p1 = min(p0 + GEMM_PACK_K, k);
     if (!tb && j0 + GEMM_NW <= n) {
         for (uint p = p0; p < p1; p++)
 #pragma unroll
@@ -400,6 +392,21 @@ __kernel void gemm_pack_b(const uint n, const uint k, __global const float *b, c
             bp[p * GEMM_NW + l] = j < n ? b[p * ldb + j] : 0.0f;
         }
     }
+}
+
+/*
+ * op(B) (k, n) -> bp[q][tile][p][l] = op(B)(p, tile * GEMM_NW + l), columns past n zero.
+ * Global size: (ceil(k / GEMM_PACK_K), ceil(n / GEMM_NW), batch entries packed).
+ */
+__kernel void gemm_pack_b(const uint n, const uint k, __global const float *b, const uint b_offset,
+                          const uint ldb, const uint b_stride, const uint tb,
+                          __global float *bp, const uint bp_offset)
+{
+    const uint p0 = (uint)get_global_id(0) * GEMM_PACK_K;
+    const uint t = (uint)get_global_id(1), tiles = (uint)get_global_size(1);
+    const uint q = (uint)get_global_id(2);
+    gemm_pack_b_rows(n, b + b_offset + q * b_stride, ldb, tb != 0, t * GEMM_NW, p0,
+                     min(p0 + GEMM_PACK_K, k), bp + bp_offset + ((q * tiles + t) * k) * GEMM_NW);
 }
 
 /*
@@ -494,3 +501,24 @@ inline void gemm_panel_tile(const uint m, const uint n, const uint k, const floa
 
 GEMM_PANEL_KERNEL(gemm_packed, true)
 GEMM_PANEL_KERNEL(gemm_packed_b, false)
+
+/*
+ * C = alpha A B^T + beta C (A untransposed, B transposed) in one launch: work-item tj packs
+ * op(B)'s column panel tj into its slot of the workspace bp (16 x 16 register transposes), then
+ * multiplies every row tile of A, read in place, with it. The panel is packed and used by the
+ * same core, and no second launch waits for a packing pass. Global size: (tiles_n, 1, 1).
+ */
+__kernel void gemm_nt_panels(const uint m, const uint n, const uint k, const float alpha,
+                             const float beta, __global const float *a, const uint a_offset,
+                             const uint lda, __global const float *b, const uint b_offset,
+                             const uint ldb, __global float *bp, __global float *c,
+                             const uint c_offset, const uint ldc)
+{
+    const uint tj = (uint)get_global_id(0);
+    __global float *panel = bp + tj * k * GEMM_NW;
+    gemm_pack_b_rows(n, b + b_offset, ldb, true, tj * GEMM_NW, 0, k, panel);
+    const uint tiles_m = gemm_tiles(m, GEMM_TM);
+    for (uint ti = 0; ti < tiles_m; ti++)
+        gemm_panel_tile(m, n, k, alpha, beta, a + a_offset, lda, false, panel, c + c_offset, ldc,
+                        ti, tj);
+}

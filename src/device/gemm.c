@@ -340,9 +340,17 @@ static size_t tile_group(const kiln__gemm_choice *t, size_t k, size_t tiles_m, s
     return group < 1 ? 1 : group > tiles_m ? tiles_m : group;
 }
 
+/* Column panels from which a single NT product packs and multiplies in one launch
+ * (gemm_nt_panels: one work-item per panel, so fewer would leave cores idle). Measured on PoCL
+ * against packing first, GFLOP/s: 128 x 784 x 256 147-155 -> 177-192, 128 x 256 x 128 95-101 ->
+ * 134-143, 64 x 288 x 2940 138-149 -> 157-166, 64 x 3136 x 128 125-136 -> 128-153
+ * (docs/PERFORMANCE.md). */
+#define NT_PANELS_MIN_TILES 4
+
 /* Packs op(B), and op(A) when A is transposed, into the workspace as zero-padded micro-panels
  * and multiplies (cl/gemm.cl: gemm_packed, or gemm_packed_b reading an untransposed A in
- * place). An operand with batch stride 0 is packed once for every entry. Returns
+ * place; a single NT product with enough column panels packs and multiplies in one launch,
+ * gemm_nt_panels). An operand with batch stride 0 is packed once for every entry. Returns
  * KILN_ERR_UNSUPPORTED, touching nothing, when the packed indices overflow 32 bits. */
 static kiln_status run_packed(kiln_device *dev, const char *program, const kiln__gemm_choice *t,
                               const kiln__gemm *g, size_t batch)
@@ -360,6 +368,18 @@ static kiln_status run_packed(kiln_device *dev, const char *program, const kiln_
     KILN_CHECK(workspace(dev, (n_a + n_b) * sizeof(float), &ws));
     size_t chunks = (g->k + 255) / 256; /* GEMM_PACK_K in cl/gemm.cl */
     size_t local[3] = {1, 1, 1};
+    if (!g->transpose_a && g->transpose_b && batch == 1 && tiles_n >= NT_PANELS_MIN_TILES) {
+        kiln__arg args_nt[] = {
+            KILN__ARG_UINT(g->m),        KILN__ARG_UINT(g->n),        KILN__ARG_UINT(g->k),
+            KILN__ARG_FLOAT(g->alpha),   KILN__ARG_FLOAT(g->beta),    KILN__ARG_BUF(g->a),
+            KILN__ARG_UINT(g->a_offset), KILN__ARG_UINT(g->lda),      KILN__ARG_BUF(g->b),
+            KILN__ARG_UINT(g->b_offset), KILN__ARG_UINT(g->ldb),      KILN__ARG_BUF(ws),
+            KILN__ARG_BUF(g->c),         KILN__ARG_UINT(g->c_offset), KILN__ARG_UINT(g->ldc)};
+        size_t global_nt[3] = {tiles_n, 1, 1};
+        KILN_CHECK(kiln__launch(dev, program, "gemm_nt_panels", args_nt,
+                                sizeof args_nt / sizeof args_nt[0], 3, global_nt, local));
+        return KILN_OK;
+    }
     if (pack_a) {
         kiln__arg args_a[] = {KILN__ARG_UINT(g->m),   KILN__ARG_UINT(g->k),
                               KILN__ARG_BUF(g->a),    KILN__ARG_UINT(g->a_offset),

@@ -5,10 +5,10 @@
  * transpose combination; sizes 1, odd, prime, k = 1, and sizes that are not multiples of the
  * kernel's 14 x 32 tile (and some that are); alpha/beta cases (beta 0 over a C full of NaN must not
  * read it, alpha 0 must not read A or B); offsets, padded leading dimensions, strided batches and a
- * B shared across the batch; tiles taken in groups of row tiles (B past 1 MB); that C outside the
- * product is untouched; the default backend choice; operands that do not fit their buffers.
- * Tolerance: 1e-6 + (k + 2) * FLT_EPSILON * sum |terms|,
- * the float error bound of a k-term dot product plus the beta term.
+ * B shared across the batch; tiles taken in groups of row tiles (B past 1 MB); NT products packed
+ * and multiplied in one launch; that C outside the product is untouched; the default backend
+ * choice; operands that do not fit their buffers. Tolerance: 1e-6 + (k + 2) * FLT_EPSILON *
+ * sum |terms|, the float error bound of a k-term dot product plus the beta term.
  */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <float.h>
@@ -218,6 +218,27 @@ static void test_kiln_grouped_products(void **state)
     unsetenv("KILN_GEMM");
 }
 
+/* Single NT products with at least 4 column panels pack each panel and multiply with it in
+ * one launch (gemm_nt_panels): 7 panels of 32 with a partial last one, k with a 16 x 16 block
+ * remainder, row edges, alpha / beta with offsets, beta 0 over NaN, and k shorter than a
+ * block. */
+static void test_kiln_nt_panels(void **state)
+{
+    (void)state;
+    setenv("KILN_GEMM", "kiln", 1);
+    setenv("KILN_GEMM_PACK", "1", 1);
+    setenv("KILN_GEMM_TILE", "14x2x16", 1);
+    check_product(false, true, 31, 200, 53, 1, 1.0f, 0.0f, 0);
+    check_product(false, true, 45, 129, 300, 1, -0.5f, 1.0f, 4);
+    check_product(false, true, 15, 200, 7, 1, 2.0f, 0.25f, 1);
+    gemm_case t = product(false, true, 29, 200, 17, 1, 1.5f, 0.0f, 2);
+    t.nan_c = true;
+    check(&t);
+    unsetenv("KILN_GEMM_TILE");
+    unsetenv("KILN_GEMM_PACK");
+    unsetenv("KILN_GEMM");
+}
+
 static void test_kiln_scalars(void **state)
 {
     (void)state;
@@ -337,11 +358,17 @@ int main(void)
 {
     kiln_test_require_device();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_backend_choice),        cmocka_unit_test(test_kiln_products),
-        cmocka_unit_test(test_kiln_grouped_products), cmocka_unit_test(test_kiln_scalars),
-        cmocka_unit_test(test_kiln_direct_products),  cmocka_unit_test(test_kiln_direct_scalars),
-        cmocka_unit_test(test_kiln_dot_products),     cmocka_unit_test(test_clblast_products),
-        cmocka_unit_test(test_clblast_scalars),       cmocka_unit_test(test_bad_sizes),
+        cmocka_unit_test(test_backend_choice),
+        cmocka_unit_test(test_kiln_products),
+        cmocka_unit_test(test_kiln_grouped_products),
+        cmocka_unit_test(test_kiln_nt_panels),
+        cmocka_unit_test(test_kiln_scalars),
+        cmocka_unit_test(test_kiln_direct_products),
+        cmocka_unit_test(test_kiln_direct_scalars),
+        cmocka_unit_test(test_kiln_dot_products),
+        cmocka_unit_test(test_clblast_products),
+        cmocka_unit_test(test_clblast_scalars),
+        cmocka_unit_test(test_bad_sizes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
