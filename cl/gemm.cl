@@ -503,22 +503,28 @@ GEMM_PANEL_KERNEL(gemm_packed, true)
 GEMM_PANEL_KERNEL(gemm_packed_b, false)
 
 /*
- * C = alpha A B^T + beta C (A untransposed, B transposed) in one launch: work-item tj packs
- * op(B)'s column panel tj into its slot of the workspace bp (16 x 16 register transposes), then
- * multiplies every row tile of A, read in place, with it. The panel is packed and used by the
- * same core, and no second launch waits for a packing pass. Global size: (tiles_n, 1, 1).
+ * C = alpha op(A) op(B) + beta C with op(B)'s packing in the same launch: work-item tj packs
+ * op(B)'s column panel tj into its slot of the workspace bp (16 x 16 register transposes when B
+ * is transposed), then multiplies every row tile of op(A) with it: A read in place
+ * (gemm_panels; A untransposed) or from packed panels (gemm_panels_a; a = the workspace, lda
+ * unused). The panel is packed and used by the same core, and no second launch waits for a
+ * packing pass. One batch entry. Global size: (tiles_n, 1, 1).
  */
-__kernel void gemm_nt_panels(const uint m, const uint n, const uint k, const float alpha,
-                             const float beta, __global const float *a, const uint a_offset,
-                             const uint lda, __global const float *b, const uint b_offset,
-                             const uint ldb, __global float *bp, __global float *c,
-                             const uint c_offset, const uint ldc)
-{
-    const uint tj = (uint)get_global_id(0);
-    __global float *panel = bp + tj * k * GEMM_NW;
-    gemm_pack_b_rows(n, b + b_offset, ldb, true, tj * GEMM_NW, 0, k, panel);
-    const uint tiles_m = gemm_tiles(m, GEMM_TM);
-    for (uint ti = 0; ti < tiles_m; ti++)
-        gemm_panel_tile(m, n, k, alpha, beta, a + a_offset, lda, false, panel, c + c_offset, ldc,
-                        ti, tj);
-}
+#define GEMM_PANELS_KERNEL(NAME, A_PACKED)                                                      \
+    __kernel void NAME(const uint m, const uint n, const uint k, const float alpha,            \
+                       const float beta, __global const float *a, const uint a_offset,         \
+                       const uint lda, __global const float *b, const uint b_offset,           \
+                       const uint ldb, const uint tb, __global float *bp, const uint bp_offset, \
+                       __global float *c, const uint c_offset, const uint ldc)                 \
+    {                                                                                          \
+        const uint tj = (uint)get_global_id(0);                                                \
+        __global float *panel = bp + bp_offset + tj * k * GEMM_NW;                             \
+        gemm_pack_b_rows(n, b + b_offset, ldb, tb != 0, tj * GEMM_NW, 0, k, panel);            \
+        const uint tiles_m = gemm_tiles(m, GEMM_TM);                                           \
+        for (uint ti = 0; ti < tiles_m; ti++)                                                  \
+            gemm_panel_tile(m, n, k, alpha, beta, a + a_offset, lda, A_PACKED, panel,          \
+                            c + c_offset, ldc, ti, tj);                                        \
+    }
+
+GEMM_PANELS_KERNEL(gemm_panels, false)
+GEMM_PANELS_KERNEL(gemm_panels_a, true)

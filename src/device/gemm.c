@@ -340,17 +340,20 @@ static size_t tile_group(const kiln__gemm_choice *t, size_t k, size_t tiles_m, s
     return group < 1 ? 1 : group > tiles_m ? tiles_m : group;
 }
 
-/* Column panels from which a single NT product packs and multiplies in one launch
- * (gemm_nt_panels: one work-item per panel, so fewer would leave cores idle). Measured on PoCL
- * against packing first, GFLOP/s: 128 x 784 x 256 147-155 -> 177-192, 128 x 256 x 128 95-101 ->
- * 134-143, 64 x 288 x 2940 138-149 -> 157-166, 64 x 3136 x 128 125-136 -> 128-153
- * (docs/PERFORMANCE.md). */
-#define NT_PANELS_MIN_TILES 4
+/* Column panels from which a single product packs op(B) and multiplies in one launch
+ * (gemm_panels: one work-item per panel, each running every row tile, so fewer would leave
+ * cores idle). NT products take it whenever they have that many panels; the others when the
+ * panels are at least half as many as the row tiles (with few panels and many row tiles,
+ * 3136 x 128 x 64 TN, it lost 171 -> 123 GFLOP/s). Measured on PoCL against packing first,
+ * GFLOP/s: NT 128 x 784 x 256 147-155 -> 177-192, 128 x 256 x 128 95-101 -> 134-143,
+ * 64 x 288 x 2940 138-149 -> 157-166; NN 128 x 256 x 784 146-181 -> 179-209, 64 x 2940 x 288
+ * 146-173 -> 175-209; 1024^3 and 288 x 2940 x 64 TN within noise (docs/PERFORMANCE.md). */
+#define PANELS_MIN_TILES 4
 
 /* Packs op(B), and op(A) when A is transposed, into the workspace as zero-padded micro-panels
  * and multiplies (cl/gemm.cl: gemm_packed, or gemm_packed_b reading an untransposed A in
- * place; a single NT product with enough column panels packs and multiplies in one launch,
- * gemm_nt_panels). An operand with batch stride 0 is packed once for every entry. Returns
+ * place; a single product with enough column panels packs op(B) and multiplies in one launch,
+ * gemm_panels). An operand with batch stride 0 is packed once for every entry. Returns
  * KILN_ERR_UNSUPPORTED, touching nothing, when the packed indices overflow 32 bits. */
 static kiln_status run_packed(kiln_device *dev, const char *program, const kiln__gemm_choice *t,
                               const kiln__gemm *g, size_t batch)
@@ -368,18 +371,8 @@ static kiln_status run_packed(kiln_device *dev, const char *program, const kiln_
     KILN_CHECK(workspace(dev, (n_a + n_b) * sizeof(float), &ws));
     size_t chunks = (g->k + 255) / 256; /* GEMM_PACK_K in cl/gemm.cl */
     size_t local[3] = {1, 1, 1};
-    if (!g->transpose_a && g->transpose_b && batch == 1 && tiles_n >= NT_PANELS_MIN_TILES) {
-        kiln__arg args_nt[] = {
-            KILN__ARG_UINT(g->m),        KILN__ARG_UINT(g->n),        KILN__ARG_UINT(g->k),
-            KILN__ARG_FLOAT(g->alpha),   KILN__ARG_FLOAT(g->beta),    KILN__ARG_BUF(g->a),
-            KILN__ARG_UINT(g->a_offset), KILN__ARG_UINT(g->lda),      KILN__ARG_BUF(g->b),
-            KILN__ARG_UINT(g->b_offset), KILN__ARG_UINT(g->ldb),      KILN__ARG_BUF(ws),
-            KILN__ARG_BUF(g->c),         KILN__ARG_UINT(g->c_offset), KILN__ARG_UINT(g->ldc)};
-        size_t global_nt[3] = {tiles_n, 1, 1};
-        KILN_CHECK(kiln__launch(dev, program, "gemm_nt_panels", args_nt,
-                                sizeof args_nt / sizeof args_nt[0], 3, global_nt, local));
-        return KILN_OK;
-    }
+    bool nt = !g->transpose_a && g->transpose_b;
+    bool panels = batch == 1 && tiles_n >= PANELS_MIN_TILES && (nt || 2 * tiles_n >= tiles_m);
     if (pack_a) {
         kiln__arg args_a[] = {KILN__ARG_UINT(g->m),   KILN__ARG_UINT(g->k),
                               KILN__ARG_BUF(g->a),    KILN__ARG_UINT(g->a_offset),
@@ -387,6 +380,29 @@ static kiln_status run_packed(kiln_device *dev, const char *program, const kiln_
                               KILN__ARG_BUF(ws),      KILN__ARG_UINT(0)};
         size_t global_a[3] = {chunks, tiles_m, batch_a};
         KILN_CHECK(kiln__launch(dev, program, "gemm_pack_a", args_a, 8, 3, global_a, local));
+    }
+    if (panels) {
+        kiln__arg args_p[] = {KILN__ARG_UINT(g->m),
+                              KILN__ARG_UINT(g->n),
+                              KILN__ARG_UINT(g->k),
+                              KILN__ARG_FLOAT(g->alpha),
+                              KILN__ARG_FLOAT(g->beta),
+                              KILN__ARG_BUF(pack_a ? ws : g->a),
+                              KILN__ARG_UINT(pack_a ? 0 : g->a_offset),
+                              KILN__ARG_UINT(g->lda),
+                              KILN__ARG_BUF(g->b),
+                              KILN__ARG_UINT(g->b_offset),
+                              KILN__ARG_UINT(g->ldb),
+                              KILN__ARG_UINT(g->transpose_b),
+                              KILN__ARG_BUF(ws),
+                              KILN__ARG_UINT(n_a),
+                              KILN__ARG_BUF(g->c),
+                              KILN__ARG_UINT(g->c_offset),
+                              KILN__ARG_UINT(g->ldc)};
+        size_t global_p[3] = {tiles_n, 1, 1};
+        KILN_CHECK(kiln__launch(dev, program, pack_a ? "gemm_panels_a" : "gemm_panels", args_p,
+                                sizeof args_p / sizeof args_p[0], 3, global_p, local));
+        return KILN_OK;
     }
     kiln__arg args_b[] = {
         KILN__ARG_UINT(g->n),           KILN__ARG_UINT(g->k),   KILN__ARG_BUF(g->b),

@@ -5,7 +5,7 @@
  * transpose combination; sizes 1, odd, prime, k = 1, and sizes that are not multiples of the
  * kernel's 14 x 32 tile (and some that are); alpha/beta cases (beta 0 over a C full of NaN must not
  * read it, alpha 0 must not read A or B); offsets, padded leading dimensions, strided batches and a
- * B shared across the batch; tiles taken in groups of row tiles (B past 1 MB); NT products packed
+ * B shared across the batch; tiles taken in groups of row tiles (B past 1 MB); products packed
  * and multiplied in one launch; that C outside the product is untouched; the default backend
  * choice; operands that do not fit their buffers. Tolerance: 1e-6 + (k + 2) * FLT_EPSILON *
  * sum |terms|, the float error bound of a k-term dot product plus the beta term.
@@ -218,22 +218,27 @@ static void test_kiln_grouped_products(void **state)
     unsetenv("KILN_GEMM");
 }
 
-/* Single NT products with at least 4 column panels pack each panel and multiply with it in
- * one launch (gemm_nt_panels): 7 panels of 32 with a partial last one, k with a 16 x 16 block
- * remainder, row edges, alpha / beta with offsets, beta 0 over NaN, and k shorter than a
- * block. */
-static void test_kiln_nt_panels(void **state)
+/* Single products with at least 4 column panels (NT ones always, others with at least half as
+ * many panels as row tiles) pack each panel and multiply with it in one launch (gemm_panels,
+ * and gemm_panels_a from a packed transposed A): every transpose, 5-7 panels of 32 with a
+ * partial last one, k with a 16 x 16 block remainder, row edges, alpha / beta with offsets,
+ * beta 0 over NaN, and k shorter than a block. */
+static void test_kiln_panels(void **state)
 {
     (void)state;
     setenv("KILN_GEMM", "kiln", 1);
     setenv("KILN_GEMM_PACK", "1", 1);
     setenv("KILN_GEMM_TILE", "14x2x16", 1);
-    check_product(false, true, 31, 200, 53, 1, 1.0f, 0.0f, 0);
-    check_product(false, true, 45, 129, 300, 1, -0.5f, 1.0f, 4);
-    check_product(false, true, 15, 200, 7, 1, 2.0f, 0.25f, 1);
-    gemm_case t = product(false, true, 29, 200, 17, 1, 1.5f, 0.0f, 2);
-    t.nan_c = true;
-    check(&t);
+    for (int ta = 0; ta < 2; ta++) {
+        for (int tb = 0; tb < 2; tb++) {
+            check_product(ta, tb, 31, 200, 53, 1, 1.0f, 0.0f, 0);
+            check_product(ta, tb, 45, 129, 300, 1, -0.5f, 1.0f, 4);
+            check_product(ta, tb, 15, 200, 7, 1, 2.0f, 0.25f, 1);
+            gemm_case t = product(ta, tb, 29, 200, 17, 1, 1.5f, 0.0f, 2);
+            t.nan_c = true;
+            check(&t);
+        }
+    }
     unsetenv("KILN_GEMM_TILE");
     unsetenv("KILN_GEMM_PACK");
     unsetenv("KILN_GEMM");
@@ -361,7 +366,7 @@ int main(void)
         cmocka_unit_test(test_backend_choice),
         cmocka_unit_test(test_kiln_products),
         cmocka_unit_test(test_kiln_grouped_products),
-        cmocka_unit_test(test_kiln_nt_panels),
+        cmocka_unit_test(test_kiln_panels),
         cmocka_unit_test(test_kiln_scalars),
         cmocka_unit_test(test_kiln_direct_products),
         cmocka_unit_test(test_kiln_direct_scalars),
