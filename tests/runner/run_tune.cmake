@@ -22,7 +22,8 @@ kiln_run(0 tuned tune --device pocl --config "${CONFIG}" --no-clblast --budget 3
 # tiny.yaml: batch 16, dense 4 -> 16 -> 3: forward NN 16x16x4 and 16x3x16, weight gradients
 # (transposed A) and the input gradient of the second layer (transposed B).
 foreach(row "NN 16x16x4" "NN 16x3x16" "TN 4x16x16" "TN 16x3x16" "NT 16x16x3")
-  if(NOT tuned MATCHES "\\| ${row} \\| kiln [0-9x]+( packed)? \\| [0-9.]+ \\| kiln [0-9x]+( packed)? \\| [0-9.]+")
+  # The tuned form may be in place, packed, or (NT products) dot products.
+  if(NOT tuned MATCHES "\\| ${row} \\| kiln [0-9x]+( packed)? \\| [0-9.]+ \\| kiln [0-9x]+( packed| dot)? \\| [0-9.]+")
     message(FATAL_ERROR "kiln tune: no tuned row for ${row}:\n${tuned}")
   endif()
 endforeach()
