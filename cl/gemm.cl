@@ -173,8 +173,8 @@ inline void gemm_tile(const uint m, const uint n, const uint k, const float alph
                        const uint c_stride, const uint group)                                  \
     {                                                                                          \
         uint ti, tj;                                                                           \
-        gemm_grouped_tile((uint)get_global_id(0), gemm_tiles(m, GEMM_TM),                 \
-                          gemm_tiles(n, GEMM_NW), group, &ti, &tj);                       \
+        gemm_grouped_tile((uint)get_global_id(0), gemm_tiles(m, GEMM_TM),                      \
+                          gemm_tiles(n, GEMM_NW), group, &ti, &tj);                            \
         const uint q = (uint)get_global_id(2);                                                 \
         gemm_tile(m, n, k, alpha, beta, a + a_offset + q * a_stride, lda,                      \
                   b + b_offset + q * b_stride, ldb, c + c_offset + q * c_stride, ldc, TA, TB,  \
@@ -491,8 +491,8 @@ inline void gemm_panel_tile(const uint m, const uint n, const uint k, const floa
                        const uint group)                                                       \
     {                                                                                          \
         uint ti, tj;                                                                           \
-        gemm_grouped_tile((uint)get_global_id(0), gemm_tiles(m, GEMM_TM),                 \
-                          gemm_tiles(n, GEMM_NW), group, &ti, &tj);                       \
+        gemm_grouped_tile((uint)get_global_id(0), gemm_tiles(m, GEMM_TM),                      \
+                          gemm_tiles(n, GEMM_NW), group, &ti, &tj);                            \
         const uint q = (uint)get_global_id(2);                                                 \
         gemm_panel_tile(m, n, k, alpha, beta, a + a_offset + q * a_stride, lda, A_PACKED,      \
                         bp + bp_offset + q * bp_stride + tj * k * GEMM_NW,                     \
