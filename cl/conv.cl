@@ -208,6 +208,22 @@ __kernel void conv_fwd_cols_shifted(__global const float *x, const uint x_offset
     }
 }
 
+/* Input plane `plane` = (s C + c) D + d of the chunk: its sample s, channel c and depth d. */
+typedef struct conv_in_plane_at {
+    uint s, c;
+    int d;
+} conv_in_plane_at;
+
+inline conv_in_plane_at conv_in_plane_of(const uint plane, const uint4 size)
+{
+    conv_in_plane_at at;
+    at.d = (int)(plane % size.s1);
+    const uint rest = plane / size.s1;
+    at.c = rest % size.s0;
+    at.s = rest / size.s0;
+    return at;
+}
+
 /* The output position along one axis that tap k reads input position p from, or -1 when
  * none does (p + pad - k dilation is negative, not a multiple of the stride, or past the
  * output). */
@@ -238,13 +254,10 @@ __kernel void conv_bwd_x(__global const KILN_REAL *cols, __global KILN_REAL *gx,
     const uint row = (uint)get_global_id(0);
     if (row >= n)
         return;
-    uint rest = row;
-    const int h = (int)(rest % size.s2);
-    rest /= size.s2;
-    const int d = (int)(rest % size.s1);
-    rest /= size.s1;
-    const uint c = rest % size.s0;
-    const uint s = rest / size.s0;
+    const int h = (int)(row % size.s2);
+    const conv_in_plane_at at = conv_in_plane_of(row / size.s2, size);
+    const uint s = at.s, c = at.c;
+    const int d = at.d;
     const uint n_cols = out.s1 * out.s2 * out.s3; /* P */
     const uint ld = samples * n_cols;             /* the column matrix's row length */
     __global KILN_REAL *g = gx + x_offset + row * size.s3;
@@ -301,11 +314,9 @@ __kernel void conv_bwd_x_shifted(__global const float *cols, __global float *gx,
     const uint plane = (uint)get_global_id(0);
     if (plane >= n)
         return;
-    uint rest = plane;
-    const int d = (int)(rest % size.s1);
-    rest /= size.s1;
-    const uint c = rest % size.s0;
-    const uint s = rest / size.s0;
+    const conv_in_plane_at at = conv_in_plane_of(plane, size);
+    const uint s = at.s, c = at.c;
+    const int d = at.d;
     const int width = (int)size.s3, in_plane = (int)(size.s2 * size.s3);
     const int n_q = (int)(out.s2 * out.s3);
     const uint n_cols = out.s1 * (uint)n_q;     /* P */

@@ -277,19 +277,19 @@ __kernel void gemm_nt_dot(const uint m, const uint n, const uint k, const float 
 
 /*
  * op(A) (m, k) -> ap[q][tile][p][r] = op(A)(tile * GEMM_TM + r, p) for a transposed A (an
- * untransposed one is read in place: gemm_packed_b), rows past m zero. For each p the tile's
+ * untransposed one is read in place: gemm_packed_b), rows past m zero, at the start of the
+ * workspace ap. For each p the tile's
  * rows are contiguous in A and in the panel. Global size: (ceil(k / GEMM_PACK_K),
  * ceil(m / GEMM_TM), batch entries packed).
  */
 __kernel void gemm_pack_a(const uint m, const uint k, __global const float *a, const uint a_offset,
-                          const uint lda, const uint a_stride, __global float *ap,
-                          const uint ap_offset)
+                          const uint lda, const uint a_stride, __global float *ap)
 {
     const uint p0 = (uint)get_global_id(0) * GEMM_PACK_K;
     const uint t = (uint)get_global_id(1), tiles = (uint)get_global_size(1);
     const uint q = (uint)get_global_id(2);
     a += a_offset + q * a_stride;
-    ap += ap_offset + ((q * tiles + t) * k) * GEMM_TM;
+    ap += ((q * tiles + t) * k) * GEMM_TM;
     const uint p1 = min(p0 + GEMM_PACK_K, k);
     for (uint p = p0; p < p1; p++) {
 #pragma unroll

@@ -273,6 +273,12 @@ static void tile_program(const kiln__gemm_choice *c, char *name, size_t size)
     snprintf(name, size, "gemm -DGEMM_TM=%d -DGEMM_NV=%d -DGEMM_VW=%d", c->tm, c->nv, c->vw);
 }
 
+/* Tiles of `size` covering `extent` (gemm_tiles in cl/gemm.cl). */
+static size_t tiles_of(size_t extent, size_t size)
+{
+    return (extent + size - 1) / size;
+}
+
 /* Whether every index the kernel forms fits its 32-bit arithmetic. */
 static bool fits_u32(const kiln__gemm *g, size_t a_span, size_t b_span, size_t c_span)
 {
@@ -360,7 +366,7 @@ static kiln_status run_packed(kiln_device *dev, const char *program, const kiln_
 {
     kiln_status rc = KILN_OK;
     size_t nw = (size_t)(t->nv * t->vw);
-    size_t tiles_m = (g->m + (size_t)t->tm - 1) / (size_t)t->tm, tiles_n = (g->n + nw - 1) / nw;
+    size_t tiles_m = tiles_of(g->m, (size_t)t->tm), tiles_n = tiles_of(g->n, nw);
     bool pack_a = g->transpose_a;
     size_t batch_a = g->a_stride == 0 ? 1 : batch, batch_b = g->b_stride == 0 ? 1 : batch;
     size_t panel_a = pack_a ? tiles_m * (size_t)t->tm * g->k : 0, panel_b = tiles_n * nw * g->k;
@@ -377,9 +383,10 @@ static kiln_status run_packed(kiln_device *dev, const char *program, const kiln_
         kiln__arg args_a[] = {KILN__ARG_UINT(g->m),   KILN__ARG_UINT(g->k),
                               KILN__ARG_BUF(g->a),    KILN__ARG_UINT(g->a_offset),
                               KILN__ARG_UINT(g->lda), KILN__ARG_UINT(g->a_stride),
-                              KILN__ARG_BUF(ws),      KILN__ARG_UINT(0)};
+                              KILN__ARG_BUF(ws)};
         size_t global_a[3] = {chunks, tiles_m, batch_a};
-        KILN_CHECK(kiln__launch(dev, program, "gemm_pack_a", args_a, 8, 3, global_a, local));
+        KILN_CHECK(kiln__launch(dev, program, "gemm_pack_a", args_a,
+                                sizeof args_a / sizeof args_a[0], 3, global_a, local));
     }
     if (panels) {
         kiln__arg args_p[] = {KILN__ARG_UINT(g->m),
@@ -452,7 +459,7 @@ static kiln_status run_kiln(kiln_device *dev, const kiln__gemm *g, const kiln__g
     /* The dot-product form covers NT products only; others keep the tiled kernels. */
     bool dot = t->dot && !g->transpose_a && g->transpose_b;
     size_t nw = (size_t)(dot ? t->nv : t->nv * t->vw); /* columns of C per work-item */
-    size_t tiles_m = (g->m + (size_t)t->tm - 1) / (size_t)t->tm, tiles_n = (g->n + nw - 1) / nw;
+    size_t tiles_m = tiles_of(g->m, (size_t)t->tm), tiles_n = tiles_of(g->n, nw);
     /* tiles_m x tiles_n <= m x n, which fits_u32 keeps within the 32-bit work-item id */
     /* alpha == 0 references neither A nor B (BLAS semantics): an empty sum. */
     size_t k = g->alpha == 0.0f ? 0 : g->k;

@@ -183,6 +183,27 @@ static void scalars(const char *backend)
     unsetenv("KILN_GEMM");
 }
 
+/* Forces Kiln's kernel with packing, the dot form and the tile as given (NULL: unset). */
+static void force_kiln(const char *pack, const char *dot, const char *tile)
+{
+    setenv("KILN_GEMM", "kiln", 1);
+    const char *names[3] = {"KILN_GEMM_PACK", "KILN_GEMM_DOT", "KILN_GEMM_TILE"};
+    const char *values[3] = {pack, dot, tile};
+    for (int i = 0; i < 3; i++) {
+        if (values[i] != NULL)
+            setenv(names[i], values[i], 1);
+        else
+            unsetenv(names[i]);
+    }
+}
+
+/* Undoes force_kiln. */
+static void unforce_kiln(void)
+{
+    force_kiln(NULL, NULL, NULL);
+    unsetenv("KILN_GEMM");
+}
+
 static void test_kiln_products(void **state)
 {
     (void)state;
@@ -199,23 +220,17 @@ static void test_kiln_grouped_products(void **state)
 {
     (void)state;
     static const char *const packing[] = {"1", "0"};
-    setenv("KILN_GEMM", "kiln", 1);
-    setenv("KILN_GEMM_TILE", "14x2x16", 1); /* whatever the device's default or tuning */
     for (size_t i = 0; i < 2; i++) {
-        setenv("KILN_GEMM_PACK", packing[i], 1);
+        /* the tile pinned, whatever the device's default or tuning */
+        force_kiln(packing[i], NULL, "14x2x16");
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
                 check_product(ta, tb, 300, 97, 2100, 1, 1.0f, 0.0f, 0);
         check_product(false, false, 300, 97, 2100, 2, 0.5f, 1.0f, 3);
     }
-    setenv("KILN_GEMM_PACK", "0", 1); /* packing wins over the dot form */
-    setenv("KILN_GEMM_DOT", "1", 1);
-    setenv("KILN_GEMM_TILE", "6x4x16", 1);
+    force_kiln("0", "1", "6x4x16"); /* packing would win over the dot form */
     check_product(false, true, 300, 97, 2700, 1, 1.0f, 0.0f, 0);
-    unsetenv("KILN_GEMM_TILE");
-    unsetenv("KILN_GEMM_DOT");
-    unsetenv("KILN_GEMM_PACK");
-    unsetenv("KILN_GEMM");
+    unforce_kiln();
 }
 
 /* Single products with at least 4 column panels (NT ones always, others with at least half as
@@ -226,9 +241,7 @@ static void test_kiln_grouped_products(void **state)
 static void test_kiln_panels(void **state)
 {
     (void)state;
-    setenv("KILN_GEMM", "kiln", 1);
-    setenv("KILN_GEMM_PACK", "1", 1);
-    setenv("KILN_GEMM_TILE", "14x2x16", 1);
+    force_kiln("1", NULL, "14x2x16");
     for (int ta = 0; ta < 2; ta++) {
         for (int tb = 0; tb < 2; tb++) {
             check_product(ta, tb, 31, 200, 53, 1, 1.0f, 0.0f, 0);
@@ -239,9 +252,7 @@ static void test_kiln_panels(void **state)
             check(&t);
         }
     }
-    unsetenv("KILN_GEMM_TILE");
-    unsetenv("KILN_GEMM_PACK");
-    unsetenv("KILN_GEMM");
+    unforce_kiln();
 }
 
 static void test_kiln_scalars(void **state)
@@ -275,18 +286,12 @@ static void test_kiln_dot_products(void **state)
 {
     (void)state;
     static const char *const tiles[] = {"14x2x16", "6x4x16", "3x3x8", "2x5x4", "1x1x2"};
-    setenv("KILN_GEMM", "kiln", 1);
-    setenv("KILN_GEMM_PACK", "0", 1);
-    setenv("KILN_GEMM_DOT", "1", 1);
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
-        setenv("KILN_GEMM_TILE", tiles[i], 1);
+        force_kiln("0", "1", tiles[i]);
         transpose_products(false, true);
         transpose_scalars(false, true);
     }
-    unsetenv("KILN_GEMM_TILE");
-    unsetenv("KILN_GEMM_DOT");
-    unsetenv("KILN_GEMM_PACK");
-    unsetenv("KILN_GEMM");
+    unforce_kiln();
 }
 
 static void test_clblast_products(void **state)
