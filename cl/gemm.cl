@@ -3,16 +3,18 @@
  * strided-batched. One work-item computes a register tile of GEMM_TM rows by GEMM_NV vectors
  * of GEMM_VW columns; the k-loop broadcasts one A scalar per row against B's row vectors with
  * fma, so the accumulators stay in vector registers. Launched with work-groups of one item:
- * on a CPU each work-group is one thread's task and local memory buys nothing.
+ * on a CPU each work-group is one thread's task.
  *
- * With a workspace, gemm_pack_b first copies op(B) into contiguous micro-panels, zero-padded
- * to whole tiles (and gemm_pack_a a transposed A), and gemm_packed_b (gemm_packed) streams
- * them with unit stride: no edge cases, transposes or cache-set conflicts of large leading
- * dimensions on B's side of its k-loop; an untransposed A is read in place. Without one,
- * gemm_nn .. gemm_tt read both operands in place (faster for small products, whose packing
- * costs more than it saves). gemm_nt_dot is a third form for NT products: dot products of A's
- * and B's rows, vectorised along k (below). Work-items take C's tiles in the order of
- * gemm_grouped_tile.
+ * The packed form, gemm_panels, has each work-item copy a k-block of op(B)'s column panel
+ * into local memory as a contiguous, zero-padded micro-panel (gemm_pack_a first packs a
+ * transposed A into the workspace: gemm_panels_a) and stream it with unit stride against
+ * every row tile of its group: no edge cases, transposes or cache-set conflicts of large
+ * leading dimensions on B's side of its k-loop; an untransposed A is read in place. On a CPU
+ * local memory is a per-thread buffer, so the panel stays in that core's cache. Without
+ * packing, gemm_nn .. gemm_tt read both operands in place (faster for small products, whose
+ * packing costs more than it saves). gemm_nt_dot is a third form for NT products: dot
+ * products of A's and B's rows, vectorised along k (below). Work-items of the in-place forms
+ * take C's tiles in the order of gemm_grouped_tile.
  *
  * Build parameters (-D, defaults below): GEMM_TM, GEMM_NV, GEMM_VW (2, 4, 8 or 16).
  */
@@ -272,14 +274,13 @@ __kernel void gemm_nt_dot(const uint m, const uint n, const uint k, const float 
 
 /* ---- packed operands ---- */
 
-/* Work-items of the packing kernels each copy GEMM_PACK_K consecutive p of one tile. */
+/* Work-items of gemm_pack_a each copy GEMM_PACK_K consecutive p of one tile. */
 #define GEMM_PACK_K 256
 
 /*
  * op(A) (m, k) -> ap[q][tile][p][r] = op(A)(tile * GEMM_TM + r, p) for a transposed A (an
- * untransposed one is read in place: gemm_packed_b), rows past m zero, at the start of the
- * workspace ap. For each p the tile's
- * rows are contiguous in A and in the panel. Global size: (ceil(k / GEMM_PACK_K),
+ * untransposed one is read in place: gemm_panels), rows past m zero, at the start of the
+ * workspace ap. For each p the tile's rows are contiguous in A and in the panel. Global size: (ceil(k / GEMM_PACK_K),
  * ceil(m / GEMM_TM), batch entries packed).
  */
 __kernel void gemm_pack_a(const uint m, const uint k, __global const float *a, const uint a_offset,
@@ -344,17 +345,17 @@ inline void gemm_transpose16(float16 rows[16])
 #endif
 
 /*
- * op(B)'s rows p0 .. p1 - 1 of column tile j0 / GEMM_NW into its panel bp:
- * bp[p][l] = op(B)(p, j0 + l), columns past n zero.
+ * op(B)'s rows p0 .. p1 - 1 of column tile j0 / GEMM_NW into the panel bp, in local memory:
+ * bp[p - p0][l] = op(B)(p, j0 + l), columns past n zero.
  */
 inline void gemm_pack_b_rows(const uint n, __global const float *b, const uint ldb, const bool tb,
-                             const uint j0, const uint p0, const uint p1, __global float *bp)
+                             const uint j0, const uint p0, const uint p1, __local float *bp)
 {
     if (!tb && j0 + GEMM_NW <= n) {
         for (uint p = p0; p < p1; p++)
 #pragma unroll
             for (int v = 0; v < GEMM_NV; v++)
-                vstorev(vloadv(v, b + p * ldb + j0), v, bp + p * GEMM_NW);
+                vstorev(vloadv(v, b + p * ldb + j0), v, bp + (p - p0) * GEMM_NW);
         return;
     }
     if (tb) {
@@ -373,7 +374,7 @@ inline void gemm_pack_b_rows(const uint n, __global const float *b, const uint l
                 gemm_transpose16(rows);
 #pragma unroll
                 for (uint r = 0; r < 16; r++)
-                    vstore16(rows[r], 0, bp + (p + r) * GEMM_NW + l0);
+                    vstore16(rows[r], 0, bp + (p - p0 + r) * GEMM_NW + l0);
             }
         }
 #endif
@@ -381,7 +382,7 @@ inline void gemm_pack_b_rows(const uint n, __global const float *b, const uint l
         for (int l = 0; l < GEMM_NW; l++) {
             const uint j = j0 + (uint)l;
             for (uint pr = p; pr < p1; pr++)
-                bp[pr * GEMM_NW + l] = j < n ? b[j * ldb + pr] : 0.0f;
+                bp[(pr - p0) * GEMM_NW + l] = j < n ? b[j * ldb + pr] : 0.0f;
         }
         return;
     }
@@ -389,49 +390,38 @@ inline void gemm_pack_b_rows(const uint n, __global const float *b, const uint l
 #pragma unroll
         for (int l = 0; l < GEMM_NW; l++) {
             const uint j = j0 + (uint)l;
-            bp[p * GEMM_NW + l] = j < n ? b[p * ldb + j] : 0.0f;
+            bp[(p - p0) * GEMM_NW + l] = j < n ? b[p * ldb + j] : 0.0f;
         }
     }
 }
 
 /*
- * op(B) (k, n) -> bp[q][tile][p][l] = op(B)(p, tile * GEMM_NW + l), columns past n zero.
- * Global size: (ceil(k / GEMM_PACK_K), ceil(n / GEMM_NW), batch entries packed).
+ * One tile (ti, tj) of C = alpha op(A) op(B) + beta C over the k-block p0 .. p0 + kb - 1, from
+ * that block of B's column panel tj in local memory (gemm_pack_b_rows) and either A's packed
+ * panels (a_packed: gemm_pack_a's layout over the whole k; lda unused) or an untransposed A
+ * read in place (leading dimension lda; rows past m read row m - 1). a_packed is a
+ * compile-time constant in each kernel below, so each gets its own k-loop. A in place skips a
+ * packing pass that costs more than it saves: at 1008 x 1024 x 1024 the k-loop is 2-3% slower
+ * than from a packed A (its 14 rows, 4 KB apart, share an L1 set; L2 holds them), and the
+ * pass took ~0.7 ms of ~11. Later k-blocks add to C: the caller passes beta 1 for them.
  */
-__kernel void gemm_pack_b(const uint n, const uint k, __global const float *b, const uint b_offset,
-                          const uint ldb, const uint b_stride, const uint tb,
-                          __global float *bp, const uint bp_offset)
-{
-    const uint p0 = (uint)get_global_id(0) * GEMM_PACK_K;
-    const uint t = (uint)get_global_id(1), tiles = (uint)get_global_size(1);
-    const uint q = (uint)get_global_id(2);
-    gemm_pack_b_rows(n, b + b_offset + q * b_stride, ldb, tb != 0, t * GEMM_NW, p0,
-                     min(p0 + GEMM_PACK_K, k), bp + bp_offset + ((q * tiles + t) * k) * GEMM_NW);
-}
-
-/*
- * One tile (ti, tj) of C = alpha op(A) op(B) + beta C from B's packed panel (gemm_pack_b) and
- * A's packed panel (gemm_pack_a) when a_packed, else A's rows read in place (untransposed A,
- * leading dimension lda; rows past m read row m - 1). a_packed is a compile-time constant in
- * each kernel below, so each gets its own k-loop. A in place skips a packing pass that costs
- * more than it saves: at 1008 x 1024 x 1024 the k-loop is 2-3% slower than from a packed A
- * (its 14 rows, 4 KB apart, share an L1 set; L2 holds them), and the pass took ~0.7 ms of ~11.
- */
-inline void gemm_panel_tile(const uint m, const uint n, const uint k, const float alpha,
-                            const float beta, __global const float *a, const uint lda,
-                            const bool a_packed, __global const float *pb, __global float *c,
-                            const uint ldc, const uint ti, const uint tj)
+inline void gemm_panel_tile(const uint m, const uint n, const uint k, const uint p0,
+                            const uint kb, const float alpha, const float beta,
+                            __global const float *a, const uint lda, const bool a_packed,
+                            __local const float *pb, __global float *c, const uint ldc,
+                            const uint ti, const uint tj)
 {
     const uint j0 = tj * GEMM_NW, i0 = ti * GEMM_TM;
     __global const float *arow[GEMM_TM];
 #pragma unroll
     for (int r = 0; r < GEMM_TM; r++)
-        arow[r] = a_packed ? a + ti * k * GEMM_TM + r : a + min(i0 + (uint)r, m - 1) * lda;
+        arow[r] = a_packed ? a + (ti * k + p0) * GEMM_TM + r
+                           : a + min(i0 + (uint)r, m - 1) * lda + p0;
     const uint a_ps = a_packed ? GEMM_TM : 1; /* step along p */
 
     realv acc[GEMM_TM][GEMM_NV];
     gemm_zero(acc);
-    for (uint p = 0; p < k; p++, pb += GEMM_NW) {
+    for (uint p = 0; p < kb; p++, pb += GEMM_NW) {
         realv bv[GEMM_NV];
 #pragma unroll
         for (int v = 0; v < GEMM_NV; v++)
@@ -476,54 +466,41 @@ inline void gemm_panel_tile(const uint m, const uint n, const uint k, const floa
 }
 
 /*
- * C = alpha op(A) op(B) + beta C from B's packed panels (gemm_pack_b) and either A's packed
- * panels (gemm_packed, from gemm_pack_a; lda unused) or an untransposed A read in place
- * (gemm_packed_b). a_stride and bp_stride step between batch entries (0: one operand serves
- * every entry). Global size: (tiles_m x tiles_n, 1, batch), tiles in the order of
- * gemm_grouped_tile.
- */
-#define GEMM_PANEL_KERNEL(NAME, A_PACKED)                                                       \
-    __kernel void NAME(const uint m, const uint n, const uint k, const float alpha,            \
-                       const float beta, __global const float *a, const uint a_offset,         \
-                       const uint lda, const uint a_stride, __global const float *bp,          \
-                       const uint bp_offset, const uint bp_stride, __global float *c,          \
-                       const uint c_offset, const uint ldc, const uint c_stride,               \
-                       const uint group)                                                       \
-    {                                                                                          \
-        uint ti, tj;                                                                           \
-        gemm_grouped_tile((uint)get_global_id(0), gemm_tiles(m, GEMM_TM),                      \
-                          gemm_tiles(n, GEMM_NW), group, &ti, &tj);                            \
-        const uint q = (uint)get_global_id(2);                                                 \
-        gemm_panel_tile(m, n, k, alpha, beta, a + a_offset + q * a_stride, lda, A_PACKED,      \
-                        bp + bp_offset + q * bp_stride + tj * k * GEMM_NW,                     \
-                        c + c_offset + q * c_stride, ldc, ti, tj);                             \
-    }
-
-GEMM_PANEL_KERNEL(gemm_packed, true)
-GEMM_PANEL_KERNEL(gemm_packed_b, false)
-
-/*
- * C = alpha op(A) op(B) + beta C with op(B)'s packing in the same launch: work-item tj packs
- * op(B)'s column panel tj into its slot of the workspace bp (16 x 16 register transposes when B
- * is transposed), then multiplies every row tile of op(A) with it: A read in place
- * (gemm_panels; A untransposed) or from packed panels (gemm_panels_a; a = the workspace, lda
- * unused). The panel is packed and used by the same core, and no second launch waits for a
- * packing pass. One batch entry. Global size: (tiles_n, 1, 1).
+ * C = alpha op(A) op(B) + beta C with op(B) packed by the work-items that use it. Work-item l
+ * takes column panel tj = l % tiles_n and the row tiles of group l / tiles_n (row_tiles of
+ * them, the last group fewer); for each k-block of kb rows it packs that block of its panel
+ * into local memory (16 x 16 register transposes when B is transposed), then multiplies every
+ * row tile of its group with it, the first block scaling C by beta and the others adding to
+ * it. A is read in place (gemm_panels; A untransposed) or from gemm_pack_a's panels
+ * (gemm_panels_a; a = the workspace, a_offset 0, lda unused, a_stride its batch step or 0).
+ * The panel is packed and used by one core and stays in its cache: local memory on a CPU is
+ * one buffer per thread, reused, so the panel is never written back to memory, and no second
+ * launch waits for a packing pass. Global size: (tiles_n x row groups, 1, batch); panel: kb x
+ * GEMM_NW floats of local memory.
  */
 #define GEMM_PANELS_KERNEL(NAME, A_PACKED)                                                      \
     __kernel void NAME(const uint m, const uint n, const uint k, const float alpha,            \
                        const float beta, __global const float *a, const uint a_offset,         \
-                       const uint lda, __global const float *b, const uint b_offset,           \
-                       const uint ldb, const uint tb, __global float *bp, const uint bp_offset, \
-                       __global float *c, const uint c_offset, const uint ldc)                 \
+                       const uint lda, const uint a_stride, __global const float *b,           \
+                       const uint b_offset, const uint ldb, const uint b_stride, const uint tb, \
+                       __global float *c, const uint c_offset, const uint ldc,                 \
+                       const uint c_stride, const uint row_tiles, const uint kb,               \
+                       __local float *panel)                                                   \
     {                                                                                          \
-        const uint tj = (uint)get_global_id(0);                                                \
-        __global float *panel = bp + bp_offset + tj * k * GEMM_NW;                             \
-        gemm_pack_b_rows(n, b + b_offset, ldb, tb != 0, tj * GEMM_NW, 0, k, panel);            \
-        const uint tiles_m = gemm_tiles(m, GEMM_TM);                                           \
-        for (uint ti = 0; ti < tiles_m; ti++)                                                  \
-            gemm_panel_tile(m, n, k, alpha, beta, a + a_offset, lda, A_PACKED, panel,          \
-                            c + c_offset, ldc, ti, tj);                                        \
+        const uint tiles_n = gemm_tiles(n, GEMM_NW), l = (uint)get_global_id(0);               \
+        const uint tj = l % tiles_n, t0 = l / tiles_n * row_tiles;                             \
+        const uint t1 = min(t0 + row_tiles, gemm_tiles(m, GEMM_TM));                           \
+        const uint q = (uint)get_global_id(2);                                                 \
+        a += a_offset + q * a_stride;                                                          \
+        b += b_offset + q * b_stride;                                                          \
+        c += c_offset + q * c_stride;                                                          \
+        for (uint p0 = 0; p0 < k; p0 += kb) {                                                  \
+            const uint p1 = min(p0 + kb, k);                                                   \
+            gemm_pack_b_rows(n, b, ldb, tb != 0, tj * GEMM_NW, p0, p1, panel);                 \
+            for (uint ti = t0; ti < t1; ti++)                                                  \
+                gemm_panel_tile(m, n, k, p0, p1 - p0, alpha, p0 == 0 ? beta : 1.0f, a, lda,    \
+                                A_PACKED, panel, c, ldc, ti, tj);                              \
+        }                                                                                      \
     }
 
 GEMM_PANELS_KERNEL(gemm_panels, false)

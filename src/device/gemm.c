@@ -330,13 +330,13 @@ cleanup:
  * in cache. */
 #define GEMM_CACHE_BYTES ((size_t)1 << 20)
 
-/* The kernels' row-tile group (gemm_grouped_tile in cl/gemm.cl) for tiles of t->tm rows by nw
- * columns. When B fits in GEMM_CACHE_BYTES, 1: tiles go along C's rows, which streams C's
- * stores (what short-k products are bound by). Otherwise as many row tiles as have A rows that
- * fit there, so each of B's column panels, read from the last-level cache, serves that many
- * tiles. Measured on PoCL (AVX-512), row by row against grouped: packed 1008 x 1024 x 1024
- * 257 -> 315 GFLOP/s; conv2's 64 x 2940 x 288 in place 65 -> 144, packed 132 -> 216; the
- * CNN's fc1 input gradient (dot form) 100 -> 111 (docs/PERFORMANCE.md). */
+/* The in-place kernels' row-tile group (gemm_grouped_tile in cl/gemm.cl) for tiles of t->tm
+ * rows by nw columns. When B fits in GEMM_CACHE_BYTES, 1: tiles go along C's rows, which
+ * streams C's stores (what short-k products are bound by). Otherwise as many row tiles as have
+ * A rows that fit there, so each of B's column panels, read from the last-level cache, serves
+ * that many tiles. Measured on PoCL (AVX-512), row by row against grouped: conv2's
+ * 64 x 2940 x 288 in place 65 -> 144 GFLOP/s; the CNN's fc1 input gradient (dot form)
+ * 100 -> 111 (docs/PERFORMANCE.md). */
 static size_t tile_group(const kiln__gemm_choice *t, size_t k, size_t tiles_m, size_t tiles_n,
                          size_t nw)
 {
@@ -346,21 +346,39 @@ static size_t tile_group(const kiln__gemm_choice *t, size_t k, size_t tiles_m, s
     return group < 1 ? 1 : group > tiles_m ? tiles_m : group;
 }
 
-/* Column panels from which a single product packs op(B) and multiplies in one launch
- * (gemm_panels: one work-item per panel, each running every row tile, so fewer would leave
- * cores idle). NT products take it whenever they have that many panels; the others when the
- * panels are at least half as many as the row tiles (with few panels and many row tiles,
- * 3136 x 128 x 64 TN, it lost 171 -> 123 GFLOP/s). Measured on PoCL against packing first,
- * GFLOP/s: NT 128 x 784 x 256 147-155 -> 177-192, 128 x 256 x 128 95-101 -> 134-143,
- * 64 x 288 x 2940 138-149 -> 157-166; NN 128 x 256 x 784 146-181 -> 179-209, 64 x 2940 x 288
- * 146-173 -> 175-209; 1024^3 and 288 x 2940 x 64 TN within noise (docs/PERFORMANCE.md). */
-#define PANELS_MIN_TILES 4
+/* The most bytes of op(B)'s column panel a work-item packs at once (a k-block, in local
+ * memory): it is re-read for every row tile of the item, so it should stay within a core's L2
+ * (2 MB on the CPUs measured). */
+#define GEMM_PANEL_BYTES ((size_t)512 << 10)
 
-/* Packs op(B), and op(A) when A is transposed, into the workspace as zero-padded micro-panels
- * and multiplies (cl/gemm.cl: gemm_packed, or gemm_packed_b reading an untransposed A in
- * place; a single product with enough column panels packs op(B) and multiplies in one launch,
- * gemm_panels). An operand with batch stride 0 is packed once for every entry. Returns
- * KILN_ERR_UNSUPPORTED, touching nothing, when the packed indices overflow 32 bits. */
+/* Work-items per compute unit the packed form aims for: fewer leave cores idle at the end. */
+#define GEMM_ITEMS_PER_UNIT 4
+
+/* Row tiles a work-item multiplies with each panel it packs, at least, before the packed form
+ * splits C's rows between items: the packing is paid once per item. */
+#define GEMM_PANEL_MIN_ROW_TILES 8
+
+/* Row tiles per work-item of the packed form: all of them when the column panels alone give
+ * the device enough items, else split into groups of at least GEMM_PANEL_MIN_ROW_TILES. */
+static size_t panel_row_tiles(const kiln_device *dev, size_t tiles_m, size_t tiles_n)
+{
+    size_t want =
+        (size_t)GEMM_ITEMS_PER_UNIT * (dev->info.compute_units > 0 ? dev->info.compute_units : 1);
+    size_t groups = tiles_n >= want ? 1 : tiles_of(want, tiles_n);
+    size_t most = tiles_m / GEMM_PANEL_MIN_ROW_TILES;
+    if (groups > most)
+        groups = most > 0 ? most : 1;
+    return tiles_of(tiles_m, groups);
+}
+
+/* Packs and multiplies (cl/gemm.cl: gemm_panels, or gemm_panels_a after gemm_pack_a packs a
+ * transposed A into the workspace). Each work-item packs k-blocks of one column panel of op(B)
+ * into local memory and multiplies its group of row tiles with them. Measured on PoCL against
+ * the same kernel packing into its slot of a global workspace (docs/PERFORMANCE.md), GFLOP/s: the
+ * CNN's fc1 input gradient 64 x 3136 x 128 NT 172 -> 213, conv2 64 x 2940 x 288 NN 228 ->
+ * 239, 128 x 784 x 256 NT 215 -> 249, 1024^3 316 -> 321. Returns KILN_ERR_UNSUPPORTED,
+ * touching nothing, when the packed A's indices overflow 32 bits or the device's local memory
+ * cannot hold one row of a panel. */
 static kiln_status run_packed(kiln_device *dev, const char *program, const kiln__gemm_choice *t,
                               const kiln__gemm *g, size_t batch)
 {
@@ -368,76 +386,54 @@ static kiln_status run_packed(kiln_device *dev, const char *program, const kiln_
     size_t nw = (size_t)(t->nv * t->vw);
     size_t tiles_m = tiles_of(g->m, (size_t)t->tm), tiles_n = tiles_of(g->n, nw);
     bool pack_a = g->transpose_a;
-    size_t batch_a = g->a_stride == 0 ? 1 : batch, batch_b = g->b_stride == 0 ? 1 : batch;
-    size_t panel_a = pack_a ? tiles_m * (size_t)t->tm * g->k : 0, panel_b = tiles_n * nw * g->k;
-    size_t n_a = batch_a * panel_a, n_b = batch_b * panel_b;
-    if (n_a + n_b > UINT32_MAX)
+    size_t batch_a = g->a_stride == 0 ? 1 : batch;
+    size_t panel_a = pack_a ? tiles_m * (size_t)t->tm * g->k : 0, n_a = batch_a * panel_a;
+    size_t panel_bytes = GEMM_PANEL_BYTES < dev->info.local_mem_bytes
+                             ? GEMM_PANEL_BYTES
+                             : (size_t)dev->info.local_mem_bytes;
+    size_t kb = panel_bytes / (nw * sizeof(float));
+    if (n_a > UINT32_MAX || kb == 0)
         return KILN_ERR_UNSUPPORTED;
-    kiln_buffer *ws = NULL;
-    KILN_CHECK(workspace(dev, (n_a + n_b) * sizeof(float), &ws));
-    size_t chunks = (g->k + 255) / 256; /* GEMM_PACK_K in cl/gemm.cl */
+    if (kb > g->k)
+        kb = g->k;
     size_t local[3] = {1, 1, 1};
-    bool nt = !g->transpose_a && g->transpose_b;
-    bool panels = batch == 1 && tiles_n >= PANELS_MIN_TILES && (nt || 2 * tiles_n >= tiles_m);
     if (pack_a) {
+        kiln_buffer *ws = NULL;
+        KILN_CHECK(workspace(dev, n_a * sizeof(float), &ws));
         kiln__arg args_a[] = {KILN__ARG_UINT(g->m),   KILN__ARG_UINT(g->k),
                               KILN__ARG_BUF(g->a),    KILN__ARG_UINT(g->a_offset),
                               KILN__ARG_UINT(g->lda), KILN__ARG_UINT(g->a_stride),
                               KILN__ARG_BUF(ws)};
-        size_t global_a[3] = {chunks, tiles_m, batch_a};
+        size_t global_a[3] = {(g->k + 255) / 256 /* GEMM_PACK_K */, tiles_m, batch_a};
         KILN_CHECK(kiln__launch(dev, program, "gemm_pack_a", args_a,
                                 sizeof args_a / sizeof args_a[0], 3, global_a, local));
     }
-    if (panels) {
-        kiln__arg args_p[] = {KILN__ARG_UINT(g->m),
-                              KILN__ARG_UINT(g->n),
-                              KILN__ARG_UINT(g->k),
-                              KILN__ARG_FLOAT(g->alpha),
-                              KILN__ARG_FLOAT(g->beta),
-                              KILN__ARG_BUF(pack_a ? ws : g->a),
-                              KILN__ARG_UINT(pack_a ? 0 : g->a_offset),
-                              KILN__ARG_UINT(g->lda),
-                              KILN__ARG_BUF(g->b),
-                              KILN__ARG_UINT(g->b_offset),
-                              KILN__ARG_UINT(g->ldb),
-                              KILN__ARG_UINT(g->transpose_b),
-                              KILN__ARG_BUF(ws),
-                              KILN__ARG_UINT(n_a),
-                              KILN__ARG_BUF(g->c),
-                              KILN__ARG_UINT(g->c_offset),
-                              KILN__ARG_UINT(g->ldc)};
-        size_t global_p[3] = {tiles_n, 1, 1};
-        KILN_CHECK(kiln__launch(dev, program, pack_a ? "gemm_panels_a" : "gemm_panels", args_p,
-                                sizeof args_p / sizeof args_p[0], 3, global_p, local));
-        return KILN_OK;
-    }
-    kiln__arg args_b[] = {
-        KILN__ARG_UINT(g->n),           KILN__ARG_UINT(g->k),   KILN__ARG_BUF(g->b),
-        KILN__ARG_UINT(g->b_offset),    KILN__ARG_UINT(g->ldb), KILN__ARG_UINT(g->b_stride),
-        KILN__ARG_UINT(g->transpose_b), KILN__ARG_BUF(ws),      KILN__ARG_UINT(n_a)};
-    size_t global_b[3] = {chunks, tiles_n, batch_b};
-    KILN_CHECK(kiln__launch(dev, program, "gemm_pack_b", args_b, 9, 3, global_b, local));
+    size_t row_tiles = panel_row_tiles(dev, tiles_m, tiles_n);
     kiln__arg args[] = {
         KILN__ARG_UINT(g->m),
         KILN__ARG_UINT(g->n),
         KILN__ARG_UINT(g->k),
         KILN__ARG_FLOAT(g->alpha),
         KILN__ARG_FLOAT(g->beta),
-        KILN__ARG_BUF(pack_a ? ws : g->a),
+        KILN__ARG_BUF(pack_a ? dev->gemm_workspace : g->a),
         KILN__ARG_UINT(pack_a ? 0 : g->a_offset),
         KILN__ARG_UINT(g->lda),
         KILN__ARG_UINT(pack_a ? (batch_a > 1 ? panel_a : 0) : g->a_stride),
-        KILN__ARG_BUF(ws),
-        KILN__ARG_UINT(n_a),
-        KILN__ARG_UINT(batch_b > 1 ? panel_b : 0),
+        KILN__ARG_BUF(g->b),
+        KILN__ARG_UINT(g->b_offset),
+        KILN__ARG_UINT(g->ldb),
+        KILN__ARG_UINT(g->b_stride),
+        KILN__ARG_UINT(g->transpose_b),
         KILN__ARG_BUF(g->c),
         KILN__ARG_UINT(g->c_offset),
         KILN__ARG_UINT(g->ldc),
         KILN__ARG_UINT(g->c_stride),
-        KILN__ARG_UINT(tile_group(t, g->k, tiles_m, tiles_n, nw)),
+        KILN__ARG_UINT(row_tiles),
+        KILN__ARG_UINT(kb),
+        KILN__ARG_LOCAL_BYTES(kb * nw * sizeof(float)),
     };
-    size_t global[3] = {tiles_m * tiles_n, 1, batch};
-    KILN_CHECK(kiln__launch(dev, program, pack_a ? "gemm_packed" : "gemm_packed_b", args,
+    size_t global[3] = {tiles_n * tiles_of(tiles_m, row_tiles), 1, batch};
+    KILN_CHECK(kiln__launch(dev, program, pack_a ? "gemm_panels_a" : "gemm_panels", args,
                             sizeof args / sizeof args[0], 3, global, local));
 cleanup:
     return rc;
