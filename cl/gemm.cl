@@ -280,8 +280,8 @@ __kernel void gemm_nt_dot(const uint m, const uint n, const uint k, const float 
 /*
  * op(A) (m, k) -> ap[q][tile][p][r] = op(A)(tile * GEMM_TM + r, p) for a transposed A (an
  * untransposed one is read in place: gemm_panels), rows past m zero, at the start of the
- * workspace ap. For each p the tile's rows are contiguous in A and in the panel. Global size: (ceil(k / GEMM_PACK_K),
- * ceil(m / GEMM_TM), batch entries packed).
+ * workspace ap. For each p the tile's rows are contiguous in A and in the panel. Global size:
+ * (ceil(k / GEMM_PACK_K), ceil(m / GEMM_TM), batch entries packed).
  */
 __kernel void gemm_pack_a(const uint m, const uint k, __global const float *a, const uint a_offset,
                           const uint lda, const uint a_stride, __global float *ap)

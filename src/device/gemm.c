@@ -358,13 +358,15 @@ static size_t tile_group(const kiln__gemm_choice *t, size_t k, size_t tiles_m, s
  * splits C's rows between items: the packing is paid once per item. */
 #define GEMM_PANEL_MIN_ROW_TILES 8
 
-/* Row tiles per work-item of the packed form: all of them when the column panels alone give
- * the device enough items, else split into groups of at least GEMM_PANEL_MIN_ROW_TILES. */
-static size_t panel_row_tiles(const kiln_device *dev, size_t tiles_m, size_t tiles_n)
+/* Row tiles per work-item of the packed form: all of them when the column panels of the batch's
+ * entries give the device enough items, else split into groups of GEMM_PANEL_MIN_ROW_TILES or
+ * more (the last may be shorter). */
+static size_t panel_row_tiles(const kiln_device *dev, size_t tiles_m, size_t tiles_n, size_t batch)
 {
     size_t want =
         (size_t)GEMM_ITEMS_PER_UNIT * (dev->info.compute_units > 0 ? dev->info.compute_units : 1);
-    size_t groups = tiles_n >= want ? 1 : tiles_of(want, tiles_n);
+    size_t panels = tiles_n * batch;
+    size_t groups = panels >= want ? 1 : tiles_of(want, panels);
     size_t most = tiles_m / GEMM_PANEL_MIN_ROW_TILES;
     if (groups > most)
         groups = most > 0 ? most : 1;
@@ -377,8 +379,8 @@ static size_t panel_row_tiles(const kiln_device *dev, size_t tiles_m, size_t til
  * the same kernel packing into its slot of a global workspace (docs/PERFORMANCE.md), GFLOP/s: the
  * CNN's fc1 input gradient 64 x 3136 x 128 NT 172 -> 213, conv2 64 x 2940 x 288 NN 228 ->
  * 239, 128 x 784 x 256 NT 215 -> 249, 1024^3 316 -> 321. Returns KILN_ERR_UNSUPPORTED,
- * touching nothing, when the packed A's indices overflow 32 bits or the device's local memory
- * cannot hold one row of a panel. */
+ * touching nothing, when the packed A's indices or the k-blocks' overflow 32 bits or half the
+ * device's local memory cannot hold one row of a panel. */
 static kiln_status run_packed(kiln_device *dev, const char *program, const kiln__gemm_choice *t,
                               const kiln__gemm *g, size_t batch)
 {
@@ -388,11 +390,12 @@ static kiln_status run_packed(kiln_device *dev, const char *program, const kiln_
     bool pack_a = g->transpose_a;
     size_t batch_a = g->a_stride == 0 ? 1 : batch;
     size_t panel_a = pack_a ? tiles_m * (size_t)t->tm * g->k : 0, n_a = batch_a * panel_a;
-    size_t panel_bytes = GEMM_PANEL_BYTES < dev->info.local_mem_bytes
-                             ? GEMM_PANEL_BYTES
-                             : (size_t)dev->info.local_mem_bytes;
+    /* half the device's local memory at most: the rest is left to the compiler and runtime */
+    size_t local_half = (size_t)(dev->info.local_mem_bytes / 2);
+    size_t panel_bytes = GEMM_PANEL_BYTES < local_half ? GEMM_PANEL_BYTES : local_half;
     size_t kb = panel_bytes / (nw * sizeof(float));
-    if (n_a > UINT32_MAX || kb == 0)
+    /* the kernel's k-block loop steps p0 by kb in 32 bits (and its transposes p by 16) */
+    if (n_a > UINT32_MAX || kb == 0 || g->k > UINT32_MAX - kb - 16)
         return KILN_ERR_UNSUPPORTED;
     if (kb > g->k)
         kb = g->k;
@@ -408,7 +411,7 @@ static kiln_status run_packed(kiln_device *dev, const char *program, const kiln_
         KILN_CHECK(kiln__launch(dev, program, "gemm_pack_a", args_a,
                                 sizeof args_a / sizeof args_a[0], 3, global_a, local));
     }
-    size_t row_tiles = panel_row_tiles(dev, tiles_m, tiles_n);
+    size_t row_tiles = panel_row_tiles(dev, tiles_m, tiles_n, batch);
     kiln__arg args[] = {
         KILN__ARG_UINT(g->m),
         KILN__ARG_UINT(g->n),

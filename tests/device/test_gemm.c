@@ -215,9 +215,9 @@ static void test_kiln_products(void **state)
 /* Products whose B (4 column panels of 32 x 2100) passes the 1 MB the in-place kernels keep
  * in cache, so they take their tiles in groups of row tiles (8 of the 22 at a 14 x 2 x 16
  * tile: two whole groups and a last one of 6), and which the packed form splits into groups of
- * row tiles per work-item (4 panels give fewer items than a device needs): packed and in
- * place, for every transpose, and in a strided batch with an offset; and the dot form (6 x 4
- * tiles, k 2700: groups of 16 of 50 row tiles). */
+ * row tiles per work-item on a device of 2 or more compute units (4 panels, fewer than the 4
+ * items per unit it wants): packed and in place, for every transpose, and in a strided batch with
+ * an offset; and the dot form (6 x 4 tiles, k 2700: groups of 16 of 50 row tiles). */
 static void test_kiln_grouped_products(void **state)
 {
     (void)state;
@@ -237,10 +237,11 @@ static void test_kiln_grouped_products(void **state)
 
 /* The packed form (gemm_panels, and gemm_panels_a from a packed transposed A) for every
  * transpose: 5-7 panels of 32 with a partial last one, k with a 16 x 16 block remainder, row
- * edges, alpha / beta with offsets, beta 0 over NaN, and k shorter than a block; C's rows
- * split between work-items with a shorter last group (29 row tiles, 4 panels); and k in
- * blocks (9000 > the 4096 rows of a 32-column panel in 512 KB of local memory: blocks of 4096,
- * 4096 and 808, the later ones adding to C), with beta 0 over NaN and with beta 1. */
+ * edges, alpha / beta with offsets, beta 0 over NaN, and k shorter than a block; k in blocks
+ * (9000 > the 4096 rows of a 32-column panel in 512 KB of local memory: blocks of 4096, 4096
+ * and 808, the later ones adding to C), with beta 0 over NaN and with beta 1; C's rows split
+ * between work-items with a shorter last group on any device (one column panel, 29 row tiles:
+ * 3 groups of 10, 10 and 9), with k in blocks; and k in blocks in a strided batch. */
 static void test_kiln_panels(void **state)
 {
     (void)state;
@@ -253,7 +254,10 @@ static void test_kiln_panels(void **state)
             gemm_case t = product(ta, tb, 29, 200, 17, 1, 1.5f, 0.0f, 2);
             t.nan_c = true;
             check(&t);
-            check_product(ta, tb, 400, 97, 40, 1, 1.0f, 0.0f, 0);
+            gemm_case groups = product(ta, tb, 406, 20, 9000, 1, 1.0f, 0.0f, 0);
+            groups.nan_c = true;
+            check(&groups);
+            check_product(ta, tb, 20, 40, 5000, 2, 0.5f, 0.5f, 1);
             gemm_case blocks = product(ta, tb, 17, 40, 9000, 1, 1.0f, 0.0f, 3);
             blocks.nan_c = true;
             check(&blocks);
