@@ -249,6 +249,11 @@ cleanup:
     return rc;
 }
 
+/* Calls in a timed batch, at most. A product of a few microseconds needs hundreds for its
+ * batch to reach ~20 ms: at 50, its batches of ~0.5 ms were launch noise, and tuning chose a
+ * two-launch form for 128 x 10 x 64 TN that ran at half the default's speed in the bench. */
+#define MAX_REPS 1000
+
 /* Seconds per call of `c` on the problem (best of three batches), after a warm-up call. */
 static kiln_status time_choice(kiln_device *dev, problem *p, const kiln__gemm_choice *c,
                                double *seconds)
@@ -261,7 +266,7 @@ static kiln_status time_choice(kiln_device *dev, problem *p, const kiln__gemm_ch
     KILN_CHECK(kiln__gemm_run_choice(dev, what, &p->g, c));
     KILN_CHECK(kiln_device_finish(dev));
     double once = now() - t0;
-    int reps = once <= 0 ? 50 : (int)fmin(50.0, fmax(1.0, 0.02 / once));
+    int reps = once <= 0 ? MAX_REPS : (int)fmin((double)MAX_REPS, fmax(1.0, 0.02 / once));
     double best = once;
     for (int trial = 0; trial < 3; trial++) {
         t0 = now();
