@@ -154,16 +154,21 @@ static cl_uint native_float_width(kiln_device *dev)
     return dev->gemm_float_width;
 }
 
-/* Whether Kiln's kernel should pack the operands. Products of at least 2^23 multiply-adds
- * pack, except an untransposed one whose B fits in ~2 MB: measured on PoCL
- * (docs/PERFORMANCE.md), transposed operands and large leading dimensions (cache-set conflicts
- * between a tile's rows) lose up to 3.5x unpacked, while small products and the MLP's forward
- * ones lose more to the packing passes than they gain. */
+/* Whether Kiln's kernel should pack the operands. A transposed B always: the in-place kernel
+ * gathers its columns lane by lane, and packing in local memory repays itself at every size
+ * measured (untuned, 14x2x16, against in place: 128 x 256 x 128 NT 1.46x, 128 x 128 x 10
+ * 1.27x, 64 x 128 x 10 and 32 x 9 x 25088 within noise). Otherwise products of at least 2^23
+ * multiply-adds pack, except an untransposed one whose B fits in ~2 MB: transposed A and large
+ * leading dimensions (cache-set conflicts between a tile's rows) lose up to 3.5x in place,
+ * while smaller products and the MLP's forward ones lose to the packing (128 x 128 x 256 NN
+ * 0.79x packed, 128 x 10 x 64 TN 0.75x; docs/PERFORMANCE.md). */
 static bool default_packing(const kiln__gemm *g)
 {
+    if (g->transpose_b)
+        return true;
     if ((double)g->m * (double)g->n * (double)g->k < (double)(1 << 23))
         return false;
-    return g->transpose_a || g->transpose_b || g->k * g->n > ((size_t)1 << 19);
+    return g->transpose_a || g->k * g->n > ((size_t)1 << 19);
 }
 
 /* Kiln's kernel with the device class's tile: 16-wide, 14x2 float16 accumulators, measured
