@@ -212,26 +212,27 @@ static void bench_pass(const char *key, const char *op_name, const void *params,
     kiln_tensor_destroy(gx), kiln_tensor_destroy(saved);
 }
 
-/* The extra GEMM rows KILN_BENCH_GEMM names, space-separated T:MxNxK. */
+/* The extra GEMM rows KILN_BENCH_GEMM names, space-separated T:MxNxK (kiln_gemm_shape_parse's
+ * form, without a batch). */
 static void bench_extra_gemms(void)
 {
     const char *list = getenv("KILN_BENCH_GEMM");
-    while (list != NULL && *list != '\0') {
-        char t[3] = "";
-        size_t m = 0, n = 0, k = 0;
-        int used = 0;
-        if (sscanf(list, " %2[NT]:%zux%zux%zu%n", t, &m, &n, &k, &used) != 4 || t[1] == '\0' ||
-            m == 0 || n == 0 || k == 0) {
-            fprintf(stderr, "bench/ops: KILN_BENCH_GEMM: '%s' is not T:MxNxK (T: NN, NT, TN, TT)\n",
-                    list);
+    while (list != NULL && *(list += strspn(list, " ")) != '\0') {
+        size_t len = strcspn(list, " ");
+        char word[64] = "";
+        kiln_gemm_shape s;
+        if (len < sizeof word)
+            memcpy(word, list, len);
+        if (len >= sizeof word || !kiln_gemm_shape_parse(word, &s) || s.batch != 1) {
+            fprintf(stderr,
+                    "bench/ops: KILN_BENCH_GEMM: '%.*s' is not T:MxNxK (T: NN, NT, TN, TT)\n",
+                    (int)len, list);
             exit(2);
         }
         char key[96];
-        snprintf(key, sizeof key, "gemm_x_%s_%zux%zux%zu", t, m, n, k);
-        bench_gemm(key, m, n, k, t[0] == 'T', t[1] == 'T');
-        list += used;
-        while (*list == ' ')
-            list++;
+        snprintf(key, sizeof key, "gemm_x_%.2s_%zux%zux%zu", word, s.m, s.n, s.k);
+        bench_gemm(key, s.m, s.n, s.k, s.transpose_a, s.transpose_b);
+        list += len;
     }
 }
 

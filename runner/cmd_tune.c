@@ -5,7 +5,6 @@
  * (kiln_device_tune_gemm). With a config, the shapes are recorded from one training step of
  * its model on zero inputs: the forward products and both backward ones.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,8 +49,6 @@ static const kiln_gemm_shape GENERIC[] = {
 };
 
 enum { MAX_SHAPES = 64 };
-/* The largest size --shape takes (the library refuses operands past 2^28 elements anyway). */
-static const unsigned long long MAX_SIZE = 1ull << 31;
 
 typedef struct tune_args {
     const char *device, *config_path;
@@ -62,39 +59,6 @@ typedef struct tune_args {
     double budget;
     bool no_clblast, show;
 } tune_args;
-
-/* Parses --shape's "NT:128x784x256" or "NN:32x9x784x8"; false when malformed. */
-static bool parse_shape(const char *text, kiln_gemm_shape *out)
-{
-    if ((text[0] != 'N' && text[0] != 'T') || (text[1] != 'N' && text[1] != 'T') || text[2] != ':')
-        return false;
-    unsigned long long size[4] = {0, 0, 0, 1};
-    const char *p = text + 3;
-    int count = 0;
-    while (count < 4) {
-        char *end = NULL;
-        if (*p < '1' || *p > '9') /* digits only: no sign, space or leading zero */
-            return false;
-        errno = 0;
-        size[count++] = strtoull(p, &end, 10);
-        if (errno != 0 || size[count - 1] > MAX_SIZE)
-            return false;
-        p = end;
-        if (*p == '\0')
-            break;
-        if (*p++ != 'x')
-            return false;
-    }
-    if (count < 3 || *p != '\0')
-        return false;
-    *out = (kiln_gemm_shape){.transpose_a = text[0] == 'T',
-                             .transpose_b = text[1] == 'T',
-                             .m = size[0],
-                             .n = size[1],
-                             .k = size[2],
-                             .batch = size[3]};
-    return true;
-}
 
 static bool same_shape(const kiln_gemm_shape *a, const kiln_gemm_shape *b)
 {
@@ -316,7 +280,7 @@ static int run(int argc, char **argv)
             if (got > 0 && a.n_shapes == MAX_SHAPES)
                 return cli_usage_error(&cli_tune_command, "more than %d --shape options",
                                        (int)MAX_SHAPES);
-            if (got > 0 && !parse_shape(value, &a.shapes[a.n_shapes++]))
+            if (got > 0 && !kiln_gemm_shape_parse(value, &a.shapes[a.n_shapes++]))
                 return cli_usage_error(&cli_tune_command,
                                        "--shape takes T:MxNxK or T:MxNxKxB with T one of NN, NT, "
                                        "TN, TT and sizes 1 to 2147483648, not '%s'",

@@ -125,6 +125,11 @@ typedef struct kiln_gemm_shape {
     size_t batch;
 } kiln_gemm_shape;
 
+/* Parses a shape written "T:MxNxK" or "T:MxNxKxB" (T: NN, NT, TN or TT, the transposes of A
+ * and B; B the batch, 1 when absent; sizes 1 to 2^31 in decimal, no sign or leading zero), as
+ * `kiln tune --shape` takes it; false, leaving *out alone, when `text` is not one. */
+bool kiln_gemm_shape_parse(const char *text, kiln_gemm_shape *out);
+
 /* Starts (clearing what was recorded) or stops recording the shapes of the GEMMs the device
  * runs; each distinct shape is kept once, in first-run order. */
 kiln_status kiln_device_record_gemm_shapes(kiln_device *dev, bool on);

@@ -45,6 +45,41 @@ struct kiln__gemm_table {
 
 enum { TABLE_FORMAT = 1 };
 
+/* The largest size of a shape's dimension that a tuning file or `kiln tune --shape` holds. */
+#define SHAPE_MOST (1ull << 31)
+
+bool kiln_gemm_shape_parse(const char *text, kiln_gemm_shape *out)
+{
+    if ((text[0] != 'N' && text[0] != 'T') || (text[1] != 'N' && text[1] != 'T') || text[2] != ':')
+        return false;
+    unsigned long long size[4] = {0, 0, 0, 1};
+    const char *p = text + 3;
+    int count = 0;
+    while (count < 4) {
+        char *end = NULL;
+        if (*p < '1' || *p > '9') /* digits only: no sign, space or leading zero */
+            return false;
+        errno = 0;
+        size[count++] = strtoull(p, &end, 10);
+        if (errno != 0 || size[count - 1] > SHAPE_MOST)
+            return false;
+        p = end;
+        if (*p == '\0')
+            break;
+        if (*p++ != 'x')
+            return false;
+    }
+    if (count < 3 || *p != '\0')
+        return false;
+    *out = (kiln_gemm_shape){.transpose_a = text[0] == 'T',
+                             .transpose_b = text[1] == 'T',
+                             .m = size[0],
+                             .n = size[1],
+                             .k = size[2],
+                             .batch = size[3]};
+    return true;
+}
+
 static kiln_gemm_shape shape_of(const kiln__gemm *g)
 {
     return (kiln_gemm_shape){.transpose_a = g->transpose_a,
@@ -189,7 +224,7 @@ static bool parse_line(kiln_device *dev, char *line)
         used == 0)
         return false;
     kiln__gemm_choice choice;
-    const unsigned long long most = 1ull << 31; /* as `kiln tune --shape` */
+    const unsigned long long most = SHAPE_MOST;
     if ((ta != 'N' && ta != 'T') || (tb != 'N' && tb != 'T') || m == 0 || n == 0 || k == 0 ||
         batch == 0 || m > most || n > most || k > most || batch > most ||
         strchr(line, '-') != NULL || !kiln__gemm_choice_parse(line + used, &choice))

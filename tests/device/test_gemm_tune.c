@@ -263,6 +263,27 @@ static void test_recording(void **state)
     kiln_context_destroy(ctx);
 }
 
+/* kiln_gemm_shape_parse: both transposes, the batch optional, 2^31 the largest size; signs,
+ * spaces, leading zeros, zero, a fifth size, a missing colon and 2^31 + 1 refused. */
+static void test_shape_parse(void **state)
+{
+    (void)state;
+    kiln_gemm_shape s;
+    assert_true(kiln_gemm_shape_parse("TN:3136x128x64", &s));
+    assert_true(s.transpose_a && !s.transpose_b);
+    assert_int_equal(s.m, 3136), assert_int_equal(s.n, 128), assert_int_equal(s.k, 64);
+    assert_int_equal(s.batch, 1);
+    assert_true(kiln_gemm_shape_parse("NT:1x2x3x2147483648", &s));
+    assert_true(!s.transpose_a && s.transpose_b);
+    assert_int_equal(s.batch, 2147483648u);
+    const char *bad[] = {"NN:1x2",    "NX:1x2x3",  "NN1x2x3",           "NN:1x2x3x4x5",
+                         "NN:0x2x3",  "NN:01x2x3", "NN:-1x2x3",         "NN: 1x2x3",
+                         "NN:1x2x3 ", "NN:1x2x3x", "NN:2147483649x1x1", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (kiln_gemm_shape_parse(bad[i], &s))
+            fail_msg("'%s' parsed as a shape", bad[i]);
+}
+
 static void test_choice_names(void **state)
 {
     (void)state;
@@ -297,6 +318,7 @@ int main(void)
 {
     kiln_test_require_device();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shape_parse),
         cmocka_unit_test(test_choice_names),
         cmocka_unit_test(test_recording),
         cmocka_unit_test(test_bad_shapes),
