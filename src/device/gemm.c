@@ -351,6 +351,9 @@ static size_t tile_group(const kiln__gemm_choice *t, size_t k, size_t tiles_m, s
     return group < 1 ? 1 : group > tiles_m ? tiles_m : group;
 }
 
+/* p per work-item of gemm_pack_a (GEMM_PACK_K in cl/gemm.cl). */
+#define GEMM_PACK_K ((size_t)256)
+
 /* The most bytes of op(B)'s column panel a work-item packs at once (a k-block, in local
  * memory): it is re-read for every row tile of the item, so it should stay within a core's L2
  * (2 MB on the CPUs measured). */
@@ -405,14 +408,14 @@ static kiln_status run_packed(kiln_device *dev, const char *program, const kiln_
     if (kb > g->k)
         kb = g->k;
     size_t local[3] = {1, 1, 1};
+    kiln_buffer *ws = NULL;
     if (pack_a) {
-        kiln_buffer *ws = NULL;
         KILN_CHECK(workspace(dev, n_a * sizeof(float), &ws));
         kiln__arg args_a[] = {KILN__ARG_UINT(g->m),   KILN__ARG_UINT(g->k),
                               KILN__ARG_BUF(g->a),    KILN__ARG_UINT(g->a_offset),
                               KILN__ARG_UINT(g->lda), KILN__ARG_UINT(g->a_stride),
                               KILN__ARG_BUF(ws)};
-        size_t global_a[3] = {(g->k + 255) / 256 /* GEMM_PACK_K */, tiles_m, batch_a};
+        size_t global_a[3] = {tiles_of(g->k, GEMM_PACK_K), tiles_m, batch_a};
         KILN_CHECK(kiln__launch(dev, program, "gemm_pack_a", args_a,
                                 sizeof args_a / sizeof args_a[0], 3, global_a, local));
     }
@@ -423,7 +426,7 @@ static kiln_status run_packed(kiln_device *dev, const char *program, const kiln_
         KILN__ARG_UINT(g->k),
         KILN__ARG_FLOAT(g->alpha),
         KILN__ARG_FLOAT(g->beta),
-        KILN__ARG_BUF(pack_a ? dev->gemm_workspace : g->a),
+        KILN__ARG_BUF(pack_a ? ws : g->a),
         KILN__ARG_UINT(pack_a ? 0 : g->a_offset),
         KILN__ARG_UINT(g->lda),
         KILN__ARG_UINT(pack_a ? (batch_a > 1 ? panel_a : 0) : g->a_stride),
