@@ -62,7 +62,12 @@ static void test_tune_store_and_reload(void **state)
         /* the baseline and the challengers: 3 tiles x 2, less the baseline if among them */
         assert_true(rows[i].n_timed >= 6);
         assert_true(rows[i].best_gflops > 0 && rows[i].before_gflops > 0);
-        assert_contains(rows[i].best, "kiln ");
+        /* With CLBlast's search skipped the winner is one of Kiln's forms, or the baseline that
+         * ran the shape before (CLBlast on a GPU, where it is the default), never slower (a
+         * kept baseline's rate goes through seconds and back: 1e-9 for the rounding). */
+        assert_true(strncmp(rows[i].best, "kiln ", 5) == 0 ||
+                    strcmp(rows[i].best, rows[i].before) == 0);
+        assert_true(rows[i].best_gflops >= rows[i].before_gflops * (1 - 1e-9));
         char now[48];
         bool tuned = false;
         kiln_device_gemm_choice(dev, &SHAPES[i], now, sizeof now, &tuned);
