@@ -6,11 +6,13 @@
 # (OPENBLAS_CORETYPE=SkylakeX); samples/s of the epoch (the training pass plus the validation
 # pass, as Kiln's log.csv counts it, over the training samples) and Kiln over PyTorch's best
 # setting. Ends with one line:
-#   RESULT cnn_kiln_sps=N cnn_torch_best_sps=N cnn_torch_best_at=TORCH/OPENBLAS cnn_ratio=R
+#   RESULT cnn_kiln_sps=N cnn_torch_best_sps=N cnn_torch_best_at=TORCH/OPENBLAS|cuda|cuda+bench cnn_ratio=R
 #          train_samples=N
 # KILN_BENCH_SAMPLES=N (default: the whole 60000-sample training file) trains both sides on the
 # file's first N samples (90% for training, 10% held out for validation; a test split of N/6),
 # for a quick smoke run; the figures of a full epoch need the default.
+# KILN_BENCH_TORCH_DEVICE=cuda (and KILN_BENCH_PYTHON, see bench/torch_side.sh) runs the
+# PyTorch side on a CUDA GPU instead, for Kiln on that GPU.
 # Usage: bench/cnn_fmnist.sh [KILN_BINARY] [DEVICE_SPEC]
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1
@@ -22,7 +24,8 @@ data=/usr/share/datasets/fashion-mnist
 samples="${KILN_BENCH_SAMPLES:-0}"
 run_dir="$(mktemp -d)"
 trap 'rm -rf "$run_dir"' EXIT
-settings="1:1 2:2 1:2 2:1"
+. "$here/torch_side.sh"
+settings="$(torch_settings "1:1 2:2 1:2 2:1")"
 
 # Writes the first n items of the (gzipped) IDX file src to dst, uncompressed: its header with
 # the item count replaced, then n items of `item` bytes.
@@ -61,17 +64,15 @@ kiln_sps="$(awk -v s="$epoch_s" -v n="$n_train" 'BEGIN { printf "%.0f", n / s }'
 best=0; best_at="-"
 row="| $kiln_sps ($epoch_s s)"
 for s in $settings; do
-  sps="$(OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS="${s#*:}" \
-         /usr/bin/python3 "$here/torch_train_fmnist.py" "${s%%:*}" cnn adam "${torch_samples[@]}" |
-         awk '$1 == "epoch_sps" { print $2 }' || true)"
+  sps="$(torch_sps "$s" cnn adam "${torch_samples[@]}")"
   row="$row | ${sps:--}"
-  if [ -n "$sps" ] && [ "$sps" -gt "$best" ]; then best="$sps"; best_at="${s%%:*}/${s#*:}"; fi
+  if [ -n "$sps" ] && [ "$sps" -gt "$best" ]; then best="$sps"; best_at="${s/:/\/}"; fi
 done
 ratio="$(awk -v k="$kiln_sps" -v b="$best" 'BEGIN { if (b > 0) printf "%.3f", k / b; else print "-" }')"
 
 echo "date: $(date -u +%Y-%m-%d), host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "one epoch of models/fashion_mnist_cnn.yaml, $n_train training samples, samples/s (training + validation pass)"
-echo "| Kiln on $device (epoch) | PyTorch 1/1 | PyTorch 2/2 | PyTorch 1/2 | PyTorch 2/1 | Kiln / best PyTorch |"
-echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| Kiln on $device (epoch) |$(torch_header "$settings") Kiln / best PyTorch |"
+echo "| ---: |$(for _ in $settings; do printf ' ---: |'; done) ---: |"
 echo "$row | $ratio |"
 echo "RESULT cnn_kiln_sps=$kiln_sps cnn_torch_best_sps=$best cnn_torch_best_at=$best_at cnn_ratio=$ratio train_samples=$n_train"

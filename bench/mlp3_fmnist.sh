@@ -5,6 +5,8 @@
 # PyTorch on this CPU (bench/torch_train_fmnist.py mlp3) at torch/OpenBLAS threads 1/1, 2/2
 # and 1/2; samples/s of the epoch (training plus the validation pass, as Kiln's log.csv counts
 # it) and Kiln over PyTorch's best setting. Ends with one RESULT line.
+# KILN_BENCH_TORCH_DEVICE=cuda (and KILN_BENCH_PYTHON, see bench/torch_side.sh) runs the
+# PyTorch side on a CUDA GPU instead, for Kiln on that GPU.
 # Usage: bench/mlp3_fmnist.sh [KILN_BINARY] [DEVICE_SPEC]
 set -euo pipefail
 bin="${1:-build/kiln}"
@@ -15,11 +17,12 @@ layers='[flatten, {dense: {units: 256}}, relu, {dense: {units: 128}}, relu, {den
 n_train=54000
 run_dir="$(mktemp -d)"
 trap 'rm -rf "$run_dir"' EXIT
-settings="1:1 2:2 1:2"
+. "$here/torch_side.sh"
+settings="$(torch_settings "1:1 2:2 1:2")"
 result="RESULT"
 echo "date: $(date -u +%Y-%m-%d), host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "| optimiser | Kiln samples/s | PyTorch 1/1 | PyTorch 2/2 | PyTorch 1/2 | Kiln / best PyTorch |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+echo "| optimiser | Kiln on $device, samples/s |$(torch_header "$settings") Kiln / best PyTorch |"
+echo "| --- | ---: |$(for _ in $settings; do printf ' ---: |'; done) ---: |"
 for optim in sgd adam; do
   if [ "$optim" = sgd ]; then opt='{sgd: {lr: 0.01, momentum: 0.9}}'; else opt='{adam: {lr: 0.001}}'; fi
   rm -rf "$run_dir/$optim"
@@ -32,13 +35,11 @@ for optim in sgd adam; do
   row="| $optim | $kiln_sps"
   best=0
   for s in $settings; do
-    sps="$(OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS="${s#*:}" \
-           /usr/bin/python3 "$here/torch_train_fmnist.py" "${s%%:*}" mlp3 "$optim" 2>/dev/null |
-           awk '$1 == "epoch_sps" { print $2 }')"
-    row="$row | $sps"
-    [ "$sps" -gt "$best" ] && best="$sps"
+    sps="$(torch_sps "$s" mlp3 "$optim")"
+    row="$row | ${sps:--}"
+    if [ -n "$sps" ] && [ "$sps" -gt "$best" ]; then best="$sps"; fi
   done
-  ratio="$(awk -v k="$kiln_sps" -v b="$best" 'BEGIN { printf "%.3f", k / b }')"
+  ratio="$(awk -v k="$kiln_sps" -v b="$best" 'BEGIN { if (b > 0) printf "%.3f", k / b; else print "-" }')"
   echo "$row | $ratio |"
   result="$result ${optim}_kiln_sps=$kiln_sps ${optim}_torch_best_sps=$best ${optim}_ratio=$ratio"
 done

@@ -11,7 +11,11 @@
 #   RESULT gemm_1024_vs_openblas=R gemm_min_vs_openblas=R gemm_min_vs_openblas_at=KEY
 #          gemm_geomean_vs_openblas=R gemm_1024_vs_clblast=R gemm_min_vs_clblast=R
 #          gemm_min_vs_clblast_at=KEY gemm_geomean_vs_clblast=R
-# A ratio is "-" when its column is empty. Usage: bench/ops.sh [BENCH_OPS_BINARY] [DEVICE_SPEC]
+# A ratio is "-" when its column is empty. KILN_BENCH_TORCH_DEVICE=cuda (with KILN_BENCH_PYTHON,
+# the Python that has a CUDA torch; default /usr/bin/python3) takes the library column from
+# PyTorch on a CUDA GPU instead (cuBLAS, cuDNN; float32, no TF32), for Kiln on that GPU; the
+# RESULT keys then say "cublas" for "openblas".
+# Usage: bench/ops.sh [BENCH_OPS_BINARY] [DEVICE_SPEC]
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1  # bench/timing.py is imported; leave no __pycache__ in the tree
 bin="${1:-build/bench/bench_ops}"
@@ -29,15 +33,21 @@ if [ -n "$clblast_only" ]; then
   echo "# CLBlast (KILN_GEMM=clblast), default parameters:" >&2
   KILN_GEMM=clblast KILN_BENCH_ONLY="$clblast_only" "$bin" "$device" | tee "$clblast_out" >&2
 fi
-if /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  /usr/bin/python3 "$here/torch_ops.py" > "$torch_out"
+python="${KILN_BENCH_PYTHON:-/usr/bin/python3}"
+if [ "${KILN_BENCH_TORCH_DEVICE:-cpu}" = cuda ]; then
+  lib_title="PyTorch CUDA"; lib_key=cublas
 else
-  echo "bench/ops.sh: python3-torch is not installed; the CPU column stays empty" >&2
+  lib_title="CPU library"; lib_key=openblas
+fi
+if "$python" -c "import torch" 2>/dev/null; then
+  "$python" "$here/torch_ops.py" > "$torch_out"
+else
+  echo "bench/ops.sh: $python has no torch; the $lib_title column stays empty" >&2
 fi
 
 echo "date: $(date -u +%Y-%m-%d), host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 grep '^# device' "$kiln_out" || true
-awk -v torch_file="$torch_out" -v clblast_file="$clblast_out" '
+awk -v torch_file="$torch_out" -v clblast_file="$clblast_out" -v lib_title="$lib_title" -v lib_key="$lib_key" '
   BEGIN {
     while ((getline line < torch_file) > 0) { split(line, f, " "); cpu[f[1]] = f[2] }
     while ((getline line < clblast_file) > 0) {
@@ -65,7 +75,7 @@ awk -v torch_file="$torch_out" -v clblast_file="$clblast_out" '
   NF >= 5 { key = $1; rate[key] = $(NF-1); unit[key] = $NF; order[++n] = key
             shape[key] = ""; for (i = 2; i <= NF - 3; i++) shape[key] = shape[key] (i > 2 ? " " : "") $i }
   END {
-    printf "| row | shape | kiln | unit | of device ceiling | CPU library | kiln / CPU | CLBlast | kiln / CLBlast |\n"
+    printf "| row | shape | kiln | unit | of device ceiling | %s | kiln / library | CLBlast | kiln / CLBlast |\n", lib_title
     printf "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n"
     best_gemm = 0; n_gemm = 0
     for (i = 1; i <= n; i++) if (order[i] ~ /^gemm_/) { n_gemm++; if (rate[order[i]] + 0 > best_gemm) best_gemm = rate[order[i]] + 0 }
@@ -78,5 +88,5 @@ awk -v torch_file="$torch_out" -v clblast_file="$clblast_out" '
       printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", k, shape[k], rate[k], unit[k], frac,
              c, (k in cpu) ? ratio(rate[k], cpu[k]) : "-", b, (k in clb) ? ratio(rate[k], clb[k]) : "-"
     }
-    if (n_gemm > 0) print "RESULT" summary("openblas", cpu) summary("clblast", clb)
+    if (n_gemm > 0) print "RESULT" summary(lib_key, cpu) summary("clblast", clb)
   }' "$kiln_out"

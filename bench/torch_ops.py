@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """PyTorch/OpenBLAS on the CPU for the same rows as bench/ops (same keys, same shapes).
 
+KILN_BENCH_TORCH_DEVICE=cuda runs the rows on the first CUDA GPU instead (cuBLAS for GEMM,
+cuDNN for convolutions, float32 arithmetic: TF32 off), for Kiln on that GPU.
+
 Runs with Debian's python3-torch. Thread settings follow shared/notes/pocl-performance.md:
 torch at 2 intra-op threads for convolutions, OpenBLAS (through numpy, for GEMM) at 2 threads
 with OPENBLAS_CORETYPE=SkylakeX, because the machine's default core type halves OpenBLAS's
@@ -17,6 +20,17 @@ from timing import time_it  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("KILN_BENCH_TORCH_THREADS", "2")))
+DEVICE = torch.device(os.environ.get("KILN_BENCH_TORCH_DEVICE", "cpu"))
+CUDA = DEVICE.type == "cuda"
+if CUDA:
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+
+
+def timed(fn):
+    """time_it, waiting for the GPU's queue after each batch when the rows run on one."""
+    return time_it(fn, torch.cuda.synchronize if CUDA else None)
 
 
 ONLY = os.environ.get("KILN_BENCH_ONLY", "")
@@ -35,11 +49,11 @@ def bandwidth():
     if not wanted("copy") and not wanted("add"):
         return
     n = 32 << 20
-    a = torch.rand(n)
-    b = torch.rand(n)
-    y = torch.empty(n)
-    row("copy", 2.0 * 4 * n, time_it(lambda: y.copy_(a)), "GB/s")
-    row("add", 3.0 * 4 * n, time_it(lambda: torch.add(a, b, out=y)), "GB/s")
+    a = torch.rand(n, device=DEVICE)
+    b = torch.rand(n, device=DEVICE)
+    y = torch.empty(n, device=DEVICE)
+    row("copy", 2.0 * 4 * n, timed(lambda: y.copy_(a)), "GB/s")
+    row("add", 3.0 * 4 * n, timed(lambda: torch.add(a, b, out=y)), "GB/s")
 
 
 def gemm(key, m, n, k, ta=False, tb=False):
@@ -50,6 +64,12 @@ def gemm(key, m, n, k, ta=False, tb=False):
     c = np.empty((m, n), dtype=np.float32)
     opa = a.T if ta else a
     opb = b.T if tb else b
+    if CUDA:
+        ga, gb = torch.from_numpy(a).to(DEVICE), torch.from_numpy(b).to(DEVICE)
+        gc = torch.empty((m, n), device=DEVICE)
+        opa, opb = (ga.T if ta else ga), (gb.T if tb else gb)
+        row(key, 2.0 * m * n * k, timed(lambda: torch.matmul(opa, opb, out=gc)), "GFLOP/s")
+        return
     row(key, 2.0 * m * n * k, time_it(lambda: np.matmul(opa, opb, out=c)), "GFLOP/s")
 
 
@@ -69,15 +89,15 @@ def conv_gemms(name, f, k, p):
 def conv(key, x_shape, w_shape, dims):
     if not wanted(key):
         return
-    x = torch.rand(*x_shape, requires_grad=True)
-    w = torch.rand(*w_shape, requires_grad=True)
+    x = torch.rand(*x_shape, device=DEVICE, requires_grad=True)
+    w = torch.rand(*w_shape, device=DEVICE, requires_grad=True)
     f = torch.nn.functional.conv2d if dims == 2 else torch.nn.functional.conv3d
     y = f(x, w, padding=1)
     spatial = y[0, 0].numel()
     window = w[0].numel()
     flops = 2.0 * y.shape[0] * y.shape[1] * spatial * window
     with torch.no_grad():
-        row(f"{key}_fwd", flops, time_it(lambda: f(x, w, padding=1)), "GFLOP/s")
+        row(f"{key}_fwd", flops, timed(lambda: f(x, w, padding=1)), "GFLOP/s")
     g = torch.rand_like(y)
 
     def backward():
@@ -86,7 +106,7 @@ def conv(key, x_shape, w_shape, dims):
         return gx, gw
 
     # The timed call includes a forward, as autograd needs one; count it in the work done.
-    row(f"{key}_bwd", 3 * flops, time_it(backward), "GFLOP/s")
+    row(f"{key}_bwd", 3 * flops, timed(backward), "GFLOP/s")
 
 
 def extra_gemms():
@@ -98,7 +118,8 @@ def extra_gemms():
 
 
 def main():
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    where = torch.cuda.get_device_name(DEVICE) if CUDA else "the CPU"
+    print(f"# torch {torch.__version__} on {where}, {torch.get_num_threads()} threads, "
           f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}", file=sys.stderr)
     bandwidth()
     extra_gemms()
