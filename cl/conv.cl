@@ -208,6 +208,43 @@ __kernel void conv_fwd_cols_shifted(__global const float *x, const uint x_offset
     }
 }
 
+/*
+ * conv_fwd_cols with one work-item per column-matrix element, item = (r S + s) P + q, n = K S P
+ * of them: the form for GPUs, where a work-item per plane leaves most of the device idle and
+ * neighbouring work-items write a plane apart; here they write, and mostly read, neighbouring
+ * elements. Arguments as conv_fwd_cols.
+ */
+__kernel void conv_fwd_cols_elems(__global const KILN_REAL *x, const uint x_offset,
+                                  __global KILN_REAL *cols, const uint n, const uint samples,
+                                  const uint4 size, const uint4 out, const uint4 ksize,
+                                  const uint4 stride, const uint4 pad, const uint4 dilation)
+{
+    const uint item = (uint)get_global_id(0);
+    if (item >= n)
+        return;
+    uint q = item % (out.s1 * out.s2 * out.s3);
+    uint rest = item / (out.s1 * out.s2 * out.s3);
+    const uint s = rest % samples;
+    uint r = rest / samples;
+    const int ow = (int)(q % out.s3);
+    q /= out.s3;
+    const int oh = (int)(q % out.s2);
+    const int od = (int)(q / out.s2);
+    const int kw = (int)(r % ksize.s3);
+    r /= ksize.s3;
+    const int kh = (int)(r % ksize.s2);
+    r /= ksize.s2;
+    const int kd = (int)(r % ksize.s1);
+    const uint c = r / ksize.s1;
+    const int4 t = conv_tap((int4)(0, od, oh, ow), (int4)(0, kd, kh, kw), stride, pad, dilation);
+    const bool inside = t.s1 >= 0 && t.s1 < (int)size.s1 && t.s2 >= 0 && t.s2 < (int)size.s2 &&
+                        t.s3 >= 0 && t.s3 < (int)size.s3;
+    /* The element's offset in the chunk's x, wrapped (and unread) outside the input. */
+    const uint at =
+        (((s * size.s0 + c) * size.s1 + (uint)t.s1) * size.s2 + (uint)t.s2) * size.s3 + (uint)t.s3;
+    cols[item] = inside ? x[x_offset + at] : (KILN_REAL)0;
+}
+
 /* Input plane `plane` = (s C + c) D + d of the chunk: its sample s, channel c and depth d. */
 typedef struct conv_in_plane_at {
     uint s, c;
@@ -348,6 +385,48 @@ __kernel void conv_bwd_x_shifted(__global const float *cols, __global float *gx,
     }
 }
 
+/*
+ * conv_bwd_x with one work-item per input element (s, c, d, h, w), n = S C D H W of them: the
+ * form for GPUs (see conv_fwd_cols_elems). Each element adds its taps' column gradients in the
+ * order conv_bwd_x does (kd, kh, kw), so the two forms give the same sums. Arguments as
+ * conv_bwd_x.
+ */
+__kernel void conv_bwd_x_elems(__global const KILN_REAL *cols, __global KILN_REAL *gx,
+                               const uint x_offset, const uint n, const uint samples,
+                               const uint accumulate, const uint4 size, const uint4 out,
+                               const uint4 ksize, const uint4 stride, const uint4 pad,
+                               const uint4 dilation)
+{
+    const uint item = (uint)get_global_id(0);
+    if (item >= n)
+        return;
+    const int w = (int)(item % size.s3);
+    const int h = (int)(item / size.s3 % size.s2);
+    const conv_in_plane_at at = conv_in_plane_of(item / size.s3 / size.s2, size);
+    const uint n_cols = out.s1 * out.s2 * out.s3; /* P */
+    const uint ld = samples * n_cols;             /* the column matrix's row length */
+    __global KILN_REAL *g = gx + x_offset + item;
+    KILN_REAL acc = accumulate ? *g : (KILN_REAL)0;
+    for (uint kd = 0; kd < ksize.s1; kd++) {
+        const int od = conv_source(at.d, (int)kd, stride.s1, pad.s1, dilation.s1, out.s1);
+        if (od < 0)
+            continue;
+        for (uint kh = 0; kh < ksize.s2; kh++) {
+            const int oh = conv_source(h, (int)kh, stride.s2, pad.s2, dilation.s2, out.s2);
+            if (oh < 0)
+                continue;
+            const uint r0 = ((at.c * ksize.s1 + kd) * ksize.s2 + kh) * ksize.s3;
+            const uint q0 = at.s * n_cols + ((uint)od * out.s2 + (uint)oh) * out.s3;
+            for (uint kw = 0; kw < ksize.s3; kw++) {
+                const int ow = conv_source(w, (int)kw, stride.s3, pad.s3, dilation.s3, out.s3);
+                if (ow >= 0)
+                    acc += cols[(r0 + kw) * ld + q0 + (uint)ow];
+            }
+        }
+    }
+    *g = acc;
+}
+
 /* y[n, f, ...] += b[f]. y: (N, F, P) with P = n_cols; b: (F,); one work-item per (n, f) row,
  * n = N F of them, each adding its bias along the row. */
 __kernel void conv_fwd_bias(__global const KILN_REAL *b, __global KILN_REAL *y, const uint n,
@@ -418,6 +497,58 @@ __kernel void conv_chunk_transpose(__global KILN_REAL *chunk, const uint chunk_o
     if (want_sums)
         sums[sums_offset + row] = ((part[0] + part[1]) + (part[2] + part[3])) +
                                   ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+/*
+ * conv_chunk_transpose with one work-group per (s, f) row, n = S F rows: the form for GPUs,
+ * where a work-item per row leaves most of the device idle and neighbouring work-items touch
+ * elements a row apart. The group's `width` work-items (a power of two, `part` holding as many
+ * floats) take the row's elements `width` apart, so neighbours touch neighbouring elements,
+ * and with want_sums add their partial sums in a tree in local memory. Launched over n * width
+ * work-items in groups of width; other arguments as conv_chunk_transpose.
+ */
+__kernel void conv_chunk_transpose_groups(__global KILN_REAL *chunk, const uint chunk_offset,
+                                          __global KILN_REAL *rows, const uint rows_offset,
+                                          __global const KILN_REAL *b, const uint has_bias,
+                                          __global const KILN_REAL *y, const uint relu,
+                                          __global KILN_REAL *sums, const uint sums_offset,
+                                          const uint want_sums, const uint to_rows, const uint n,
+                                          const uint n_cols, const uint n_filters,
+                                          const uint samples, __local KILN_REAL *part)
+{
+    const uint row = (uint)get_group_id(0); /* (s, f); the same for the whole group */
+    const uint lane = (uint)get_local_id(0), width = (uint)get_local_size(0);
+    if (row >= n)
+        return;
+    const uint f = row % n_filters, s = row / n_filters;
+    __global KILN_REAL *c = chunk + chunk_offset + (f * samples + s) * n_cols;
+    __global KILN_REAL *r = rows + rows_offset + row * n_cols;
+    if (to_rows) {
+        const KILN_REAL v = has_bias ? b[f] : (KILN_REAL)0;
+        for (uint j = lane; j < n_cols; j += width) {
+            const KILN_REAL t = c[j] + v;
+            r[j] = relu && t <= 0 ? (KILN_REAL)0 : t;
+        }
+        return;
+    }
+    __global const KILN_REAL *a = y + rows_offset + row * n_cols;
+    KILN_REAL sum = 0;
+    for (uint j = lane; j < n_cols; j += width) {
+        const KILN_REAL v = relu && !(a[j] > 0) ? (KILN_REAL)0 : r[j];
+        c[j] = v;
+        sum += v;
+    }
+    if (!want_sums)
+        return;
+    part[lane] = sum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint span = width / 2; span > 0; span /= 2) {
+        if (lane < span)
+            part[lane] += part[lane + span];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lane == 0)
+        sums[sums_offset + row] = part[0];
 }
 
 /*

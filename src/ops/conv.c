@@ -32,6 +32,13 @@
  * the column kernels take such planes 16 elements at a time with vector loads and masks
  * (conv_fwd_cols_shifted, conv_bwd_x_shifted); other geometries go row by row.
  *
+ * Those kernels, and the copy between a chunk's products and y's rows, give each work-item a
+ * plane or a row to loop along: on a CPU, PoCL vectorises the loop and each work-item's index
+ * arithmetic is paid once per plane. On a GPU the same launches are a few hundred work-items
+ * whose neighbours touch memory a plane apart, so there (or with KILN_CONV_FORM=elements) the
+ * column kernels take one element per work-item (conv_fwd_cols_elems, conv_bwd_x_elems) and
+ * the copy one work-group per row (conv_chunk_transpose_groups).
+ *
  * Fused relu (kiln_op_args.activation, column path only): the forward copy into y applies it
  * after the bias, so y is relu's output; backward copies g times relu's derivative (y > 0)
  * into the workspace (also for one-sample chunks) and the bias sum masks alike, so the
@@ -92,6 +99,31 @@ static size_t chunk_samples(const conv_geometry *g)
             s = (size_t)cap;
     }
     return s < g->batch ? s : g->batch;
+}
+
+/* Whether the column kernels and the chunk copy run by elements (GPUs and other non-CPU
+ * devices) or by planes and rows (CPUs); KILN_CONV_FORM=elements or planes overrides the
+ * device's default (read on every call, like KILN_CONV_CHUNK; the tests run both on PoCL),
+ * any other value is ignored. */
+static bool by_elements(const kiln_device *dev)
+{
+    const char *env = getenv("KILN_CONV_FORM");
+    if (env != NULL && strcmp(env, "elements") == 0)
+        return true;
+    if (env != NULL && strcmp(env, "planes") == 0)
+        return false;
+    return kiln_device_get_info(dev)->type != KILN_DEVICE_TYPE_CPU;
+}
+
+/* Work-items per row in conv_chunk_transpose_groups: 256, or the largest power of two within
+ * the device's work-group limit. */
+static size_t group_width(const kiln_device *dev)
+{
+    size_t most = kiln_device_get_info(dev)->max_work_group_size;
+    size_t width = 256;
+    while (width > 1 && width > most)
+        width /= 2;
+    return width;
 }
 
 /* Layout names for messages, by n_spatial. */
@@ -303,14 +335,18 @@ static conv_chunk chunk_at(const conv_geometry *g, size_t n0)
 static kiln_status chunk_columns(kiln_device *dev, const conv_geometry *g, const kiln_op_args *a,
                                  const conv_chunk *c)
 {
-    /* One work-item per (tap, sample, od) plane of OH OW columns (cl/conv.cl). */
-    uint32_t planes = (uint32_t)(g->rows * c->count * g->out[1]);
+    /* One work-item per (tap, sample, od) plane of OH OW columns, or per element of the
+     * (K, count P) columns (cl/conv.cl); plan() keeps both counts under 2^32. */
+    bool elements = by_elements(dev);
+    uint32_t items = (uint32_t)(g->rows * c->count * (elements ? g->cols : g->out[1]));
     kiln__arg args[11] = {KILN__ARG_T(a->inputs[0]), KILN__ARG_UINT(c->n0 * g->in_count),
-                          KILN__ARG_BUF(a->workspace), KILN__ARG_UINT(planes),
+                          KILN__ARG_BUF(a->workspace), KILN__ARG_UINT(items),
                           KILN__ARG_UINT(c->count)};
     geometry_args(g, args + 5);
-    return kiln__launch_1d(dev, "conv", g->shifted ? "conv_fwd_cols_shifted" : "conv_fwd_cols",
-                           args, 11, planes);
+    const char *kernel = elements     ? "conv_fwd_cols_elems"
+                         : g->shifted ? "conv_fwd_cols_shifted"
+                                      : "conv_fwd_cols";
+    return kiln__launch_1d(dev, "conv", kernel, args, 11, items);
 }
 
 /* Whether backward is to compute the bias gradient. */
@@ -327,7 +363,7 @@ static kiln_status chunk_transpose(kiln_device *dev, const conv_geometry *g, con
                                    const conv_chunk *c, bool to_rows, const kiln_tensor *bias)
 {
     const kiln_buffer *rows = kiln__tensor_buffer(to_rows ? a->output : a->grad_output);
-    /* One work-item per (sample, filter) row of P elements (cl/conv.cl). */
+    /* One work-item, or one work-group, per (sample, filter) row of P elements (cl/conv.cl). */
     uint32_t n = (uint32_t)(c->count * g->out[0]);
     kiln__arg args[] = {KILN__ARG_BUF(a->workspace),
                         KILN__ARG_UINT(c->products),
@@ -344,9 +380,16 @@ static kiln_status chunk_transpose(kiln_device *dev, const conv_geometry *g, con
                         KILN__ARG_UINT(n),
                         KILN__ARG_UINT(g->cols),
                         KILN__ARG_UINT(g->out[0]),
-                        KILN__ARG_UINT(c->count)};
-    return kiln__launch_1d(dev, "conv", "conv_chunk_transpose", args, sizeof args / sizeof args[0],
-                           n);
+                        KILN__ARG_UINT(c->count),
+                        KILN__ARG_LOCAL_BYTES(0)};
+    size_t n_args = sizeof args / sizeof args[0];
+    if (!by_elements(dev))
+        return kiln__launch_1d(dev, "conv", "conv_chunk_transpose", args, n_args - 1, n);
+    size_t width = group_width(dev);
+    size_t global = (size_t)n * width;
+    args[n_args - 1] = KILN__ARG_LOCAL_BYTES(width * sizeof(float));
+    return kiln__launch(dev, "conv", "conv_chunk_transpose_groups", args, n_args, 1, &global,
+                        &width);
 }
 
 /* Runs one product, naming the op and the step in error messages. */
@@ -526,9 +569,12 @@ static kiln_status backward_chunk(kiln_device *dev, const kiln_op *op, const kil
     rc = run_gemm(dev, op, "backward (column gradients = w^T g)", &product);
     if (rc != KILN_OK)
         return rc;
-    /* One work-item per input row (sample, c, d, h), or per input plane (sample, c, d) in the
-     * shifted case (cl/conv.cl). */
-    uint32_t items = (uint32_t)(c->count * g->size[0] * g->size[1] * (g->shifted ? 1 : g->size[2]));
+    /* One work-item per input row (sample, c, d, h), per input plane (sample, c, d) in the
+     * shifted case, or per input element (cl/conv.cl). */
+    bool elements = by_elements(dev);
+    uint32_t items =
+        (uint32_t)(elements ? c->count * g->in_count
+                            : c->count * g->size[0] * g->size[1] * (g->shifted ? 1 : g->size[2]));
     kiln__arg args[12] = {KILN__ARG_BUF(a->workspace),
                           KILN__ARG_T(gx),
                           KILN__ARG_UINT(c->n0 * g->in_count),
@@ -536,8 +582,10 @@ static kiln_status backward_chunk(kiln_device *dev, const kiln_op *op, const kil
                           KILN__ARG_UINT(c->count),
                           KILN__ARG_UINT(!kiln__grad_fresh(a, 0))};
     geometry_args(g, args + 6);
-    return kiln__launch_1d(dev, "conv", g->shifted ? "conv_bwd_x_shifted" : "conv_bwd_x", args, 12,
-                           items);
+    const char *kernel = elements     ? "conv_bwd_x_elems"
+                         : g->shifted ? "conv_bwd_x_shifted"
+                                      : "conv_bwd_x";
+    return kiln__launch_1d(dev, "conv", kernel, args, 12, items);
 }
 
 static kiln_status conv_backward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)

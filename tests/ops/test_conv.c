@@ -1,8 +1,8 @@
 /*
  * The conv family on the test device: every case of tests/ref/conv.c (forward, backward,
  * reference against finite differences), the multi-sample ones again with chunk boundaries
- * inside the batch, shapes and parameters that inference must reject with the op and shapes
- * named, and the workspace each path asks for.
+ * inside the batch, all of them again with each form of the column kernels, shapes and parameters
+ * that inference must reject with the op and shapes named, and the workspace each path asks for.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -23,37 +23,57 @@ static void test_checks(void **state)
 static void print_failure(const kiln_check_row *row, void *user)
 {
     if (!row->pass)
-        fprintf(stderr, "FAIL  chunk %s  %s %s %s: abs %.3g rel %.3g %s\n", (const char *)user,
-                row->op, row->shape, row->what, row->max_abs, row->max_rel, row->note);
+        fprintf(stderr, "FAIL  %s  %s %s %s: abs %.3g rel %.3g %s\n", (const char *)user, row->op,
+                row->shape, row->what, row->max_abs, row->max_rel, row->note);
 }
 
-/* The cases with a batch of 2 or more, rerun with KILN_CONV_CHUNK capping the chunk at
- * `cap` samples: with 1, every sample is its own chunk; with 3, batches of 4 and 5 end on a
- * partial chunk and a batch of 3 is one full one. A wrong sample offset in the columns, the
- * products or the column gradients shows in the forward or backward rows. */
-static void run_chunked(const char *cap)
+/* Sets (value non-NULL) or clears environment variable `name`. */
+static void set_env(const char *name, const char *value)
 {
-    static kiln_check_case cases[32];
+    if (value != NULL)
+        assert_int_equal(setenv(name, value, 1), 0);
+    else
+        assert_int_equal(unsetenv(name), 0);
+}
+
+/*
+ * The suite again with KILN_CONV_CHUNK and KILN_CONV_FORM set (each unless NULL).
+ *
+ * A chunk cap keeps the cases with a batch of 2 or more: with 1, every sample is its own
+ * chunk; with 3, batches of 4 and 5 end on a partial chunk and a batch of 3 is one full one. A
+ * wrong sample offset in the columns, the products or the column gradients shows in the
+ * forward or backward rows.
+ *
+ * A form runs every case with the column kernels and the chunk copy by elements (a GPU's
+ * default) or by planes (a CPU's), so each device also checks the form it would not pick.
+ */
+static void run_with(const char *cap, const char *form)
+{
+    static kiln_check_case cases[64];
     size_t n = 0;
     const kiln_check_suite *all = kiln_check_find_suite("conv");
     assert_non_null(all);
     for (size_t i = 0; i < all->n_cases; i++) {
-        if (all->cases[i].inputs[0].dim[0] >= 2) {
+        if (cap == NULL || all->cases[i].inputs[0].dim[0] >= 2) {
             assert_true(n < sizeof cases / sizeof cases[0]);
             cases[n++] = all->cases[i];
         }
     }
-    kiln_check_suite chunked = {.name = "conv chunked", .cases = cases, .n_cases = n};
-    assert_int_equal(setenv("KILN_CONV_CHUNK", cap, 1), 0);
+    char label[64];
+    snprintf(label, sizeof label, "chunks of %s, form %s", cap != NULL ? cap : "any",
+             form != NULL ? form : "default");
+    kiln_check_suite chosen = {.name = "conv again", .cases = cases, .n_cases = n};
+    set_env("KILN_CONV_CHUNK", cap);
+    set_env("KILN_CONV_FORM", form);
     kiln_context *ctx = kiln_test_context();
     kiln_device *dev = kiln_test_open_device(ctx, getenv("KILN_CACHE_DIR"));
-    kiln_check_run run = {.dev = dev, .on_row = print_failure, .user = (void *)cap};
-    kiln_check_run_suite(&run, &chunked);
-    fprintf(stderr, "suite conv, chunks of %s: %d rows, %d failed\n", cap, run.n_rows,
-            run.n_failed);
+    kiln_check_run run = {.dev = dev, .on_row = print_failure, .user = label};
+    kiln_check_run_suite(&run, &chosen);
+    fprintf(stderr, "suite conv, %s: %d rows, %d failed\n", label, run.n_rows, run.n_failed);
     kiln_device_destroy(dev);
     kiln_context_destroy(ctx);
-    assert_int_equal(unsetenv("KILN_CONV_CHUNK"), 0);
+    set_env("KILN_CONV_CHUNK", NULL);
+    set_env("KILN_CONV_FORM", NULL);
     assert_true(n >= 4 && run.n_rows > 0);
     assert_int_equal(run.n_failed, 0);
 }
@@ -61,13 +81,27 @@ static void run_chunked(const char *cap)
 static void test_chunks_of_one(void **state)
 {
     (void)state;
-    run_chunked("1");
+    run_with("1", NULL);
 }
 
 static void test_chunks_of_three(void **state)
 {
     (void)state;
-    run_chunked("3");
+    run_with("3", NULL);
+}
+
+static void test_by_elements(void **state)
+{
+    (void)state;
+    run_with(NULL, "elements");
+    run_with("3", "elements");
+}
+
+static void test_by_planes(void **state)
+{
+    (void)state;
+    run_with(NULL, "planes");
+    run_with("3", "planes");
 }
 
 static const kiln_conv_params SAME2 = {2, {1, 1}, {1, 1}, {1, 1}, true};
@@ -243,6 +277,8 @@ int main(void)
         cmocka_unit_test(test_checks),
         cmocka_unit_test(test_chunks_of_one),
         cmocka_unit_test(test_chunks_of_three),
+        cmocka_unit_test(test_by_elements),
+        cmocka_unit_test(test_by_planes),
         cmocka_unit_test(test_bad_shapes),
         cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_workspace),
