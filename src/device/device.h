@@ -67,6 +67,7 @@ struct kiln_device {
     uint64_t allocated_bytes;
     kiln__profile *profile;             /* NULL unless kiln_device_options.profile */
     struct kiln_buffer *gemm_workspace; /* gemm.c's packed A; see kiln__gemm_release */
+    struct kiln_buffer *gemm_slices;    /* gemm_split.c's partial products, likewise */
     kiln__gemm_table *gemm_table;       /* tuning results and shape recording (gemm_table.c) */
     bool gemm_env_warned;               /* a malformed KILN_GEMM* variable was logged */
     cl_uint gemm_float_width;           /* native float vector width; 0 until gemm.c asks */

@@ -291,44 +291,57 @@ static bool fits_u32(const kiln__gemm *g, size_t a_span, size_t b_span, size_t c
            g->m <= UINT32_MAX && g->n <= UINT32_MAX && g->k <= UINT32_MAX;
 }
 
-void kiln__gemm_release(kiln_device *dev)
+/* Releases a scratch buffer of the device's, if any (OpenCL keeps it alive until the kernels
+ * queued on it have run). */
+static void release_scratch(kiln_device *dev, kiln_buffer **slot)
 {
-    kiln_buffer *ws = dev->gemm_workspace;
+    kiln_buffer *ws = *slot;
     if (ws == NULL)
         return;
     clReleaseMemObject(ws->mem);
     kiln__free(dev->ctx, ws);
-    dev->gemm_workspace = NULL;
+    *slot = NULL;
 }
 
-/* The device's workspace, at least n_bytes; a smaller one is released (OpenCL keeps it alive
- * until the kernels queued on it have run) and replaced. */
-static kiln_status workspace(kiln_device *dev, size_t n_bytes, kiln_buffer **out)
+void kiln__gemm_release(kiln_device *dev)
+{
+    release_scratch(dev, &dev->gemm_workspace);
+    release_scratch(dev, &dev->gemm_slices);
+}
+
+kiln_status kiln__gemm_scratch(kiln_device *dev, kiln_buffer **slot, size_t n_bytes,
+                               const char *purpose, kiln_buffer **out)
 {
     kiln_status rc = KILN_OK;
-    if (dev->gemm_workspace != NULL && dev->gemm_workspace->n_bytes >= n_bytes) {
-        *out = dev->gemm_workspace;
+    if (*slot != NULL && (*slot)->n_bytes >= n_bytes) {
+        *out = *slot;
         return KILN_OK;
     }
-    kiln__gemm_release(dev);
+    release_scratch(dev, slot);
     kiln_buffer *ws = kiln__alloc(dev->ctx, sizeof *ws);
     if (ws == NULL)
-        KILN_FAIL(dev->ctx, KILN_ERR_NO_MEMORY, "out of memory for the GEMM workspace's handle");
+        KILN_FAIL(dev->ctx, KILN_ERR_NO_MEMORY, "out of memory for the handle of %s", purpose);
     cl_int err = CL_SUCCESS;
     ws->mem = clCreateBuffer(dev->cl_ctx, CL_MEM_READ_WRITE, n_bytes, NULL, &err);
     if (err != CL_SUCCESS || ws->mem == NULL) {
         kiln__free(dev->ctx, ws);
         KILN_FAIL(dev->ctx, KILN_ERR_DEVICE_OOM,
-                  "the GEMM workspace (%zu bytes of packed operands) could not be allocated on "
-                  "device '%s': %s",
-                  n_bytes, dev->info.name, kiln__cl_error_name(err));
+                  "%s (%zu bytes) could not be allocated on device '%s': %s", purpose, n_bytes,
+                  dev->info.name, kiln__cl_error_name(err));
     }
     ws->dev = dev;
     ws->n_bytes = n_bytes;
-    dev->gemm_workspace = ws;
+    *slot = ws;
     *out = ws;
 cleanup:
     return rc;
+}
+
+/* The device's workspace for packed operands, at least n_bytes. */
+static kiln_status workspace(kiln_device *dev, size_t n_bytes, kiln_buffer **out)
+{
+    return kiln__gemm_scratch(dev, &dev->gemm_workspace, n_bytes,
+                              "the GEMM workspace of packed operands", out);
 }
 
 /* Half the per-core L2 of the CPUs measured (2 MB): what the kernels' tile order tries to keep
@@ -550,6 +563,9 @@ kiln__gemm_choice kiln__gemm_choose(kiln_device *dev, const kiln__gemm *g, bool 
 
 kiln_status kiln__gemm_run(kiln_device *dev, const char *what, const kiln__gemm *g)
 {
+    size_t slices = kiln__gemm_split_slices(dev, g);
+    if (slices > 1)
+        return kiln__gemm_run_split(dev, what, g, slices);
     kiln__gemm_choice c = kiln__gemm_choose(dev, g, NULL);
     return kiln__gemm_run_choice(dev, what, g, &c);
 }

@@ -46,6 +46,23 @@ kiln__gemm_backend kiln__gemm_get_backend(const kiln_device *dev);
  * which tracks the caller's buffers. Called by kiln_device_destroy after the queue finished. */
 void kiln__gemm_release(kiln_device *dev);
 
+/* A scratch buffer of the device's GEMM layer, `*slot`, grown to at least n_bytes (a smaller
+ * one is released and replaced); `purpose` names it in an allocation failure. */
+kiln_status kiln__gemm_scratch(kiln_device *dev, kiln_buffer **slot, size_t n_bytes,
+                               const char *purpose, kiln_buffer **out);
+
+/* ---- split-k: a long sum over few outputs, in slices (gemm_split.c) ---- */
+
+/* How many slices of k kiln__gemm_run cuts `g` into: 1 (not split) unless the device is no
+ * CPU and `g` is a single product with few outputs and a long k (KILN_GEMM_SPLIT=N forces N
+ * on any device, 0 or 1 turns splitting off). */
+size_t kiln__gemm_split_slices(const kiln_device *dev, const kiln__gemm *g);
+
+/* Runs `g` as `slices` products over consecutive slices of k, batched into a scratch buffer,
+ * then sums them into C (C = beta C + the sum). */
+kiln_status kiln__gemm_run_split(kiln_device *dev, const char *what, const kiln__gemm *g,
+                                 size_t slices);
+
 /* "kiln" or "clblast". */
 const char *kiln__gemm_backend_name(kiln__gemm_backend backend);
 

@@ -7,7 +7,8 @@
  * read it, alpha 0 must not read A or B); offsets, padded leading dimensions, strided batches and a
  * B shared across the batch; tiles taken in groups of row tiles (B past 1 MB); products packed
  * and multiplied in one launch; that C outside the product is untouched; the default backend
- * choice; operands that do not fit their buffers. Tolerance: 1e-6 + (k + 2) * FLT_EPSILON *
+ * choice; split-k (KILN_GEMM_SPLIT forces the slices) and when it applies; operands that do
+ * not fit their buffers. Tolerance: 1e-6 + (k + 2) * FLT_EPSILON *
  * sum |terms|, the float error bound of a k-term dot product plus the beta term.
  */
 #define _POSIX_C_SOURCE 200809L /* setenv */
@@ -360,6 +361,63 @@ static void test_bad_sizes(void **state)
     kiln_buffer_destroy(small);
 }
 
+/* Long-k products for the split: k not a multiple of the slice count, k within a slice of
+ * it, beta 0 over NaN and beta 1 with alpha and an offset, for one transpose combination. */
+static void split_products(bool ta, bool tb)
+{
+    check_product(ta, tb, 9, 5, 1000, 1, 1.0f, 0.0f, 0);
+    check_product(ta, tb, 32, 9, 2048, 1, 0.5f, 1.0f, 3);
+    check_product(ta, tb, 3, 4, 8, 1, 1.0f, 0.0f, 0);
+    gemm_case t = product(ta, tb, 17, 6, 777, 1, -1.5f, 0.0f, 2);
+    t.nan_c = true;
+    check(&t);
+}
+
+/* Split-k (gemm_split.c), forced to 7 and to 2 slices with the device's default backend: the
+ * long-k products, then every shape and scalar case (k shorter than the slice count, batches,
+ * which are never split) for every transpose combination. */
+static void test_split_products(void **state)
+{
+    (void)state;
+    const char *counts[] = {"7", "2"};
+    for (size_t i = 0; i < 2; i++) {
+        setenv("KILN_GEMM_SPLIT", counts[i], 1);
+        for (int ta = 0; ta < 2; ta++) {
+            for (int tb = 0; tb < 2; tb++) {
+                split_products(ta, tb);
+                transpose_products(ta, tb);
+                transpose_scalars(ta, tb);
+            }
+        }
+    }
+    unsetenv("KILN_GEMM_SPLIT");
+}
+
+/* How many slices a product is cut into: forced counts (capped by k, off with 0), batches
+ * never, and by default only off CPUs, for a product with few outputs and a long k. */
+static void test_split_slices(void **state)
+{
+    (void)state;
+    kiln__gemm conv1_dw = {.transpose_b = true, .m = 32, .n = 9, .k = 25088};
+    kiln__gemm square = {.m = 1024, .n = 1024, .k = 1024};
+    bool cpu = kiln_device_get_info(DEV)->type == KILN_DEVICE_TYPE_CPU;
+    assert_int_equal(kiln__gemm_split_slices(DEV, &square), 1);
+    if (cpu)
+        assert_int_equal(kiln__gemm_split_slices(DEV, &conv1_dw), 1);
+    else
+        assert_true(kiln__gemm_split_slices(DEV, &conv1_dw) > 1);
+    setenv("KILN_GEMM_SPLIT", "7", 1);
+    assert_int_equal(kiln__gemm_split_slices(DEV, &conv1_dw), 7);
+    assert_int_equal(kiln__gemm_split_slices(DEV, &square), 7);
+    kiln__gemm short_k = {.m = 4, .n = 4, .k = 3};
+    assert_int_equal(kiln__gemm_split_slices(DEV, &short_k), 3);
+    kiln__gemm batched = {.m = 4, .n = 4, .k = 300, .batch = 2};
+    assert_int_equal(kiln__gemm_split_slices(DEV, &batched), 1);
+    setenv("KILN_GEMM_SPLIT", "0", 1);
+    assert_int_equal(kiln__gemm_split_slices(DEV, &conv1_dw), 1);
+    unsetenv("KILN_GEMM_SPLIT");
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -390,6 +448,8 @@ int main(void)
         cmocka_unit_test(test_kiln_dot_products),
         cmocka_unit_test(test_clblast_products),
         cmocka_unit_test(test_clblast_scalars),
+        cmocka_unit_test(test_split_slices),
+        cmocka_unit_test(test_split_products),
         cmocka_unit_test(test_bad_sizes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
