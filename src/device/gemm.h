@@ -41,9 +41,10 @@ typedef enum kiln__gemm_backend {
  * which CLBlast rejects) to Kiln's kernel. */
 kiln__gemm_backend kiln__gemm_get_backend(const kiln_device *dev);
 
-/* Frees the device's GEMM workspace (a transposed A packed for Kiln's kernel), a scratch buffer
- * kept between calls and grown on demand. It is not counted in kiln_device_get_allocated_bytes,
- * which tracks the caller's buffers. Called by kiln_device_destroy after the queue finished. */
+/* Frees the device's GEMM scratch buffers, the workspace (a transposed A packed for Kiln's
+ * kernel) and the split products' slices, each kept between calls and grown on demand. They are
+ * not counted in kiln_device_get_allocated_bytes, which tracks the caller's buffers. Called by
+ * kiln_device_destroy after the queue finished. */
 void kiln__gemm_release(kiln_device *dev);
 
 /* A scratch buffer of the device's GEMM layer, `*slot`, grown to at least n_bytes (a smaller
