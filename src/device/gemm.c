@@ -192,8 +192,7 @@ kiln__gemm_choice kiln__gemm_default_choice(kiln_device *dev, const kiln__gemm *
     return c;
 }
 
-/* Logs a malformed GEMM variable once per device (products run by the thousand). */
-static void warn_env_once(kiln_device *dev, const char *name, const char *value, const char *form)
+void kiln__gemm_warn_env(kiln_device *dev, const char *name, const char *value, const char *form)
 {
     if (dev->gemm_env_warned)
         return;
@@ -208,7 +207,7 @@ void kiln__gemm_apply_env(kiln_device *dev, const kiln__gemm *g, kiln__gemm_choi
     if (backend != NULL && (strcmp(backend, "kiln") == 0 || strcmp(backend, "clblast") == 0))
         c->backend = kiln__gemm_get_backend(dev);
     else if (backend != NULL && backend[0] != '\0')
-        warn_env_once(dev, "KILN_GEMM", backend, "kiln or clblast");
+        kiln__gemm_warn_env(dev, "KILN_GEMM", backend, "kiln or clblast");
     if (c->backend == KILN__GEMM_KILN && c->tm == 0) /* CLBlast's choice, overridden */
         *c = default_kiln(dev, g);
     const char *tile = getenv("KILN_GEMM_TILE");
@@ -218,18 +217,19 @@ void kiln__gemm_apply_env(kiln_device *dev, const kiln__gemm *g, kiln__gemm_choi
         if (sscanf(tile, "%dx%dx%d%c", &tm, &nv, &vw, &end) == 3 && valid_tile(tm, nv, vw))
             c->tm = tm, c->nv = nv, c->vw = vw;
         else
-            warn_env_once(dev, "KILN_GEMM_TILE", tile, "TMxNVxVW (TM 1-32, NV 1-8, VW 2/4/8/16)");
+            kiln__gemm_warn_env(dev, "KILN_GEMM_TILE", tile,
+                                "TMxNVxVW (TM 1-32, NV 1-8, VW 2/4/8/16)");
     }
     const char *pack = getenv("KILN_GEMM_PACK");
     if (pack != NULL && (strcmp(pack, "0") == 0 || strcmp(pack, "1") == 0))
         c->pack = pack[0] == '1';
     else if (pack != NULL && pack[0] != '\0')
-        warn_env_once(dev, "KILN_GEMM_PACK", pack, "0 or 1");
+        kiln__gemm_warn_env(dev, "KILN_GEMM_PACK", pack, "0 or 1");
     const char *dot = getenv("KILN_GEMM_DOT");
     if (dot != NULL && (strcmp(dot, "0") == 0 || strcmp(dot, "1") == 0))
         c->dot = dot[0] == '1';
     else if (dot != NULL && dot[0] != '\0')
-        warn_env_once(dev, "KILN_GEMM_DOT", dot, "0 or 1");
+        kiln__gemm_warn_env(dev, "KILN_GEMM_DOT", dot, "0 or 1");
 }
 
 /* ---- CLBlast ---- */

@@ -56,8 +56,8 @@ kiln_status kiln__gemm_scratch(kiln_device *dev, kiln_buffer **slot, size_t n_by
 
 /* How many slices of k kiln__gemm_run cuts `g` into: 1 (not split) unless the device is no
  * CPU and `g` is a single product with few outputs and a long k (KILN_GEMM_SPLIT=N forces N
- * on any device, 0 or 1 turns splitting off). */
-size_t kiln__gemm_split_slices(const kiln_device *dev, const kiln__gemm *g);
+ * on any device, 0 or 1 turns splitting off; another value is logged and ignored). */
+size_t kiln__gemm_split_slices(kiln_device *dev, const kiln__gemm *g);
 
 /* Runs `g` as `slices` products over consecutive slices of k, batched into a scratch buffer,
  * then sums them into C (C = beta C + the sum). */
@@ -90,6 +90,10 @@ kiln__gemm_choice kiln__gemm_default_choice(kiln_device *dev, const kiln__gemm *
 /* What kiln__gemm_run runs `g` with: the tuning table's entry with the environment's overrides
  * applied, else kiln__gemm_default_choice. *tuned (may be NULL) says which. */
 kiln__gemm_choice kiln__gemm_choose(kiln_device *dev, const kiln__gemm *g, bool *tuned);
+
+/* Logs that GEMM environment variable `name` holds `value`, which is not `form`, once per
+ * device (products run by the thousand): the value is ignored. */
+void kiln__gemm_warn_env(kiln_device *dev, const char *name, const char *value, const char *form);
 
 /* Applies the environment's overrides to `c` (the environment always wins, for comparisons). */
 void kiln__gemm_apply_env(kiln_device *dev, const kiln__gemm *g, kiln__gemm_choice *c);

@@ -18,7 +18,7 @@
 /* Products with more outputs than this fill a GPU without splitting. */
 #define MOST_OUTPUTS ((size_t)1 << 16)
 
-size_t kiln__gemm_split_slices(const kiln_device *dev, const kiln__gemm *g)
+size_t kiln__gemm_split_slices(kiln_device *dev, const kiln__gemm *g)
 {
     if (g->batch > 1 || g->m == 0 || g->n == 0 || g->k < 2)
         return 1;
@@ -26,7 +26,10 @@ size_t kiln__gemm_split_slices(const kiln_device *dev, const kiln__gemm *g)
     const char *env = getenv("KILN_GEMM_SPLIT");
     char *end = NULL;
     long forced = env != NULL ? strtol(env, &end, 10) : -1;
-    if (env != NULL && end != env && *end == '\0' && forced >= 0) {
+    bool valid = env != NULL && end != env && *end == '\0' && forced >= 0;
+    if (env != NULL && env[0] != '\0' && !valid)
+        kiln__gemm_warn_env(dev, "KILN_GEMM_SPLIT", env, "a slice count (0 or 1: no split)");
+    if (valid) {
         slices = (size_t)forced;
     } else if (dev->info.type != KILN_DEVICE_TYPE_CPU) {
         size_t outputs = g->m * g->n, widest = g->m > g->n ? g->m : g->n;

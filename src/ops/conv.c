@@ -74,6 +74,7 @@ typedef struct conv_geometry {
     size_t sums;     /* N F with a bias, else 0: floats of the bias gradient's row sums */
     bool direct;     /* 1x1(x1) kernel, stride 1, no padding: x[n] is the column matrix */
     bool shifted;    /* stride 1 along height and width, OW = W: the shifted column kernels */
+    bool elements;   /* the column kernels and the chunk copy by elements (by_elements) */
 } conv_geometry;
 
 /* The workspace the column path aims to stay under: a chunk's columns and products. */
@@ -285,10 +286,11 @@ static size_t sums_at(const conv_geometry *g, const kiln_op_args *a)
     return kiln_buffer_get_size(a->workspace) / sizeof(float) - g->sums;
 }
 
-/* The geometry of a call that kiln_op_forward/backward has already checked. The chunk never
- * outgrows the workspace handed in (which kiln_op_forward checked against conv_workspace),
- * should KILN_CONV_CHUNK have changed since the workspace was sized. */
-static conv_geometry geometry_of(const kiln_op *op, const kiln_op_args *a)
+/* The geometry of a call that kiln_op_forward/backward has already checked, with the kernels'
+ * form for `dev`. The chunk never outgrows the workspace handed in (which kiln_op_forward
+ * checked against conv_workspace), should KILN_CONV_CHUNK have changed since the workspace was
+ * sized. */
+static conv_geometry geometry_of(const kiln_device *dev, const kiln_op *op, const kiln_op_args *a)
 {
     kiln_shape in[3];
     char why[320];
@@ -302,6 +304,7 @@ static conv_geometry geometry_of(const kiln_op *op, const kiln_op_args *a)
             (kiln_buffer_get_size(a->workspace) / sizeof(float) - g.sums) / sample_floats(&g);
         g.chunk = fit >= 1 && fit < g.chunk ? fit : g.chunk;
     }
+    g.elements = by_elements(dev);
     return g;
 }
 
@@ -337,13 +340,12 @@ static kiln_status chunk_columns(kiln_device *dev, const conv_geometry *g, const
 {
     /* One work-item per (tap, sample, od) plane of OH OW columns, or per element of the
      * (K, count P) columns (cl/conv.cl); plan() keeps both counts under 2^32. */
-    bool elements = by_elements(dev);
-    uint32_t items = (uint32_t)(g->rows * c->count * (elements ? g->cols : g->out[1]));
+    uint32_t items = (uint32_t)(g->rows * c->count * (g->elements ? g->cols : g->out[1]));
     kiln__arg args[11] = {KILN__ARG_T(a->inputs[0]), KILN__ARG_UINT(c->n0 * g->in_count),
                           KILN__ARG_BUF(a->workspace), KILN__ARG_UINT(items),
                           KILN__ARG_UINT(c->count)};
     geometry_args(g, args + 5);
-    const char *kernel = elements     ? "conv_fwd_cols_elems"
+    const char *kernel = g->elements  ? "conv_fwd_cols_elems"
                          : g->shifted ? "conv_fwd_cols_shifted"
                                       : "conv_fwd_cols";
     return kiln__launch_1d(dev, "conv", kernel, args, 11, items);
@@ -363,8 +365,10 @@ static kiln_status chunk_transpose(kiln_device *dev, const conv_geometry *g, con
                                    const conv_chunk *c, bool to_rows, const kiln_tensor *bias)
 {
     const kiln_buffer *rows = kiln__tensor_buffer(to_rows ? a->output : a->grad_output);
-    /* One work-item, or one work-group, per (sample, filter) row of P elements (cl/conv.cl). */
+    /* One work-item, or one work-group of `width`, per (sample, filter) row of P elements
+     * (cl/conv.cl). */
     uint32_t n = (uint32_t)(c->count * g->out[0]);
+    size_t width = g->elements ? group_width(dev) : 0;
     kiln__arg args[] = {KILN__ARG_BUF(a->workspace),
                         KILN__ARG_UINT(c->products),
                         KILN__ARG_BUF(rows),
@@ -381,13 +385,11 @@ static kiln_status chunk_transpose(kiln_device *dev, const conv_geometry *g, con
                         KILN__ARG_UINT(g->cols),
                         KILN__ARG_UINT(g->out[0]),
                         KILN__ARG_UINT(c->count),
-                        KILN__ARG_LOCAL_BYTES(0)};
+                        KILN__ARG_LOCAL_BYTES(width * sizeof(float))}; /* the groups' form only */
     size_t n_args = sizeof args / sizeof args[0];
-    if (!by_elements(dev))
+    if (!g->elements)
         return kiln__launch_1d(dev, "conv", "conv_chunk_transpose", args, n_args - 1, n);
-    size_t width = group_width(dev);
     size_t global = (size_t)n * width;
-    args[n_args - 1] = KILN__ARG_LOCAL_BYTES(width * sizeof(float));
     return kiln__launch(dev, "conv", "conv_chunk_transpose_groups", args, n_args, 1, &global,
                         &width);
 }
@@ -435,7 +437,7 @@ static kiln_status forward_direct(kiln_device *dev, const kiln_op *op, const kil
 static kiln_status conv_forward(kiln_device *dev, const kiln_op *op, const kiln_op_args *a)
 {
     const kiln_conv_params *p = a->params;
-    conv_geometry g = geometry_of(op, a);
+    conv_geometry g = geometry_of(dev, op, a);
     if (g.direct)
         return forward_direct(dev, op, a, &g);
     const kiln_tensor *bias = p->has_bias ? a->inputs[2] : NULL;
@@ -571,10 +573,9 @@ static kiln_status backward_chunk(kiln_device *dev, const kiln_op *op, const kil
         return rc;
     /* One work-item per input row (sample, c, d, h), per input plane (sample, c, d) in the
      * shifted case, or per input element (cl/conv.cl). */
-    bool elements = by_elements(dev);
-    uint32_t items =
-        (uint32_t)(elements ? c->count * g->in_count
-                            : c->count * g->size[0] * g->size[1] * (g->shifted ? 1 : g->size[2]));
+    uint32_t items = (uint32_t)(g->elements ? c->count * g->in_count
+                                            : c->count * g->size[0] * g->size[1] *
+                                                  (g->shifted ? 1 : g->size[2]));
     kiln__arg args[12] = {KILN__ARG_BUF(a->workspace),
                           KILN__ARG_T(gx),
                           KILN__ARG_UINT(c->n0 * g->in_count),
@@ -582,7 +583,7 @@ static kiln_status backward_chunk(kiln_device *dev, const kiln_op *op, const kil
                           KILN__ARG_UINT(c->count),
                           KILN__ARG_UINT(!kiln__grad_fresh(a, 0))};
     geometry_args(g, args + 6);
-    const char *kernel = elements     ? "conv_bwd_x_elems"
+    const char *kernel = g->elements  ? "conv_bwd_x_elems"
                          : g->shifted ? "conv_bwd_x_shifted"
                                       : "conv_bwd_x";
     return kiln__launch_1d(dev, "conv", kernel, args, 12, items);
@@ -592,7 +593,7 @@ static kiln_status conv_backward(kiln_device *dev, const kiln_op *op, const kiln
 {
     if (a->grad_inputs == NULL)
         return KILN_OK;
-    conv_geometry g = geometry_of(op, a);
+    conv_geometry g = geometry_of(dev, op, a);
     kiln_tensor *gx = a->grad_inputs[0], *gw = a->grad_inputs[1];
     kiln_tensor *gb = a->n_inputs > 2 ? a->grad_inputs[2] : NULL;
     kiln_status rc = KILN_OK;

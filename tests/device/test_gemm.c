@@ -415,6 +415,8 @@ static void test_split_slices(void **state)
     assert_int_equal(kiln__gemm_split_slices(DEV, &batched), 1);
     setenv("KILN_GEMM_SPLIT", "0", 1);
     assert_int_equal(kiln__gemm_split_slices(DEV, &conv1_dw), 1);
+    setenv("KILN_GEMM_SPLIT", "7x", 1); /* malformed: logged, and the default rule holds */
+    assert_int_equal(kiln__gemm_split_slices(DEV, &square), 1);
     unsetenv("KILN_GEMM_SPLIT");
 }
 
