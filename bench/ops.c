@@ -5,7 +5,8 @@
  *   SGEMM through the internal GEMM interface at the shapes of a batch-128 MLP
  *   (784-256-128-10) and of the runner's Fashion-MNIST CNN (batch 64: the convolutions'
  *   im2col products per chunk of samples and the dense layers), forward and both backward products,
- *   plus 1024^3 as the "best GEMM" ceiling,
+ *   plus 1024^3 as the "best GEMM" ceiling and a 1 x 1 x 1 product as the launch floor
+ *   (gemm_launch, microseconds a call),
  *   conv2d and conv3d forward and backward through the op table (GFLOP/s).
  * Each row is the median of 5 timed batches of back-to-back launches (no wait between
  * launches, one clFinish per batch), after a warm-up that also compiles every kernel.
@@ -94,6 +95,38 @@ static void bench_gemm(const char *key, size_t m, size_t n, size_t k, bool ta, b
     char shape[64];
     snprintf(shape, sizeof shape, "m%zu n%zu k%zu %c%c", m, n, k, ta ? 'T' : 'N', tb ? 'T' : 'N');
     row(key, shape, 2.0 * (double)m * (double)n * (double)k, "GFLOP/s", time_it(run_gemm, &gc));
+    kiln_buffer_destroy(a), kiln_buffer_destroy(b), kiln_buffer_destroy(c);
+}
+
+/* The time of one product through the same path when it has no work to do (1 x 1 x 1, NN),
+ * printed in microseconds a call under `gemm_launch`: the floor below which no product taking
+ * one launch can go on this device, to set beside the library's time at the small rows. */
+static void bench_gemm_launch(void)
+{
+    const char *key = "gemm_launch";
+    if (!wanted(key))
+        return;
+    kiln_buffer *a = NULL, *b = NULL, *c = NULL;
+    float one = 1;
+    die_on(kiln_buffer_create(DEV, 4, "A", &a), "A");
+    die_on(kiln_buffer_create(DEV, 4, "B", &b), "B");
+    die_on(kiln_buffer_create(DEV, 4, "C", &c), "C");
+    die_on(kiln_buffer_write(a, 0, &one, 4), "A");
+    die_on(kiln_buffer_write(b, 0, &one, 4), "B");
+    gemm_case gc = {{.m = 1,
+                     .n = 1,
+                     .k = 1,
+                     .alpha = 1,
+                     .beta = 0,
+                     .a = a,
+                     .lda = 1,
+                     .b = b,
+                     .ldb = 1,
+                     .c = c,
+                     .ldc = 1}};
+    double s = time_it(run_gemm, &gc);
+    printf("%-22s %-34s %10.3f %10.2f %s\n", key, "m1 n1 k1 NN", s * 1e3, s * 1e6, "us");
+    fflush(stdout);
     kiln_buffer_destroy(a), kiln_buffer_destroy(b), kiln_buffer_destroy(c);
 }
 
@@ -244,6 +277,7 @@ int main(int argc, char **argv)
     bench_bandwidth();
     bench_extra_gemms();
     bench_gemm("gemm_1024", 1024, 1024, 1024, false, false);
+    bench_gemm_launch();
     bench_dense_layer("mlp1", 128, 784, 256);
     bench_dense_layer("mlp2", 128, 256, 128);
     bench_dense_layer("mlp3", 128, 128, 10);
