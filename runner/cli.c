@@ -90,6 +90,21 @@ int cli_option_value(const cli_command *command, int argc, char **argv, int *i, 
     return 1;
 }
 
+int cli_option_set(const cli_command *command, int argc, char **argv, int *i,
+                   const char **overrides, size_t capacity, size_t *n_overrides)
+{
+    const char *value = NULL;
+    int got = cli_option_value(command, argc, argv, i, "--set", &value);
+    if (got <= 0)
+        return got;
+    if (*n_overrides == capacity) {
+        cli_usage_error(command, "more than %zu --set options", capacity);
+        return -1;
+    }
+    overrides[(*n_overrides)++] = value;
+    return 1;
+}
+
 bool cli_is_help(const char *arg)
 {
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;

@@ -53,6 +53,11 @@ int cli_usage_error(const cli_command *command, const char *fmt, ...)
 int cli_option_value(const cli_command *command, int argc, char **argv, int *i, const char *name,
                      const char **out);
 
+/* For `--set KEY=VALUE` (repeatable): as cli_option_value, and appends the value to
+ * overrides[*n_overrides], which holds `capacity`; -1 (after a usage error) when it is full. */
+int cli_option_set(const cli_command *command, int argc, char **argv, int *i,
+                   const char **overrides, size_t capacity, size_t *n_overrides);
+
 /* Loads a config file with `--set` overrides and an optional `--device`, and creates the
  * command's context. On failure prints the error, leaves nothing to free and returns
  * CLI_EXIT_ERROR; on success the caller owns *cfg (config_deinit) and *ctx. */

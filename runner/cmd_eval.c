@@ -83,20 +83,14 @@ static int run_with(const cli_command *command, bool allow_split, int argc, char
     const char *overrides[CONFIG_MAX_OVERRIDES];
     size_t n_overrides = 0;
     for (int i = 1; i < argc; i++) {
-        const char *value = NULL;
         int got = cli_option_value(command, argc, argv, &i, "--device", &device);
         if (got == 0)
             got = cli_option_value(command, argc, argv, &i, "--checkpoint", &checkpoint);
         if (got == 0 && allow_split)
             got = cli_option_value(command, argc, argv, &i, "--split", &split);
-        if (got == 0) {
-            got = cli_option_value(command, argc, argv, &i, "--set", &value);
-            if (got > 0 && n_overrides == CONFIG_MAX_OVERRIDES)
-                return cli_usage_error(command, "more than %d --set options",
-                                       (int)CONFIG_MAX_OVERRIDES);
-            if (got > 0)
-                overrides[n_overrides++] = value;
-        }
+        if (got == 0)
+            got = cli_option_set(command, argc, argv, &i, overrides, CONFIG_MAX_OVERRIDES,
+                                 &n_overrides);
         if (got < 0)
             return CLI_EXIT_ERROR;
         if (got > 0)

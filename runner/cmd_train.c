@@ -186,20 +186,14 @@ static int run(int argc, char **argv)
     size_t n_overrides = 0;
     bool quiet = false, profile = false;
     for (int i = 1; i < argc; i++) {
-        const char *value = NULL;
         int got = cli_option_value(&cli_train_command, argc, argv, &i, "--device", &device);
         if (got == 0)
             got = cli_option_value(&cli_train_command, argc, argv, &i, "--run-dir", &run_dir);
         if (got == 0)
             got = cli_option_value(&cli_train_command, argc, argv, &i, "--resume", &resume);
-        if (got == 0) {
-            got = cli_option_value(&cli_train_command, argc, argv, &i, "--set", &value);
-            if (got > 0 && n_overrides == CONFIG_MAX_OVERRIDES)
-                return cli_usage_error(&cli_train_command, "more than %d --set options",
-                                       (int)CONFIG_MAX_OVERRIDES);
-            if (got > 0)
-                overrides[n_overrides++] = value;
-        }
+        if (got == 0)
+            got = cli_option_set(&cli_train_command, argc, argv, &i, overrides,
+                                 CONFIG_MAX_OVERRIDES, &n_overrides);
         if (got < 0)
             return CLI_EXIT_ERROR;
         if (got > 0)

@@ -286,14 +286,9 @@ static int run(int argc, char **argv)
                                        "TN, TT and sizes 1 to 2147483648, not '%s'",
                                        value);
         }
-        if (got == 0) {
-            got = cli_option_value(&cli_tune_command, argc, argv, &i, "--set", &value);
-            if (got > 0 && a.n_overrides == CONFIG_MAX_OVERRIDES)
-                return cli_usage_error(&cli_tune_command, "more than %d --set options",
-                                       (int)CONFIG_MAX_OVERRIDES);
-            if (got > 0)
-                a.overrides[a.n_overrides++] = value;
-        }
+        if (got == 0)
+            got = cli_option_set(&cli_tune_command, argc, argv, &i, a.overrides,
+                                 CONFIG_MAX_OVERRIDES, &a.n_overrides);
         if (got < 0)
             return CLI_EXIT_ERROR;
         if (got > 0)
