@@ -9,9 +9,10 @@
 # epoch's mean over 2 batches prints 5e+05. The checkpoint holds the per-channel statistics:
 # 2 values each, for predict and eval to reuse.
 # -DKILN=path -DCONFIG=path -DRUN_DIR=path
+include("${CMAKE_CURRENT_LIST_DIR}/test_device.cmake")
 file(REMOVE_RECURSE "${RUN_DIR}")
 foreach(drop_last true false)
-  execute_process(COMMAND "${KILN}" train "${CONFIG}" --device pocl --run-dir "${RUN_DIR}/${drop_last}"
+  execute_process(COMMAND "${KILN}" train "${CONFIG}" --device "${KILN_TEST_DEVICE}" --run-dir "${RUN_DIR}/${drop_last}"
                           --set "train.drop_last=${drop_last}"
                           --set "train.callbacks.checkpoint.path=${RUN_DIR}/${drop_last}/ck.safetensors"
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)

@@ -128,7 +128,7 @@ val_recall;val_f1")
     message(FATAL_ERROR "summary.json lacks the confusion matrix:\n${summary}")
   endif()
 
-  execute_process(COMMAND "${KILN}" test "${CONFIG}" --device pocl --checkpoint
+  execute_process(COMMAND "${KILN}" test "${CONFIG}" --device "${KILN_TEST_DEVICE}" --checkpoint
                           "${RUN_DIR}/last.safetensors" ${sets}
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   set(re "test: loss [0-9.]+ accuracy [0-9.]+ top2_accuracy .*f1 [0-9.]+\nconfusion \\(rows: true")

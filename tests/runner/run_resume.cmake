@@ -55,7 +55,7 @@ if(NOT whole_svg STREQUAL resumed_svg)
 endif()
 
 file(READ "${RUN_DIR}/resumed/config.yaml" config_before)
-execute_process(COMMAND "${KILN}" train "${CONFIG}" --device pocl --resume "${RUN_DIR}/resumed"
+execute_process(COMMAND "${KILN}" train "${CONFIG}" --device "${KILN_TEST_DEVICE}" --resume "${RUN_DIR}/resumed"
                         --set train.batch_size=8
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 file(READ "${RUN_DIR}/resumed/config.yaml" config_after)

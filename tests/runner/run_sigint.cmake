@@ -5,10 +5,11 @@
 # final test line equals `kiln test` on the best checkpoint (save_best_only on the same monitor),
 # also when the interrupted epoch followed the best one.
 # -DKILN=path -DCONFIG=path -DRUN_DIR=path
+include("${CMAKE_CURRENT_LIST_DIR}/test_device.cmake")
 file(REMOVE_RECURSE "${RUN_DIR}")
 file(MAKE_DIRECTORY "${RUN_DIR}")
 set(script [=[
-"$KILN" train "$CONFIG" --device pocl --run-dir "$RUN_DIR" --set train.epochs=1000000 \
+"$KILN" train "$CONFIG" --device "$DEVICE" --run-dir "$RUN_DIR" --set train.epochs=1000000 \
   --set train.callbacks.early_stopping.patience=1000000 \
   --set "train.callbacks.checkpoint={path: $RUN_DIR/best.safetensors, monitor: val_loss, save_best_only: true}" \
   >"$RUN_DIR/out.txt" 2>&1 &
@@ -37,7 +38,7 @@ done
 wait "$pid"
 ]=])
 execute_process(COMMAND "${CMAKE_COMMAND}" -E env "KILN=${KILN}" "CONFIG=${CONFIG}"
-                        "RUN_DIR=${RUN_DIR}" sh -c "${script}"
+                        "RUN_DIR=${RUN_DIR}" "DEVICE=${KILN_TEST_DEVICE}" sh -c "${script}"
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 file(READ "${RUN_DIR}/out.txt" log)
 set(all "${out}${err}${log}")
@@ -52,7 +53,7 @@ endforeach()
 if(NOT EXISTS "${RUN_DIR}/last.safetensors")
   message(FATAL_ERROR "kiln train after SIGINT: ${RUN_DIR}/last.safetensors was not written")
 endif()
-execute_process(COMMAND "${KILN}" test "${CONFIG}" --device pocl --checkpoint "${RUN_DIR}/best.safetensors"
+execute_process(COMMAND "${KILN}" test "${CONFIG}" --device "${KILN_TEST_DEVICE}" --checkpoint "${RUN_DIR}/best.safetensors"
                 RESULT_VARIABLE rc OUTPUT_VARIABLE best_out ERROR_VARIABLE best_err)
 string(REGEX MATCH "test: [^\n]*" trained "${log}")
 string(REGEX MATCH "test: [^\n]*" best "${best_out}")

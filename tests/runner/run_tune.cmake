@@ -18,7 +18,7 @@ function(kiln_run expect_rc out_var)
   set(${out_var} "${out}${err}" PARENT_SCOPE)
 endfunction()
 
-kiln_run(0 tuned tune --device pocl --config "${CONFIG}" --no-clblast --budget 300)
+kiln_run(0 tuned tune --device "${KILN_TEST_DEVICE}" --config "${CONFIG}" --no-clblast --budget 300)
 # tiny.yaml: batch 16, dense 4 -> 16 -> 3: forward NN 16x16x4 and 16x3x16, weight gradients
 # (transposed A) and the input gradient of the second layer (transposed B).
 foreach(row "NN 16x16x4" "NN 16x3x16" "TN 4x16x16" "TN 16x3x16" "NT 16x16x3")
@@ -35,7 +35,7 @@ if(NOT EXISTS "${tuning_file}")
   message(FATAL_ERROR "kiln tune: ${tuning_file} does not exist")
 endif()
 
-kiln_run(0 shown tune --device pocl --config "${CONFIG}" --show)
+kiln_run(0 shown tune --device "${KILN_TEST_DEVICE}" --config "${CONFIG}" --show)
 if(NOT shown MATCHES "NN 16x16x4 \\| kiln [^|]+\\| tuning" OR shown MATCHES "\\| default \\|")
   message(FATAL_ERROR "kiln tune --show: not every shape from tuning:\n${shown}")
 endif()
@@ -46,17 +46,17 @@ if(NOT trained MATCHES "test: loss [0-9.]+ accuracy")
 endif()
 
 file(WRITE "${tuning_file}" "kiln-gemm-tuning 1\ngemm NN 16 16 4 1 1.0 kiln 0x0x0\n")
-kiln_run(0 corrupt tune --device pocl --config "${CONFIG}" --show)
+kiln_run(0 corrupt tune --device "${KILN_TEST_DEVICE}" --config "${CONFIG}" --show)
 if(NOT corrupt MATCHES "ignoring the file" OR NOT corrupt MATCHES "NN 16x16x4 \\| kiln [^|]+\\| default")
   message(FATAL_ERROR "kiln tune --show with a corrupt file: no warning or no defaults:\n${corrupt}")
 endif()
 
 # --shape: a product of one's own, tuned and then shown beside the config's.
-kiln_run(0 one tune --device pocl --shape NT:8x9x10x2 --no-clblast --budget 300)
+kiln_run(0 one tune --device "${KILN_TEST_DEVICE}" --shape NT:8x9x10x2 --no-clblast --budget 300)
 if(NOT one MATCHES "\\| NT 8x9x10 batched x2 \\| kiln [0-9x]+( packed)? \\| [0-9.]+ \\| kiln")
   message(FATAL_ERROR "kiln tune --shape: no tuned row:\n${one}")
 endif()
-kiln_run(0 shown tune --device pocl --shape NT:8x9x10x2 --show)
+kiln_run(0 shown tune --device "${KILN_TEST_DEVICE}" --shape NT:8x9x10x2 --show)
 if(NOT shown MATCHES "NT 8x9x10 batched x2 \\| kiln [^|]+\\| tuning")
   message(FATAL_ERROR "kiln tune --shape --show: not from tuning:\n${shown}")
 endif()

@@ -1,9 +1,12 @@
 # Shared by the `kiln train` test scripts: kiln_train(OUT_VAR ARGS...) runs
-# `kiln train CONFIG --device pocl ARGS...`, fails the test on a non-zero exit status, and sets
-# OUT_VAR to stdout followed by stderr, OUT_VAR_stdout and OUT_VAR_stderr to each alone.
+# `kiln train CONFIG --device DEVICE ARGS...` (DEVICE as test_device.cmake sets it), fails the
+# test on a non-zero exit status, and sets OUT_VAR to stdout followed by stderr, OUT_VAR_stdout
+# and OUT_VAR_stderr to each alone.
 # Needs KILN and CONFIG.
+include("${CMAKE_CURRENT_LIST_DIR}/test_device.cmake")
+
 function(kiln_train out_var)
-  execute_process(COMMAND "${KILN}" train "${CONFIG}" --device pocl ${ARGN}
+  execute_process(COMMAND "${KILN}" train "${CONFIG}" --device "${KILN_TEST_DEVICE}" ${ARGN}
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc STREQUAL "0")
     message(FATAL_ERROR "kiln train ${ARGN}: exit status ${rc}, expected 0\n${out}${err}")
