@@ -63,21 +63,23 @@ static kiln_status run_gemm(void *user)
     return kiln__gemm_run(DEV, "bench", &((gemm_case *)user)->g);
 }
 
-/* C (m, n) = op(A) op(B) with op(A) (m, k); prints GFLOP/s under `key`. */
-static void bench_gemm(const char *key, size_t m, size_t n, size_t k, bool ta, bool tb)
+/* Seconds per call of C (m, n) = op(A) op(B), op(A) (m, k), on zero operands (time_it). */
+static double time_gemm(size_t m, size_t n, size_t k, bool ta, bool tb)
 {
-    if (!wanted(key))
-        return;
-    kiln_buffer *a = NULL, *b = NULL, *c = NULL;
-    die_on(kiln_buffer_create(DEV, m * k * 4, "A", &a), "A");
-    die_on(kiln_buffer_create(DEV, k * n * 4, "B", &b), "B");
-    die_on(kiln_buffer_create(DEV, m * n * 4, "C", &c), "C");
-    float *zeros =
-        calloc(m * k > k * n ? (m * k > m * n ? m * k : m * n) : (k * n > m * n ? k * n : m * n),
-               sizeof(float));
-    kiln_buffer_write(a, 0, zeros, m * k * 4);
-    kiln_buffer_write(b, 0, zeros, k * n * 4);
-    kiln_buffer_write(c, 0, zeros, m * n * 4);
+    static const char *const NAMES[3] = {"A", "B", "C"};
+    size_t sizes[3] = {m * k, k * n, m * n}, most = 0;
+    kiln_buffer *buffers[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++)
+        most = sizes[i] > most ? sizes[i] : most;
+    float *zeros = calloc(most, sizeof(float));
+    if (zeros == NULL) {
+        fprintf(stderr, "bench/ops: out of host memory for %zu floats\n", most);
+        exit(2);
+    }
+    for (int i = 0; i < 3; i++) {
+        die_on(kiln_buffer_create(DEV, sizes[i] * 4, NAMES[i], &buffers[i]), NAMES[i]);
+        die_on(kiln_buffer_write(buffers[i], 0, zeros, sizes[i] * 4), NAMES[i]);
+    }
     free(zeros);
     gemm_case gc = {{.transpose_a = ta,
                      .transpose_b = tb,
@@ -86,16 +88,26 @@ static void bench_gemm(const char *key, size_t m, size_t n, size_t k, bool ta, b
                      .k = k,
                      .alpha = 1,
                      .beta = 0,
-                     .a = a,
+                     .a = buffers[0],
                      .lda = ta ? m : k,
-                     .b = b,
+                     .b = buffers[1],
                      .ldb = tb ? k : n,
-                     .c = c,
+                     .c = buffers[2],
                      .ldc = n}};
+    double s = time_it(run_gemm, &gc);
+    for (int i = 0; i < 3; i++)
+        kiln_buffer_destroy(buffers[i]);
+    return s;
+}
+
+/* C (m, n) = op(A) op(B) with op(A) (m, k); prints GFLOP/s under `key`. */
+static void bench_gemm(const char *key, size_t m, size_t n, size_t k, bool ta, bool tb)
+{
+    if (!wanted(key))
+        return;
     char shape[64];
     snprintf(shape, sizeof shape, "m%zu n%zu k%zu %c%c", m, n, k, ta ? 'T' : 'N', tb ? 'T' : 'N');
-    row(key, shape, 2.0 * (double)m * (double)n * (double)k, "GFLOP/s", time_it(run_gemm, &gc));
-    kiln_buffer_destroy(a), kiln_buffer_destroy(b), kiln_buffer_destroy(c);
+    row(key, shape, 2.0 * (double)m * (double)n * (double)k, "GFLOP/s", time_gemm(m, n, k, ta, tb));
 }
 
 /* The time of one product through the same path when it has no work to do (1 x 1 x 1, NN),
@@ -106,28 +118,9 @@ static void bench_gemm_launch(void)
     const char *key = "gemm_launch";
     if (!wanted(key))
         return;
-    kiln_buffer *a = NULL, *b = NULL, *c = NULL;
-    float one = 1;
-    die_on(kiln_buffer_create(DEV, 4, "A", &a), "A");
-    die_on(kiln_buffer_create(DEV, 4, "B", &b), "B");
-    die_on(kiln_buffer_create(DEV, 4, "C", &c), "C");
-    die_on(kiln_buffer_write(a, 0, &one, 4), "A");
-    die_on(kiln_buffer_write(b, 0, &one, 4), "B");
-    gemm_case gc = {{.m = 1,
-                     .n = 1,
-                     .k = 1,
-                     .alpha = 1,
-                     .beta = 0,
-                     .a = a,
-                     .lda = 1,
-                     .b = b,
-                     .ldb = 1,
-                     .c = c,
-                     .ldc = 1}};
-    double s = time_it(run_gemm, &gc);
+    double s = time_gemm(1, 1, 1, false, false);
     printf("%-22s %-34s %10.3f %10.2f %s\n", key, "m1 n1 k1 NN", s * 1e3, s * 1e6, "us");
     fflush(stdout);
-    kiln_buffer_destroy(a), kiln_buffer_destroy(b), kiln_buffer_destroy(c);
 }
 
 /* A dense layer x (batch, in) w (in, out): forward y = x w; backward gw = x^T g, gx = g w^T. */

@@ -566,6 +566,11 @@ kiln_status kiln__gemm_run(kiln_device *dev, const char *what, const kiln__gemm 
     size_t slices = kiln__gemm_split_slices(dev, g);
     if (slices > 1)
         return kiln__gemm_run_split(dev, what, g, slices);
+    return kiln__gemm_run_whole(dev, what, g);
+}
+
+kiln_status kiln__gemm_run_whole(kiln_device *dev, const char *what, const kiln__gemm *g)
+{
     kiln__gemm_choice c = kiln__gemm_choose(dev, g, NULL);
     return kiln__gemm_run_choice(dev, what, g, &c);
 }

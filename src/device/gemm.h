@@ -98,6 +98,10 @@ void kiln__gemm_warn_env(kiln_device *dev, const char *name, const char *value, 
 /* Applies the environment's overrides to `c` (the environment always wins, for comparisons). */
 void kiln__gemm_apply_env(kiln_device *dev, const kiln__gemm *g, kiln__gemm_choice *c);
 
+/* kiln__gemm_run without splitting k: one product (or batch) with kiln__gemm_choose's choice.
+ * The split product runs its slices through this, so they are never split again. */
+kiln_status kiln__gemm_run_whole(kiln_device *dev, const char *what, const kiln__gemm *g);
+
 /* kiln__gemm_run with the implementation fixed to `c` (the tuner times each choice through
  * this; products whose indices overflow 32 bits still go to CLBlast). */
 kiln_status kiln__gemm_run_choice(kiln_device *dev, const char *what, const kiln__gemm *g,

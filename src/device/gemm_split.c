@@ -47,13 +47,6 @@ size_t kiln__gemm_split_slices(kiln_device *dev, const kiln__gemm *g)
     return slices;
 }
 
-/* One part of the split product, with the choice its own shape gets (never split again). */
-static kiln_status run_part(kiln_device *dev, const char *what, const kiln__gemm *part)
-{
-    kiln__gemm_choice c = kiln__gemm_choose(dev, part, NULL);
-    return kiln__gemm_run_choice(dev, what, part, &c);
-}
-
 kiln_status kiln__gemm_run_split(kiln_device *dev, const char *what, const kiln__gemm *g,
                                  size_t slices)
 {
@@ -78,14 +71,14 @@ kiln_status kiln__gemm_run_split(kiln_device *dev, const char *what, const kiln_
     part.ldc = g->n;
     part.c_stride = outputs;
     part.batch = full;
-    KILN_CHECK(run_part(dev, what, &part));
+    KILN_CHECK(kiln__gemm_run_whole(dev, what, &part));
     if (rest > 0) {
         part.k = rest;
         part.batch = 1;
         part.a_offset = g->a_offset + full * a_step;
         part.b_offset = g->b_offset + full * b_step;
         part.c_offset = full * outputs;
-        KILN_CHECK(run_part(dev, what, &part));
+        KILN_CHECK(kiln__gemm_run_whole(dev, what, &part));
     }
     kiln__arg args[] = {KILN__ARG_BUF(scratch), KILN__ARG_UINT(parts),
                         KILN__ARG_UINT(g->m),   KILN__ARG_UINT(g->n),
